@@ -1,0 +1,1 @@
+"""One module per OS process: each wires domain logic from ``hft`` to shared memory from ``shm_layout``."""

@@ -1,0 +1,187 @@
+"""Per-process counters and log-bucketed latency histograms in the control region.
+
+Each process owns one ``PROCESS_BLOCK`` (records.py) and is its only writer; blocks are whole cache lines, so
+two processes never write the same line. Writers use relaxed atomic stores (the value must reach memory, no
+ordering is needed); readers (``hft stats``, the supervisor's Prometheus exporter) read plain aligned int64s,
+which cannot tear on x86-64. A reader may see a histogram's count and buckets from slightly different
+moments: fine for monitoring, never used for control decisions.
+
+Histogram buckets (HDR-style, about 6 % precision, 0 ns to 2**63 ns)::
+
+    value < 16          -> bucket = value
+    value >= 16, e = floor(log2(value)), sub = next 3 bits below the top bit
+                        -> bucket = 16 + (e - 4) * 8 + sub            (at most 16 + 58 * 8 + 7 = 487)
+
+Histogram row (``HIST_HEADER_WORDS + HIST_BUCKETS`` int64): ``[count, sum, min, max, 4 spare, buckets...]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from shm_layout.atomics import count_leading_zeros, store_relaxed
+from shm_layout.records import HIST_BUCKETS, HIST_HEADER_WORDS, N_COUNTERS, N_HISTOGRAMS, PROCESS_BLOCK, word_index
+
+# counter indices (PROCESS_BLOCK.counters); names below are what `hft stats` and Prometheus show
+COUNTER_NAMES = (
+    "msgs_in",  # records or frames taken in
+    "msgs_out",  # records published
+    "overruns",  # times this process was lapped on a lossy ring
+    "lost",  # records skipped by overruns
+    "backpressure_waits",  # times a block ring was full when this process published
+    "seqlock_reads",
+    "seqlock_retries",
+    "errors",  # malformed input, failed I/O: see the process log for the reason
+    "frames",  # feed: wire frames received
+    "book_events",  # feed: level and trade events broadcast
+    "resyncs",  # feed: books thrown away and re-synced
+    "malformed",  # feed: frames that could not be decoded
+    "ticks",  # strategy: complete market-data frames evaluated
+    "signals",  # strategy: non-neutral signals
+    "orders",  # strategy: orders published; broker: orders received
+    "risk_rejects",  # strategy: orders denied by pre-trade risk
+    "fills",  # broker: executions with a fill
+    "rejects",  # broker: rejected orders
+    "rows_orders",  # persistence: order rows committed
+    "rows_trades",  # persistence: trade rows committed
+    "commits",  # persistence: transactions committed
+    "reconnects",  # feed: websocket reconnections
+    "snapshots_published",  # feed: seqlock writes
+    "stale_reads",  # strategy: snapshot older than its event
+)
+assert len(COUNTER_NAMES) <= N_COUNTERS
+C = {name: index for index, name in enumerate(COUNTER_NAMES)}
+C_MSGS_IN = C["msgs_in"]
+C_MSGS_OUT = C["msgs_out"]
+C_OVERRUNS = C["overruns"]
+C_LOST = C["lost"]
+C_BACKPRESSURE_WAITS = C["backpressure_waits"]
+C_SEQLOCK_READS = C["seqlock_reads"]
+C_SEQLOCK_RETRIES = C["seqlock_retries"]
+C_ERRORS = C["errors"]
+C_FRAMES = C["frames"]
+C_BOOK_EVENTS = C["book_events"]
+C_RESYNCS = C["resyncs"]
+C_MALFORMED = C["malformed"]
+C_TICKS = C["ticks"]
+C_SIGNALS = C["signals"]
+C_ORDERS = C["orders"]
+C_RISK_REJECTS = C["risk_rejects"]
+C_FILLS = C["fills"]
+C_REJECTS = C["rejects"]
+C_ROWS_ORDERS = C["rows_orders"]
+C_ROWS_TRADES = C["rows_trades"]
+C_COMMITS = C["commits"]
+C_RECONNECTS = C["reconnects"]
+C_SNAPSHOTS_PUBLISHED = C["snapshots_published"]
+C_STALE_READS = C["stale_reads"]
+
+# word indices inside one PROCESS_BLOCK viewed as int64
+W_HEARTBEAT = word_index(PROCESS_BLOCK, "heartbeat_ns")
+W_PID = word_index(PROCESS_BLOCK, "pid")
+W_STATE = word_index(PROCESS_BLOCK, "state")
+W_COUNTERS = word_index(PROCESS_BLOCK, "counters")
+W_HISTOGRAMS = word_index(PROCESS_BLOCK, "histograms")
+HIST_ROW_WORDS = HIST_HEADER_WORDS + HIST_BUCKETS
+H_COUNT, H_SUM, H_MIN, H_MAX = 0, 1, 2, 3
+PROCESS_WORDS = PROCESS_BLOCK.itemsize // 8
+assert N_HISTOGRAMS * HIST_ROW_WORDS + W_HISTOGRAMS == PROCESS_WORDS
+
+# process states (PROCESS_BLOCK.state)
+PSTATE_STOPPED = 0
+PSTATE_STARTING = 1
+PSTATE_RUNNING = 2
+PSTATE_STOPPING = 3
+PSTATE_NAMES = {PSTATE_STOPPED: "stopped", PSTATE_STARTING: "starting", PSTATE_RUNNING: "running",
+                PSTATE_STOPPING: "stopping"}
+
+
+@njit(inline="always", cache=True)
+def counter_add(block: np.ndarray, counter: int, amount: int) -> None:
+    """Add to one of this process's counters (single writer: the owning process)."""
+    index = W_COUNTERS + counter
+    store_relaxed(block, index, block[index] + amount)
+
+
+@njit(inline="always", cache=True)
+def heartbeat(block: np.ndarray, now_ns: int) -> None:
+    """Record that this process is alive; the supervisor and ``hft stats`` read its age."""
+    store_relaxed(block, W_HEARTBEAT, now_ns)
+
+
+@njit(inline="always", cache=True)
+def bucket_of(value: int) -> int:
+    """Map a non-negative value to its log-linear histogram bucket."""
+    if value < 16:
+        return value if value > 0 else 0
+    exponent = 63 - count_leading_zeros(value)
+    sub = (value >> (exponent - 3)) & 7
+    return 16 + (exponent - 4) * 8 + sub
+
+
+@njit(cache=True)
+def bucket_lower_bound(bucket: int) -> int:
+    """Return the smallest value that maps to ``bucket``."""
+    if bucket < 16:
+        return bucket
+    exponent = (bucket - 16) // 8 + 4
+    sub = (bucket - 16) % 8
+    return (8 + sub) << (exponent - 3)
+
+
+@njit(inline="always", cache=True)
+def hist_record(block: np.ndarray, histogram: int, value: int) -> None:
+    """Add one latency sample (ns) to this process's histogram (single writer)."""
+    if value < 0:
+        value = 0
+    base = W_HISTOGRAMS + histogram * HIST_ROW_WORDS
+    store_relaxed(block, base + H_COUNT, block[base + H_COUNT] + 1)
+    store_relaxed(block, base + H_SUM, block[base + H_SUM] + value)
+    if block[base + H_COUNT] == 1 or value < block[base + H_MIN]:
+        store_relaxed(block, base + H_MIN, value)
+    if value > block[base + H_MAX]:
+        store_relaxed(block, base + H_MAX, value)
+    slot = base + HIST_HEADER_WORDS + bucket_of(value)
+    store_relaxed(block, slot, block[slot] + 1)
+
+
+def hist_row(block: np.ndarray, histogram: int) -> np.ndarray:
+    """Return a copy of one histogram row (header words then buckets)."""
+    base = W_HISTOGRAMS + histogram * HIST_ROW_WORDS
+    return np.array(block[base : base + HIST_ROW_WORDS], dtype=np.int64)
+
+
+def _bucket_value(bucket: int) -> float:
+    low = bucket_lower_bound(bucket)
+    high = bucket_lower_bound(bucket + 1)
+    return (low + high - 1) / 2.0 if bucket >= 16 else float(low)
+
+
+def hist_summary(row: np.ndarray, quantiles: tuple[float, ...] = (0.5, 0.99, 0.999)) -> dict[str, float]:
+    """Summarize a histogram row: count, mean, min, max and the requested quantiles (bucket midpoints, ns)."""
+    count = int(row[H_COUNT])
+    summary: dict[str, float] = {"count": count}
+    if count == 0:
+        summary.update({"mean": 0.0, "min": 0.0, "max": 0.0})
+        summary.update({f"p{_q_label(q)}": 0.0 for q in quantiles})
+        return summary
+    buckets = row[HIST_HEADER_WORDS:]
+    cumulative = np.cumsum(buckets)
+    total = int(cumulative[-1])
+    summary.update({"mean": row[H_SUM] / count, "min": float(row[H_MIN]), "max": float(row[H_MAX])})
+    for q in quantiles:
+        rank = max(1, int(np.ceil(q * total)))
+        bucket = int(np.searchsorted(cumulative, rank))
+        value = min(_bucket_value(bucket), float(row[H_MAX]))
+        summary[f"p{_q_label(q)}"] = max(value, float(row[H_MIN]))
+    return summary
+
+
+def _q_label(q: float) -> str:
+    return f"{q * 100:g}".replace(".", "")  # 0.5 -> "50", 0.99 -> "99", 0.999 -> "999"
+
+
+def counters_dict(block: np.ndarray) -> dict[str, int]:
+    """Return this block's named counters as plain ints."""
+    return {name: int(block[W_COUNTERS + index]) for index, name in enumerate(COUNTER_NAMES)}

@@ -1,0 +1,385 @@
+"""Single-producer broadcast ring of fixed-size records (Disruptor style), usable from numba and Python.
+
+Byte layout of a ring region's body::
+
+    0      RING_CONTROL line 0 (producer): head, backpressure_waits, producer_pid, policy, n_consumers,
+           capacity, publishes, cached_min_tail
+    64     RING_CONTROL.consumers[0]: tail, overruns, lost, pid, active      (written by consumer 0 only)
+    ...    one 64-byte line per consumer slot (MAX_CONSUMERS)
+    576    slots[capacity] of the ring's record dtype; record ``s`` lives in ``slots[s & (capacity - 1)]``
+
+Cursors are int64 record counts that only grow (2**63 records at 10**9/s is 292 years: no wrap-around).
+
+Invariants (tests/unit/shm_layout/test_ring.py checks each):
+
+* One producer per ring. ``head`` is written only by it, with a *release* store after the slots it covers are
+  written; consumers *acquire*-load ``head`` before reading slots, so they see complete records.
+* A consumer's ``tail`` is written only by that consumer, with a release store after it finished reading the
+  slots below it; the producer acquire-loads tails before overwriting, so a slot is never reused under a reader.
+* ``block`` policy (orders, executions, persistence): ``0 <= head - tail <= capacity`` for every *active*
+  consumer at all times; the producer waits (``ring_publish_wait``, counting ``backpressure_waits``) and never
+  drops. A consumer that stops consuming stalls the producer: that is the point, nothing is lost.
+* ``lossy`` policy (market-data fan-out): the producer never waits and may lap a consumer. Such a consumer must
+  read through ``ring_read`` (copy, then re-check ``head``): a record ``r`` copied while the producer may
+  already be writing ``head_now`` is valid only if ``r > head_now - capacity``; anything older is discarded,
+  counted in ``overruns``/``lost``, and the consumer resynchronises a quarter ring behind ``head``.
+* Consumer slots are assigned when the supervisor creates the ring (names in ``shm_layout.layout``); a consumer
+  restarted after a crash resumes from its ``tail``, which lives here, not in the process.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from numba import njit
+
+from shm_layout.atomics import fence_acquire, load_acquire, load_relaxed, store_release, store_relaxed
+from shm_layout.records import MAX_CONSUMERS, RING_CONSUMER, RING_CONTROL, word_index
+from shm_layout.region import KIND_RING, Region, attach_region, create_region
+from shm_layout.wait import idle
+
+POLICY_BLOCK = 1
+POLICY_LOSSY = 2
+POLICY_NAMES = {POLICY_BLOCK: "block", POLICY_LOSSY: "lossy"}
+
+W_HEAD = word_index(RING_CONTROL, "head")
+W_BACKPRESSURE = word_index(RING_CONTROL, "backpressure_waits")
+W_PRODUCER_PID = word_index(RING_CONTROL, "producer_pid")
+W_POLICY = word_index(RING_CONTROL, "policy")
+W_N_CONSUMERS = word_index(RING_CONTROL, "n_consumers")
+W_CAPACITY = word_index(RING_CONTROL, "capacity")
+W_PUBLISHES = word_index(RING_CONTROL, "publishes")
+W_CACHED_MIN_TAIL = word_index(RING_CONTROL, "cached_min_tail")
+W_CONSUMERS = word_index(RING_CONTROL, "consumers")
+CONSUMER_WORDS = RING_CONSUMER.itemsize // 8
+W_TAIL = word_index(RING_CONSUMER, "tail")
+W_OVERRUNS = word_index(RING_CONSUMER, "overruns")
+W_LOST = word_index(RING_CONSUMER, "lost")
+W_CONSUMER_PID = word_index(RING_CONSUMER, "pid")
+W_ACTIVE = word_index(RING_CONSUMER, "active")
+CONTROL_BYTES = RING_CONTROL.itemsize
+assert CONTROL_BYTES % 64 == 0
+
+
+@njit(inline="always", cache=True)
+def _consumer_word(consumer: int, field: int) -> int:
+    return W_CONSUMERS + consumer * CONSUMER_WORDS + field
+
+
+# ----------------------------------------------------------------------------------------------- producer
+
+
+@njit(cache=True)
+def ring_free(ctrl: np.ndarray) -> int:
+    """Return how many records the producer may write now without passing any gating consumer.
+
+    Producer only. Lossy rings never gate: the answer is always the capacity.
+    """
+    capacity = ctrl[W_CAPACITY]
+    if ctrl[W_POLICY] == POLICY_LOSSY:
+        return capacity
+    head = load_relaxed(ctrl, W_HEAD)
+    min_tail = load_relaxed(ctrl, W_CACHED_MIN_TAIL)
+    if head - min_tail < capacity:
+        return capacity - (head - min_tail)
+    # Cached bound exhausted: re-read every active consumer's tail. Acquire pairs with the consumer's release
+    # store of its tail, so its reads of the old slots happen before we overwrite them.
+    min_tail = head
+    for consumer in range(ctrl[W_N_CONSUMERS]):
+        if load_acquire(ctrl, _consumer_word(consumer, W_ACTIVE)) != 0:
+            tail = load_acquire(ctrl, _consumer_word(consumer, W_TAIL))
+            if tail < min_tail:
+                min_tail = tail
+    store_relaxed(ctrl, W_CACHED_MIN_TAIL, min_tail)
+    return capacity - (head - min_tail)
+
+
+@njit(cache=True)
+def ring_claim(ctrl: np.ndarray, count: int) -> int:
+    """Return the sequence of the first of ``count`` free slots, or -1 if they are not all free (producer only).
+
+    Write the records into ``slots[(seq + k) & (capacity - 1)]`` then call ``ring_commit(ctrl, seq + count)``.
+    """
+    if ring_free(ctrl) < count:
+        return -1
+    return load_relaxed(ctrl, W_HEAD)
+
+
+@njit(cache=True)
+def ring_commit(ctrl: np.ndarray, new_head: int) -> None:
+    """Publish every slot below ``new_head`` (producer only): the release store orders the slot writes first."""
+    store_release(ctrl, W_HEAD, new_head)
+    store_relaxed(ctrl, W_PUBLISHES, ctrl[W_PUBLISHES] + 1)
+
+
+@njit(cache=True)
+def ring_try_publish(ctrl: np.ndarray, slots: np.ndarray, records: np.ndarray, start: int, count: int) -> int:
+    """Copy up to ``count`` records from ``records[start:]`` into the ring and publish them as one batch.
+
+    Return how many were published: all of them on a lossy ring, as many as fit on a block ring.
+    """
+    free = ring_free(ctrl)
+    n = count if count < free else free
+    if n <= 0:
+        return 0
+    head = load_relaxed(ctrl, W_HEAD)
+    mask = ctrl[W_CAPACITY] - 1
+    for k in range(n):
+        slots[(head + k) & mask] = records[start + k]
+    ring_commit(ctrl, head + n)
+    return n
+
+
+@njit(cache=True)
+def ring_publish_wait(
+    ctrl: np.ndarray,
+    slots: np.ndarray,
+    records: np.ndarray,
+    count: int,
+    stop_words: np.ndarray,
+    stop_index: int,
+    wait_strategy: int,
+) -> int:
+    """Publish all ``count`` records, waiting on a full block ring; give up only if the stop flag is raised.
+
+    Each episode of finding the ring full counts once in ``backpressure_waits``. Return how many were
+    published (``count`` unless stopped).
+    """
+    done = 0
+    idle_rounds = 0
+    while done < count:
+        n = ring_try_publish(ctrl, slots, records, done, count - done)
+        done += n
+        if done == count:
+            break
+        if n > 0:
+            idle_rounds = 0
+            continue
+        if idle_rounds == 0:
+            store_relaxed(ctrl, W_BACKPRESSURE, ctrl[W_BACKPRESSURE] + 1)
+        if load_relaxed(stop_words, stop_index) != 0:
+            break
+        idle(wait_strategy, idle_rounds)
+        idle_rounds += 1
+    return done
+
+
+# ----------------------------------------------------------------------------------------------- consumer
+
+
+@njit(cache=True)
+def ring_available(ctrl: np.ndarray, consumer: int) -> int:
+    """Return how many published records ``consumer`` has not yet released (acquire: safe to read them)."""
+    head = load_acquire(ctrl, W_HEAD)
+    return head - load_relaxed(ctrl, _consumer_word(consumer, W_TAIL))
+
+
+@njit(cache=True)
+def ring_tail(ctrl: np.ndarray, consumer: int) -> int:
+    """Return the consumer's cursor: the sequence of the next record it will read."""
+    return load_relaxed(ctrl, _consumer_word(consumer, W_TAIL))
+
+
+@njit(cache=True)
+def ring_release(ctrl: np.ndarray, consumer: int, new_tail: int) -> None:
+    """Hand every slot below ``new_tail`` back to the producer (the consumer's own cursor, release store)."""
+    store_release(ctrl, _consumer_word(consumer, W_TAIL), new_tail)
+
+
+@njit(cache=True)
+def ring_read(ctrl: np.ndarray, slots: np.ndarray, consumer: int, out: np.ndarray, max_count: int) -> int:
+    """Copy up to ``max_count`` unread records into ``out[0:n]``, release them, and return ``n``.
+
+    Safe on both policies. On a lossy ring a lapped consumer loses the overwritten records: they are counted
+    in its ``overruns`` and ``lost`` words and it continues from a quarter ring behind the producer.
+    """
+    capacity = ctrl[W_CAPACITY]
+    mask = capacity - 1
+    tail_word = _consumer_word(consumer, W_TAIL)
+    tail = load_relaxed(ctrl, tail_word)
+    head = load_acquire(ctrl, W_HEAD)
+    if head - tail > capacity:  # lapped before we even started: skip to fresh data
+        resync = head - capacity + capacity // 4
+        _count_overrun(ctrl, consumer, resync - tail)
+        tail = resync
+    n = head - tail
+    if n > max_count:
+        n = max_count
+    if n > out.shape[0]:
+        n = out.shape[0]
+    for k in range(n):
+        out[k] = slots[(tail + k) & mask]
+    if ctrl[W_POLICY] == POLICY_LOSSY and n > 0:
+        fence_acquire()  # the copies above complete before we look at head again
+        head_now = load_acquire(ctrl, W_HEAD)
+        oldest_valid = head_now - capacity + 1  # the producer may be writing slot of head_now - capacity
+        if tail < oldest_valid:
+            torn = oldest_valid - tail
+            if torn >= n:
+                resync = head_now - capacity + capacity // 4
+                _count_overrun(ctrl, consumer, resync - tail)
+                ring_release(ctrl, consumer, resync)
+                return 0
+            for k in range(n - torn):
+                out[k] = out[k + torn]
+            _count_overrun(ctrl, consumer, torn)
+            tail += torn
+            n -= torn
+    ring_release(ctrl, consumer, tail + n)
+    return n
+
+
+@njit(cache=True)
+def _count_overrun(ctrl: np.ndarray, consumer: int, lost: int) -> None:
+    store_relaxed(ctrl, _consumer_word(consumer, W_OVERRUNS), ctrl[_consumer_word(consumer, W_OVERRUNS)] + 1)
+    store_relaxed(ctrl, _consumer_word(consumer, W_LOST), ctrl[_consumer_word(consumer, W_LOST)] + lost)
+
+
+# ----------------------------------------------------------------------------------------------- Python side
+
+
+def ring_body_bytes(record_dtype: np.dtype, capacity: int) -> int:
+    """Return the body size of a ring region: control lines plus slots."""
+    return CONTROL_BYTES + np.dtype(record_dtype).itemsize * capacity
+
+
+class Ring:
+    """A ring region mapped into this process, with its control words and typed slots.
+
+    ``ctrl`` (int64 words) and ``slots`` (records) are the arrays to hand to the jitted functions above.
+    """
+
+    def __init__(self, region: Region, record_dtype: np.dtype, consumer_names: tuple[str, ...] = ()) -> None:
+        self.region = region
+        self.record_dtype = np.dtype(record_dtype)
+        self.ctrl = region.body[:CONTROL_BYTES].view(np.int64)
+        self.control = region.body[:CONTROL_BYTES].view(RING_CONTROL)
+        self.capacity = int(self.ctrl[W_CAPACITY])
+        self.slots = region.view(self.record_dtype, CONTROL_BYTES, self.capacity)
+        self.consumer_names = consumer_names
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        record_dtype: np.dtype,
+        capacity: int,
+        policy: int,
+        consumer_names: tuple[str, ...],
+        generation: int,
+    ) -> Ring:
+        """Create the ring's segment with one gating cursor per named consumer (supervisor only)."""
+        if capacity <= 0 or capacity & (capacity - 1):
+            raise ValueError(f"{name}: capacity must be a power of two, got {capacity}")
+        if len(consumer_names) > MAX_CONSUMERS:
+            raise ValueError(f"{name}: at most {MAX_CONSUMERS} consumers, got {len(consumer_names)}")
+        if policy not in POLICY_NAMES:
+            raise ValueError(f"{name}: unknown ring policy {policy}")
+        record_dtype = np.dtype(record_dtype)
+        region = create_region(
+            name, KIND_RING, record_dtype.itemsize, capacity, ring_body_bytes(record_dtype, capacity), generation
+        )
+        ctrl = region.body[:CONTROL_BYTES].view(np.int64)
+        ctrl[W_CAPACITY] = capacity
+        ctrl[W_POLICY] = policy
+        ctrl[W_N_CONSUMERS] = MAX_CONSUMERS  # every slot is scanned; inactive ones do not gate
+        for index in range(len(consumer_names)):
+            ctrl[W_CONSUMERS + index * CONSUMER_WORDS + W_ACTIVE] = 1
+        return cls(region, record_dtype, consumer_names)
+
+    @classmethod
+    def attach(
+        cls,
+        name: str,
+        record_dtype: np.dtype,
+        consumer_names: tuple[str, ...] = (),
+        capacity: int | None = None,
+        generation: int | None = None,
+        readonly: bool = False,
+    ) -> Ring:
+        """Map an existing ring after checking its header (workers, tools)."""
+        record_dtype = np.dtype(record_dtype)
+        region = attach_region(name, KIND_RING, record_dtype.itemsize, capacity, generation, readonly)
+        return cls(region, record_dtype, consumer_names)
+
+    @property
+    def policy(self) -> int:
+        return int(self.ctrl[W_POLICY])
+
+    def consumer_index(self, name: str) -> int:
+        """Return the slot of a named consumer."""
+        try:
+            return self.consumer_names.index(name)
+        except ValueError:
+            raise KeyError(f"{self.region.name}: no consumer named {name!r} (have {self.consumer_names})") from None
+
+    def register_consumer(self, pid: int | None = None) -> int:
+        """Take a free consumer slot starting at the current head (tools and tests; one caller at a time)."""
+        for index in range(len(self.consumer_names), MAX_CONSUMERS):
+            base = W_CONSUMERS + index * CONSUMER_WORDS
+            if self.ctrl[base + W_ACTIVE] == 0 and self.ctrl[base + W_CONSUMER_PID] == 0:
+                self.ctrl[base + W_CONSUMER_PID] = pid if pid is not None else os.getpid()
+                self.ctrl[base + W_TAIL] = int(self.ctrl[W_HEAD])
+                store_release(self.ctrl, base + W_ACTIVE, 1)
+                return index
+        raise RuntimeError(f"{self.region.name}: all {MAX_CONSUMERS} consumer slots are taken")
+
+    def claim_consumer(self, index: int, pid: int | None = None) -> None:
+        """Record which process now reads through consumer slot ``index`` (for stats)."""
+        self.ctrl[W_CONSUMERS + index * CONSUMER_WORDS + W_CONSUMER_PID] = pid if pid is not None else os.getpid()
+
+    def publish(
+        self, records: np.ndarray, stop_words: np.ndarray | None = None, stop_index: int = 0, wait_strategy: int = 2
+    ) -> int:
+        """Publish ``records`` (waiting on a full block ring until done or the stop flag is raised)."""
+        records = np.ascontiguousarray(records, dtype=self.record_dtype)
+        if stop_words is None:
+            stop_words = np.zeros(1, np.int64)
+            stop_index = 0
+        return int(ring_publish_wait(self.ctrl, self.slots, records, len(records), stop_words, stop_index,
+                                     wait_strategy))
+
+    def try_publish(self, records: np.ndarray) -> int:
+        """Publish as many of ``records`` as fit now; return the count."""
+        records = np.ascontiguousarray(records, dtype=self.record_dtype)
+        return int(ring_try_publish(self.ctrl, self.slots, records, 0, len(records)))
+
+    def read(self, consumer: int, max_count: int = 1024) -> np.ndarray:
+        """Return up to ``max_count`` unread records for ``consumer`` (a copy) and release them."""
+        out = np.zeros(max_count, dtype=self.record_dtype)
+        n = ring_read(self.ctrl, self.slots, consumer, out, max_count)
+        return out[:n]
+
+    def stats(self) -> dict[str, object]:
+        """Return capacity, head, and per-consumer cursor, lag, fill and overruns (plain reads)."""
+        head = int(self.ctrl[W_HEAD])
+        consumers = []
+        for index in range(MAX_CONSUMERS):
+            base = W_CONSUMERS + index * CONSUMER_WORDS
+            active = int(self.ctrl[base + W_ACTIVE])
+            pid = int(self.ctrl[base + W_CONSUMER_PID])
+            if not active and not pid:
+                continue
+            tail = int(self.ctrl[base + W_TAIL])
+            consumers.append(
+                {
+                    "name": self.consumer_names[index] if index < len(self.consumer_names) else f"#{index}",
+                    "tail": tail,
+                    "lag": head - tail,
+                    "fill": min(1.0, max(0.0, (head - tail) / self.capacity)),
+                    "overruns": int(self.ctrl[base + W_OVERRUNS]),
+                    "lost": int(self.ctrl[base + W_LOST]),
+                    "pid": pid,
+                }
+            )
+        return {
+            "name": self.region.name,
+            "policy": POLICY_NAMES.get(self.policy, "?"),
+            "capacity": self.capacity,
+            "record_size": self.record_dtype.itemsize,
+            "head": head,
+            "publishes": int(self.ctrl[W_PUBLISHES]),
+            "backpressure_waits": int(self.ctrl[W_BACKPRESSURE]),
+            "consumers": consumers,
+        }
