@@ -49,15 +49,31 @@ PROC_STRATEGY = 1
 PROC_BROKER = 2
 PROC_PERSISTENCE = 3
 PROCESS_NAMES = ("feed", "strategy", "broker", "persistence")
+# what each process's two latency histograms measure (ns), for stats and Prometheus
+HISTOGRAM_NAMES = (
+    ("frame_to_publish", "frame_decode"),  # feed: frame received -> snapshot and events published
+    ("tick_to_order", "md_hop"),  # strategy: frame received by feed -> order on the ring; md event hop
+    ("order_to_exec", "tick_to_exec"),  # broker
+    ("exec_to_commit", "commit"),  # persistence
+)
 assert len(PROCESS_NAMES) <= MAX_PROCESSES
 
 W_SUPERVISOR_PID = word_index(CONTROL, "supervisor_pid")
 W_RUN_STATE = word_index(CONTROL, "run_state")
 W_STOP_REQUESTED = word_index(CONTROL, "stop_requested")
 W_STARTED_NS = word_index(CONTROL, "started_ns")
+W_ABORT_REQUESTED = word_index(CONTROL, "abort_requested")
 W_N_SYMBOLS = word_index(CONTROL, "n_symbols")
 W_KILL_SWITCH = word_index(CONTROL, "kill_switch")
 W_PROCESSES = word_index(CONTROL, "processes")
+
+# stop stages (CONTROL.stop_requested): the supervisor raises them one by one, each after the previous
+# process exited, so every record in flight is drained downstream before its consumer stops.
+STAGE_FEED = 1
+STAGE_STRATEGY = 2
+STAGE_BROKER = 3
+STAGE_PERSISTENCE = 4
+PROCESS_STAGES = (STAGE_FEED, STAGE_STRATEGY, STAGE_BROKER, STAGE_PERSISTENCE)
 
 RUN_STARTING = 1
 RUN_RUNNING = 2

@@ -252,11 +252,12 @@ CONTROL = np.dtype(
         # line 0: written by the supervisor
         ("supervisor_pid", np.int64),
         ("run_state", np.int64),
-        ("stop_requested", np.int64),  # 1: every worker leaves its loop and exits
+        ("stop_requested", np.int64),  # stop stage: a worker leaves once it is >= its stage and inputs drained
         ("started_ns", np.int64),
         ("n_symbols", np.int64),
         ("n_processes", np.int64),
-        ("spare0", np.int64, 2),
+        ("abort_requested", np.int64),  # 1: give up waiting on full block rings (forced shutdown only)
+        ("spare0", np.int64),
         # line 1: the kill switch, written by `hft kill` / `hft resume`
         ("kill_switch", np.int64),
         ("spare1", np.int64, 7),

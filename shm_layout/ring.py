@@ -141,7 +141,8 @@ def ring_publish_wait(
     stop_index: int,
     wait_strategy: int,
 ) -> int:
-    """Publish all ``count`` records, waiting on a full block ring; give up only if the stop flag is raised.
+    """Publish all ``count`` records, waiting on a full block ring; give up only if ``stop_words[stop_index]``
+    becomes non-zero (the control region's ``abort_requested``: a forced shutdown, never a normal stop).
 
     Each episode of finding the ring full counts once in ``backpressure_waits``. Return how many were
     published (``count`` unless stopped).
@@ -227,6 +228,25 @@ def ring_read(ctrl: np.ndarray, slots: np.ndarray, consumer: int, out: np.ndarra
             tail += torn
             n -= torn
     ring_release(ctrl, consumer, tail + n)
+    return n
+
+
+@njit(cache=True)
+def ring_peek(ctrl: np.ndarray, slots: np.ndarray, consumer: int, out: np.ndarray, max_count: int) -> int:
+    """Copy up to ``max_count`` unread records into ``out`` WITHOUT releasing them (block rings only).
+
+    For consumers that must make their work durable first (persistence commits, then ``ring_release``):
+    after a crash the unreleased records are still in the ring and are read again.
+    """
+    mask = ctrl[W_CAPACITY] - 1
+    tail = load_relaxed(ctrl, _consumer_word(consumer, W_TAIL))
+    n = load_acquire(ctrl, W_HEAD) - tail
+    if n > max_count:
+        n = max_count
+    if n > out.shape[0]:
+        n = out.shape[0]
+    for k in range(n):
+        out[k] = slots[(tail + k) & mask]
     return n
 
 
@@ -328,6 +348,14 @@ class Ring:
     def claim_consumer(self, index: int, pid: int | None = None) -> None:
         """Record which process now reads through consumer slot ``index`` (for stats)."""
         self.ctrl[W_CONSUMERS + index * CONSUMER_WORDS + W_CONSUMER_PID] = pid if pid is not None else os.getpid()
+
+    def deactivate_consumer(self, index: int) -> None:
+        """Stop gating the producer on consumer ``index`` (it left cleanly; its cursor stays for a restart)."""
+        store_release(self.ctrl, W_CONSUMERS + index * CONSUMER_WORDS + W_ACTIVE, 0)
+
+    def activate_consumer(self, index: int) -> None:
+        """Gate the producer on consumer ``index`` again (a restarted consumer resumes from its cursor)."""
+        store_release(self.ctrl, W_CONSUMERS + index * CONSUMER_WORDS + W_ACTIVE, 1)
 
     def publish(
         self, records: np.ndarray, stop_words: np.ndarray | None = None, stop_index: int = 0, wait_strategy: int = 2

@@ -1,0 +1,211 @@
+"""The ``hft`` command: run, stats, clean, kill/resume, sim-exchange."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+from hft.config import ConfigError, load_config
+
+
+def _instance(args: argparse.Namespace) -> str:
+    if args.instance:
+        return args.instance
+    return load_config(args.config).instance if args.config else "default"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from hft.supervisor import SupervisorError, plan_cores, run_pipeline
+
+    config = load_config(args.config)
+    if args.instance:
+        import msgspec
+
+        config = msgspec.structs.replace(config, instance=args.instance)
+    if args.db:
+        import msgspec
+
+        config = msgspec.structs.replace(
+            config, persistence=msgspec.structs.replace(config.persistence, db_path=args.db)
+        )
+    if args.plan:
+        placement, warnings = plan_cores(config)
+        for name, core in placement.items():
+            wait = getattr(config.processes, name).wait
+            print(f"{name:<12} core {core if core >= 0 else 'any':<4} wait {wait}")
+        for warning in warnings:
+            print(f"warning: {warning}")
+        return 0
+    try:
+        summary, reason = run_pipeline(config, args.duration)
+    except SupervisorError as exc:
+        print(f"hft run: {exc}", file=sys.stderr)
+        return 2
+    if summary is None:
+        return 2
+    if args.json:
+        print(json.dumps(asdict(summary) | {"stop_reason": reason}, indent=2, default=float))
+    else:
+        print(format_summary(summary, reason))
+    failed = [name for name, code in summary.exit_codes.items() if code not in (0, None)]
+    if reason in ("worker-died", "sim-died") or failed:
+        return 1
+    return 0
+
+
+def format_summary(summary: object, reason: str) -> str:
+    t2o = summary.tick_to_order_ns
+    t2e = summary.tick_to_exec_ns
+    pnl = ", ".join(f"{s} {v:+.4f}" for s, v in summary.realized_pnl.items()) or "0"
+    fees = ", ".join(f"{s} {v:.4f}" for s, v in summary.fees.items()) or "0"
+    match = (
+        "match" if (summary.db_orders, summary.db_trades) == (summary.orders, summary.fills) else "MISMATCH"
+    )
+    return "\n".join(
+        [
+            f"run finished ({reason}) after {summary.duration_s:.1f} s",
+            f"  ticks          {summary.ticks:,}",
+            f"  orders         {summary.orders:,}",
+            f"  fills          {summary.fills:,}  (rejected {summary.rejects:,})",
+            f"  realized PnL   {pnl}  (net of fees: {fees}; quote currency)",
+            f"  tick-to-trade  p50 {t2o['p50'] / 1000:.1f} µs  p99 {t2o['p99'] / 1000:.1f} µs  "
+            f"max {t2o['max'] / 1000:.1f} µs  (frame received by feed -> order on the ring, n={t2o['count']})",
+            f"  tick-to-exec   p50 {t2e['p50'] / 1000:.1f} µs  p99 {t2e['p99'] / 1000:.1f} µs  "
+            f"(-> execution report on the ring)",
+            f"  database       {summary.db_path}",
+            f"                 {summary.db_orders} order rows, {summary.db_trades} trade rows ({match} "
+            f"strategy orders / broker fills)",
+            f"  placement      " + ", ".join(f"{n}:{c}" for n, c in summary.placement.items()),
+        ]
+    )
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from hft.stats import attach_running, collect, render, with_rates
+    from shm_layout.region import LayoutMismatchError
+
+    instance = _instance(args)
+    try:
+        pipeline = attach_running(instance)
+    except (LookupError, LayoutMismatchError) as exc:
+        print(f"hft stats: {exc}", file=sys.stderr)
+        return 1
+    try:
+        before = collect(pipeline)
+        while True:
+            time.sleep(args.interval)
+            reading = with_rates(before, collect(pipeline))
+            if args.json:
+                print(json.dumps(reading, default=float), flush=True)
+            else:
+                if args.watch:
+                    print("\033[2J\033[H", end="")
+                print(render(reading), flush=True)
+            if not args.watch:
+                return 0
+            before = reading
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        pipeline.close()
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from shm_layout.region import find_segments, remove_segment
+
+    segments = find_segments(args.instance)
+    removed = kept = 0
+    for segment in segments:
+        if not segment.is_hft:
+            print(f"skipping {segment.name}: not an hft region (bad header)")
+            kept += 1
+        elif segment.creator_alive and not args.force:
+            print(f"keeping {segment.name}: its supervisor (pid {segment.creator_pid}) is running")
+            kept += 1
+        elif remove_segment(segment.name):
+            print(f"removed {segment.name} (creator pid {segment.creator_pid})")
+            removed += 1
+    print(f"{removed} stale segment(s) removed, {kept} kept")
+    return 0
+
+
+def cmd_kill_switch(args: argparse.Namespace, value: int) -> int:
+    from shm_layout.layout import W_KILL_SWITCH, Pipeline
+    from shm_layout.region import RegionMissingError
+
+    try:
+        pipeline = Pipeline.attach(_instance(args))
+    except RegionMissingError as exc:
+        print(f"hft: {exc}", file=sys.stderr)
+        return 1
+    pipeline.control.words[W_KILL_SWITCH] = value
+    print(f"kill switch {'ON: no new exposure' if value else 'off'}")
+    pipeline.close()
+    return 0
+
+
+def cmd_sim(argv: list[str]) -> int:
+    from hft.sim.server import main as sim_main
+
+    return sim_main(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hft", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start the pipeline (simulator by default) and print a summary at the end")
+    run.add_argument("--config", help="TOML config file (default: built-in defaults)")
+    run.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
+    run.add_argument("--instance", help="shared-memory instance name (default: from config)")
+    run.add_argument("--db", help="SQLite path (default: from config, runs/hft.db)")
+    run.add_argument("--plan", action="store_true", help="print which process runs on which core, and exit")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.set_defaults(func=cmd_run)
+
+    stats = sub.add_parser("stats", help="read a running pipeline's counters (read-only)")
+    stats.add_argument("--config")
+    stats.add_argument("--instance")
+    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--watch", action="store_true", help="refresh every --interval seconds")
+    stats.add_argument("--interval", type=float, default=1.0)
+    stats.set_defaults(func=cmd_stats)
+
+    clean = sub.add_parser("clean", help="remove shared-memory segments left by a dead supervisor")
+    clean.add_argument("--instance", help="only this instance (default: all hft instances)")
+    clean.add_argument("--force", action="store_true", help="also remove segments of a live supervisor")
+    clean.set_defaults(func=cmd_clean)
+
+    for name, value in (("kill", 1), ("resume", 0)):
+        command = sub.add_parser(name, help=f"{'raise' if value else 'lower'} the kill switch")
+        command.add_argument("--config")
+        command.add_argument("--instance")
+        command.set_defaults(func=lambda args, value=value: cmd_kill_switch(args, value))
+
+    sub.add_parser("sim-exchange", help="run the Binance-compatible exchange simulator (see --help)",
+                   add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=os.environ.get("HFT_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if argv and argv[0] == "sim-exchange":
+        return cmd_sim(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"hft: bad config: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

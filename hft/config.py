@@ -1,0 +1,202 @@
+"""Pipeline configuration: TOML on disk, validated by msgspec into frozen structs with documented defaults.
+
+Every key has a default, so an empty file (or no file) runs the offline simulator pipeline. Unknown keys are
+errors: a typo in a risk limit must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+WaitName = Literal["busy-spin", "spin-yield", "spin-sleep"]
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, not TOML, or has a bad value; the message says which key."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise ``ConfigError(message)`` unless ``condition`` holds: validation at the edges, never in kernels."""
+    if not condition:
+        raise ConfigError(message)
+
+
+def decimal_to_fixed(text: str, decimals: int, what: str) -> int:
+    """Convert a decimal string to a fixed-point int exactly, refusing values off the 10**-decimals grid."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ConfigError(f"{what}: {text!r} is not a decimal number") from None
+    require(value.is_finite(), f"{what}: {text!r} is not finite")
+    scaled = value.scaleb(decimals)
+    require(scaled == scaled.to_integral_value(), f"{what}: {text} has more than {decimals} decimals")
+    return int(scaled)
+
+
+class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A traded symbol: fixed-point scales and grid. price_int = price * 10**price_decimals."""
+
+    name: str
+    price_decimals: int = 2
+    size_decimals: int = 5
+    tick_size: str = "0.01"
+    lot_size: str = "0.00001"
+    sim_start_price: str = "60000.00"  # only used by the simulator
+
+    def __post_init__(self) -> None:
+        require(self.name.isalnum() and self.name.isupper(), f"symbols.name: {self.name!r} must be like BTCUSDT")
+        require(0 <= self.price_decimals <= 12, f"{self.name}: price_decimals must be 0..12")
+        require(0 <= self.size_decimals <= 12, f"{self.name}: size_decimals must be 0..12")
+        require(decimal_to_fixed(self.tick_size, self.price_decimals, f"{self.name}.tick_size") > 0,
+                f"{self.name}: tick_size must be positive")
+        require(decimal_to_fixed(self.lot_size, self.size_decimals, f"{self.name}.lot_size") > 0,
+                f"{self.name}: lot_size must be positive")
+        require(decimal_to_fixed(self.sim_start_price, self.price_decimals, f"{self.name}.sim_start_price") > 0,
+                f"{self.name}: sim_start_price must be positive")
+
+
+def _default_symbols() -> list[SymbolConfig]:
+    return [
+        SymbolConfig(name="BTCUSDT", sim_start_price="60000.00"),
+        SymbolConfig(name="ETHUSDT", size_decimals=4, lot_size="0.0001", sim_start_price="2500.00"),
+    ]
+
+
+class SourceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where market data comes from. ``sim`` (default) starts the built-in exchange simulator on loopback."""
+
+    kind: Literal["sim", "binance", "url"] = "sim"
+    ws_url: str = ""  # for kind = "url": e.g. ws://127.0.0.1:8765
+    rest_url: str = ""  # for kind = "url": e.g. http://127.0.0.1:8765
+    sim_seed: int = 7
+    sim_events_per_second: float = 2000.0
+    depth_limit: int = 1000  # REST snapshot depth (Binance allows 5..5000)
+
+
+class ProcessConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Placement of one process: the CPU core to pin to (-1: do not pin) and its idle wait strategy."""
+
+    core: int = -1
+    wait: WaitName = "spin-sleep"
+
+
+class ProcessesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Placement per process. Defaults fit 2 cores: the latency path (strategy, broker) on core 1."""
+
+    feed: ProcessConfig = ProcessConfig(core=0, wait="spin-sleep")
+    strategy: ProcessConfig = ProcessConfig(core=1, wait="spin-yield")
+    broker: ProcessConfig = ProcessConfig(core=1, wait="spin-yield")
+    persistence: ProcessConfig = ProcessConfig(core=0, wait="spin-sleep")
+
+
+class RingsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Ring capacities in records (powers of two)."""
+
+    md_events: int = 65536
+    orders: int = 4096
+    executions: int = 4096
+
+    def __post_init__(self) -> None:
+        for name in ("md_events", "orders", "executions"):
+            value = getattr(self, name)
+            require(value >= 8 and value & (value - 1) == 0, f"rings.{name}: {value} is not a power of two >= 8")
+
+
+class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The seed's order-book-imbalance strategy and its position limit."""
+
+    imbalance_threshold: float = 0.3  # |touch imbalance| at or above which a signal fires
+    min_confidence: float = 0.7  # signals below it are suppressed
+    momentum_scale: float = 0.01  # |momentum| giving full momentum confidence
+    volatility_scale: float = 0.01  # volatility at or below which volatility confidence is full
+    volatility_floor: float = 0.001
+    holding_min_ms: int = 100
+    holding_max_ms: int = 10_000
+    feature_window_ms: int = 1_000  # momentum and volatility look back this far
+    max_position: str = "1.0"  # per symbol, in base units
+    order_fraction: float = 0.5  # order size = fraction * max_position
+
+    def __post_init__(self) -> None:
+        require(0 < self.imbalance_threshold <= 1, "strategy.imbalance_threshold must be in (0, 1]")
+        require(0 <= self.min_confidence <= 1, "strategy.min_confidence must be in [0, 1]")
+        require(0 < self.holding_min_ms <= self.holding_max_ms, "strategy.holding_min_ms must be in (0, max]")
+        require(self.feature_window_ms > 0, "strategy.feature_window_ms must be positive")
+        require(0 < self.order_fraction <= 1, "strategy.order_fraction must be in (0, 1]")
+        require(self.momentum_scale > 0 and self.volatility_scale > 0 and self.volatility_floor > 0,
+                "strategy momentum/volatility scales must be positive")
+        try:
+            require(Decimal(self.max_position) > 0, "strategy.max_position must be positive")
+        except InvalidOperation:
+            raise ConfigError(f"strategy.max_position: {self.max_position!r} is not a number") from None
+
+
+class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Paper broker: fills at the touch, taker fee on every fill."""
+
+    taker_fee_bps: float = 1.0
+
+    def __post_init__(self) -> None:
+        require(0 <= self.taker_fee_bps < 100, "broker.taker_fee_bps must be in [0, 100)")
+
+
+class PersistenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """SQLite output: one transaction per batch, at most ``flush_ms`` between commits."""
+
+    db_path: str = "runs/hft.db"
+    batch_size: int = 1024
+    flush_ms: int = 50
+
+    def __post_init__(self) -> None:
+        require(self.batch_size > 0, "persistence.batch_size must be positive")
+        require(self.flush_ms > 0, "persistence.flush_ms must be positive")
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole pipeline. ``instance`` names the shared-memory segments: hft.<instance>.<region>."""
+
+    instance: str = "default"
+    symbols: list[SymbolConfig] = msgspec.field(default_factory=_default_symbols)
+    source: SourceConfig = SourceConfig()
+    processes: ProcessesConfig = ProcessesConfig()
+    rings: RingsConfig = RingsConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    broker: BrokerConfig = BrokerConfig()
+    persistence: PersistenceConfig = PersistenceConfig()
+
+    def __post_init__(self) -> None:
+        require(self.instance.isidentifier(), f"instance: {self.instance!r} must be a simple name")
+        require(1 <= len(self.symbols) <= 16, "symbols: between 1 and 16 symbols")
+        names = [symbol.name for symbol in self.symbols]
+        require(len(set(names)) == len(names), f"symbols: duplicate names in {names}")
+
+
+def load_config(path: str | os.PathLike[str] | None) -> Config:
+    """Read and validate a TOML file (``None``: all defaults). Raise ``ConfigError`` naming the bad key."""
+    if path is None:
+        return Config()
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        return msgspec.toml.decode(raw, type=Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def encode_config(config: Config) -> bytes:
+    """Serialize for handing to child processes (they decode exactly what the supervisor validated)."""
+    return msgspec.json.encode(config)
+
+
+def decode_config(raw: bytes) -> Config:
+    return msgspec.json.decode(raw, type=Config)

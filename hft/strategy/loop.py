@@ -1,0 +1,276 @@
+"""The strategy's main loop, entirely in numba: drain executions and market data in batches, evaluate the
+signal per complete frame, check the position limit and the kill switch, publish orders.
+
+It knows arrays, not processes: ``procs/strategy.py`` maps the shared memory and hands the arrays in. The
+loop returns to Python every ``max_run_ns`` (housekeeping: parent liveness) or when its stop stage is reached
+and its input ring is drained.
+
+Per-symbol integer state (``state[sym, S_*]``): the position confirmed by the broker's execution reports, the
+signed size of the order in flight (one at a time per symbol), its id, when the holding period ends, and the
+last snapshot sequence evaluated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from hft.strategy.features import update_window_features
+from hft.strategy.signal import imbalance_signal
+from shm_layout.atomics import load_relaxed, monotonic_ns
+from shm_layout.counters import (
+    C_BACKPRESSURE_WAITS,
+    C_ERRORS,
+    C_MSGS_IN,
+    C_MSGS_OUT,
+    C_ORDERS,
+    C_RISK_REJECTS,
+    C_SEQLOCK_READS,
+    C_SEQLOCK_RETRIES,
+    C_SIGNALS,
+    C_TICKS,
+    counter_add,
+    heartbeat,
+    hist_record,
+)
+from shm_layout.records import (
+    BOOK_SYNCED,
+    CMD_NEW,
+    FLAG_LAST_IN_FRAME,
+    ORDER_MARKET,
+    SIDE_BUY,
+    SIDE_SELL,
+    STATUS_CANCELLED,
+    STATUS_FILLED,
+    STATUS_PARTIALLY_FILLED,
+    STATUS_REJECTED,
+    TIF_IOC,
+)
+from shm_layout.ring import ring_claim, ring_commit, ring_read, ring_tail
+from shm_layout.seqlock import seqlock_read
+from shm_layout.wait import idle
+
+S_POSITION = 0
+S_PENDING = 1
+S_OPEN_ORDER_ID = 2
+S_HOLD_UNTIL_NS = 3
+S_LAST_SNAPSHOT_SEQ = 4
+S_ORDER_SIZE = 5  # lots per order (config: order_fraction * max_position)
+S_MAX_POSITION = 6  # lots
+N_STATE = 8
+
+H_TICK_TO_ORDER = 0  # frame received by the feed -> order on the ring
+H_MD_HOP = 1  # event published by the feed -> read here
+
+LOOP_TIMEOUT = 0
+LOOP_STOPPED = 1
+
+SNAPSHOT_MAX_RETRIES = 1000
+
+
+@njit(cache=True)
+def _apply_executions(executions: np.ndarray, n: int, state: np.ndarray) -> None:
+    for k in range(n):
+        report = executions[k]
+        symbol = report.symbol_id
+        if report.order_id != state[symbol, S_OPEN_ORDER_ID]:
+            # a report for an order of an earlier strategy life: the position is still the broker's truth
+            if report.status == STATUS_FILLED or report.status == STATUS_PARTIALLY_FILLED:
+                state[symbol, S_POSITION] = report.position
+            continue
+        if report.status == STATUS_FILLED or report.status == STATUS_PARTIALLY_FILLED:
+            state[symbol, S_POSITION] = report.position
+            state[symbol, S_PENDING] -= report.size * report.side
+        if report.leaves == 0 or report.status == STATUS_REJECTED or report.status == STATUS_CANCELLED:
+            state[symbol, S_PENDING] = 0
+            state[symbol, S_OPEN_ORDER_ID] = 0
+
+
+@njit(cache=True)
+def _publish_order(
+    order_ctrl: np.ndarray,
+    order_slots: np.ndarray,
+    symbol: int,
+    side: int,
+    size: int,
+    price: int,
+    ts_tick_recv: int,
+    md_cursor: int,
+    strategy_id: int,
+    control_words: np.ndarray,
+    abort_index: int,
+    proc: np.ndarray,
+    wait_strategy: int,
+) -> int:
+    """Claim one slot (waiting on a full ring until aborted), fill it, publish; return the order id or 0."""
+    idle_rounds = 0
+    seq = ring_claim(order_ctrl, 1)
+    while seq < 0:
+        if idle_rounds == 0:
+            counter_add(proc, C_BACKPRESSURE_WAITS, 1)
+        if load_relaxed(control_words, abort_index) != 0:
+            return 0
+        idle(wait_strategy, idle_rounds)
+        idle_rounds += 1
+        seq = ring_claim(order_ctrl, 1)
+    slot = order_slots[seq & (order_slots.shape[0] - 1)]
+    order_id = seq + 1  # the ring's head only grows, across strategy restarts too: ids are unique
+    slot.order_id = order_id
+    slot.ts_tick_recv = ts_tick_recv
+    slot.price = price
+    slot.size = size
+    slot.md_cursor = md_cursor
+    slot.symbol_id = symbol
+    slot.side = side
+    slot.order_type = ORDER_MARKET
+    slot.tif = TIF_IOC
+    slot.command = CMD_NEW
+    slot.strategy_id = strategy_id
+    ts_init = monotonic_ns()
+    slot.ts_init = ts_init
+    ring_commit(order_ctrl, seq + 1)
+    hist_record(proc, H_TICK_TO_ORDER, ts_init - ts_tick_recv)
+    counter_add(proc, C_ORDERS, 1)
+    counter_add(proc, C_MSGS_OUT, 1)
+    return order_id
+
+
+@njit(cache=True)
+def _evaluate(
+    symbol: int,
+    ts_recv: int,
+    snap_words: np.ndarray,
+    snapshot: np.ndarray,
+    snapshot_words: np.ndarray,
+    state: np.ndarray,
+    params: np.ndarray,
+    window_ns: int,
+    sample_ts: np.ndarray,
+    sample_logmid: np.ndarray,
+    cursor: np.ndarray,
+    accum: np.ndarray,
+    order_ctrl: np.ndarray,
+    order_slots: np.ndarray,
+    md_cursor: int,
+    control_words: np.ndarray,
+    kill_index: int,
+    abort_index: int,
+    proc: np.ndarray,
+    wait_strategy: int,
+) -> None:
+    retries = seqlock_read(snap_words, symbol, snapshot_words, SNAPSHOT_MAX_RETRIES)
+    counter_add(proc, C_SEQLOCK_READS, 1)
+    if retries < 0:
+        counter_add(proc, C_SEQLOCK_RETRIES, SNAPSHOT_MAX_RETRIES)
+        counter_add(proc, C_ERRORS, 1)
+        return
+    if retries > 0:
+        counter_add(proc, C_SEQLOCK_RETRIES, retries)
+    book = snapshot[0]
+    if book.status != BOOK_SYNCED or book.bid_price <= 0 or book.ask_price <= book.bid_price:
+        return
+    if book.seq == state[symbol, S_LAST_SNAPSHOT_SEQ]:
+        return  # a trade-only frame: the book did not change
+    state[symbol, S_LAST_SNAPSHOT_SEQ] = book.seq
+    counter_add(proc, C_TICKS, 1)
+    momentum, volatility = update_window_features(
+        symbol, book.ts_recv, math.log(float(book.mid_x2)), window_ns, sample_ts, sample_logmid, cursor, accum
+    )
+    if state[symbol, S_OPEN_ORDER_ID] != 0:
+        return  # one order in flight per symbol: wait for its execution report
+    position = state[symbol, S_POSITION]
+    now = monotonic_ns()
+    direction, _strength, _confidence, holding_ms = imbalance_signal(book.imbalance, momentum, volatility, params)
+    quantity = 0
+    if direction != 0:
+        counter_add(proc, C_SIGNALS, 1)
+        target = direction * state[symbol, S_ORDER_SIZE]
+        if position == 0 or (position > 0) != (direction > 0):
+            quantity = target - position  # open, or close and reverse
+        state[symbol, S_HOLD_UNTIL_NS] = now + int(holding_ms * 1e6)
+    elif position != 0 and now >= state[symbol, S_HOLD_UNTIL_NS]:
+        quantity = -position  # holding period over: flatten
+    if quantity == 0:
+        return
+    if load_relaxed(control_words, kill_index) != 0 and abs(position + quantity) > abs(position):
+        counter_add(proc, C_RISK_REJECTS, 1)  # kill switch: only orders that reduce exposure pass
+        return
+    if abs(position + quantity) > state[symbol, S_MAX_POSITION]:
+        counter_add(proc, C_RISK_REJECTS, 1)
+        return
+    side = SIDE_BUY if quantity > 0 else SIDE_SELL
+    touch = book.ask_price if side == SIDE_BUY else book.bid_price
+    order_id = _publish_order(
+        order_ctrl, order_slots, symbol, side, abs(quantity), touch, ts_recv, md_cursor, 1, control_words,
+        abort_index, proc, wait_strategy,
+    )
+    if order_id != 0:
+        state[symbol, S_PENDING] = quantity
+        state[symbol, S_OPEN_ORDER_ID] = order_id
+
+
+@njit(cache=True)
+def strategy_loop(
+    md_ctrl: np.ndarray,
+    md_slots: np.ndarray,
+    md_consumer: int,
+    md_batch: np.ndarray,
+    snap_words: np.ndarray,
+    snapshot: np.ndarray,
+    snapshot_words: np.ndarray,
+    order_ctrl: np.ndarray,
+    order_slots: np.ndarray,
+    exec_ctrl: np.ndarray,
+    exec_slots: np.ndarray,
+    exec_consumer: int,
+    exec_batch: np.ndarray,
+    control_words: np.ndarray,
+    stop_index: int,
+    my_stage: int,
+    kill_index: int,
+    abort_index: int,
+    proc: np.ndarray,
+    state: np.ndarray,
+    params: np.ndarray,
+    window_ns: int,
+    sample_ts: np.ndarray,
+    sample_logmid: np.ndarray,
+    cursor: np.ndarray,
+    accum: np.ndarray,
+    wait_strategy: int,
+    max_run_ns: int,
+) -> int:
+    """Run until ``max_run_ns`` passed (LOOP_TIMEOUT) or the stop stage came and md.events is drained."""
+    deadline = monotonic_ns() + max_run_ns
+    idle_rounds = 0
+    while True:
+        n_exec = ring_read(exec_ctrl, exec_slots, exec_consumer, exec_batch, exec_batch.shape[0])
+        if n_exec > 0:
+            _apply_executions(exec_batch, n_exec, state)
+        n_md = ring_read(md_ctrl, md_slots, md_consumer, md_batch, md_batch.shape[0])
+        if n_md > 0:
+            counter_add(proc, C_MSGS_IN, n_md)
+            now = monotonic_ns()
+            md_cursor = ring_tail(md_ctrl, md_consumer)
+            for k in range(n_md):
+                event = md_batch[k]
+                if event.flags & FLAG_LAST_IN_FRAME:
+                    hist_record(proc, H_MD_HOP, now - event.ts_init)
+                    _evaluate(
+                        event.symbol_id, event.ts_recv, snap_words, snapshot, snapshot_words, state, params,
+                        window_ns, sample_ts, sample_logmid, cursor, accum, order_ctrl, order_slots, md_cursor,
+                        control_words, kill_index, abort_index, proc, wait_strategy,
+                    )
+        if n_md == 0 and n_exec == 0:
+            now = monotonic_ns()
+            heartbeat(proc, now)
+            if load_relaxed(control_words, stop_index) >= my_stage:
+                return LOOP_STOPPED
+            if now >= deadline:
+                return LOOP_TIMEOUT
+            idle(wait_strategy, idle_rounds)
+            idle_rounds += 1
+        else:
+            idle_rounds = 0

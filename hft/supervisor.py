@@ -1,0 +1,408 @@
+"""The supervisor (``hft run``): the only creator and unlinker of shared memory; starts, pins and stops the
+four workers (and the exchange simulator), then prints what the run did.
+
+Lifecycle, in order:
+
+1. refuse to start if a live pipeline already owns the instance's segments; remove segments a dead
+   supervisor left behind (logged, by name);
+2. create every region (``shm_layout.layout.Pipeline``), write the symbol table;
+3. start the simulator (unless another source is configured) and wait until it listens;
+4. spawn persistence, broker, strategy, feed (consumers before producers) and wait until each runs;
+5. run until the duration ends, SIGINT/SIGTERM arrives, or a worker dies;
+6. stop in stages: raise ``stop_requested`` to each process's stage and wait for it to exit before the next,
+   so everything in flight drains downstream (feed -> strategy -> broker -> persistence); a process that
+   does not leave in time is terminated, and only then is ``abort_requested`` raised;
+7. read the counters, unlink every segment (always, in ``finally``), print the summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from hft.config import Config, decimal_to_fixed, encode_config
+from shm_layout.counters import (
+    C_FILLS,
+    C_ORDERS,
+    C_REJECTS,
+    C_ROWS_ORDERS,
+    C_ROWS_TRADES,
+    C_TICKS,
+    PSTATE_RUNNING,
+    W_COUNTERS,
+    W_STATE,
+    hist_row,
+    hist_summary,
+)
+from shm_layout.layout import (
+    EXECUTIONS,
+    MD_EVENTS,
+    ORDERS,
+    PROC_BROKER,
+    PROC_FEED,
+    PROC_PERSISTENCE,
+    PROC_STRATEGY,
+    PROCESS_NAMES,
+    PROCESS_STAGES,
+    RUN_RUNNING,
+    RUN_STOPPING,
+    W_ABORT_REQUESTED,
+    W_RUN_STATE,
+    W_STARTED_NS,
+    W_STOP_REQUESTED,
+    Pipeline,
+)
+from shm_layout.records import SYMBOL_INFO
+from shm_layout.region import find_segments, remove_segment
+
+log = logging.getLogger("hft.supervisor")
+
+START_TIMEOUT_S = 120.0  # first start compiles the jitted loops (cached afterwards)
+STOP_TIMEOUT_S = 15.0
+SIM_START_TIMEOUT_S = 30.0
+WORKER_TARGETS = {
+    PROC_FEED: "procs.feed",
+    PROC_STRATEGY: "procs.strategy",
+    PROC_BROKER: "procs.broker",
+    PROC_PERSISTENCE: "procs.persistence",
+}
+START_ORDER = (PROC_PERSISTENCE, PROC_BROKER, PROC_STRATEGY, PROC_FEED)
+
+
+class SupervisorError(RuntimeError):
+    """The pipeline cannot start (already running, no shared memory, simulator failed)."""
+
+
+@dataclass
+class RunSummary:
+    """What ``hft run`` prints at the end (and ``--json`` emits)."""
+
+    duration_s: float
+    ticks: int
+    orders: int
+    fills: int
+    rejects: int
+    realized_pnl: dict[str, float]
+    fees: dict[str, float]
+    tick_to_order_ns: dict[str, float]
+    tick_to_exec_ns: dict[str, float]
+    db_path: str
+    db_orders: int
+    db_trades: int
+    persisted_orders: int
+    persisted_trades: int
+    placement: dict[str, int]
+    exit_codes: dict[str, int | None] = field(default_factory=dict)
+
+
+def symbol_table(config: Config) -> np.ndarray:
+    """Build the shared-memory symbol table from the config."""
+    table = np.zeros(len(config.symbols), SYMBOL_INFO)
+    for index, symbol in enumerate(config.symbols):
+        table[index]["name"] = symbol.name.encode()
+        table[index]["symbol_id"] = index
+        table[index]["price_decimals"] = symbol.price_decimals
+        table[index]["size_decimals"] = symbol.size_decimals
+        table[index]["tick_size"] = decimal_to_fixed(symbol.tick_size, symbol.price_decimals, "tick_size")
+        table[index]["lot_size"] = decimal_to_fixed(symbol.lot_size, symbol.size_decimals, "lot_size")
+    return table
+
+
+def plan_cores(config: Config) -> tuple[dict[str, int], list[str]]:
+    """Return the core each process will be pinned to and warnings (missing cores, shared cores)."""
+    available = sorted(os.sched_getaffinity(0))
+    placement: dict[str, int] = {}
+    warnings: list[str] = []
+    for name in PROCESS_NAMES:
+        wanted = getattr(config.processes, name).core
+        if wanted < 0:
+            placement[name] = -1
+            continue
+        if wanted not in available:
+            fallback = available[wanted % len(available)]
+            warnings.append(f"{name}: core {wanted} is not available (have {available}); using core {fallback}")
+            wanted = fallback
+        placement[name] = wanted
+    by_core: dict[int, list[str]] = {}
+    for name, core in placement.items():
+        if core >= 0:
+            by_core.setdefault(core, []).append(name)
+    shared = {core: names for core, names in by_core.items() if len(names) > 1}
+    if shared:
+        text = ", ".join(f"{'+'.join(names)} on core {core}" for core, names in sorted(shared.items()))
+        warnings.append(
+            f"{len(PROCESS_NAMES)} processes on {len(available)} available cores: sharing {text} "
+            "(latency suffers when a spinning process shares a core; see deploy/)"
+        )
+    return placement, warnings
+
+
+def clean_stale(instance: str) -> list[str]:
+    """Remove this instance's segments whose creator is dead; raise if a live supervisor owns any."""
+    segments = find_segments(instance)
+    alive = [segment for segment in segments if segment.is_hft and segment.creator_alive]
+    if alive:
+        raise SupervisorError(
+            f"pipeline instance {instance!r} is already running (supervisor pid {alive[0].creator_pid}); "
+            "stop it first, or use another instance name"
+        )
+    removed = []
+    for segment in segments:
+        if remove_segment(segment.name):
+            removed.append(segment.name)
+    return removed
+
+
+def _check_shm_space(bytes_needed: int) -> None:
+    try:
+        free = shutil.disk_usage("/dev/shm").free
+    except OSError:
+        return
+    if free < bytes_needed:
+        raise SupervisorError(
+            f"/dev/shm has {free / 2**20:.1f} MiB free, the pipeline needs {bytes_needed / 2**20:.1f} MiB "
+            "(in Docker raise --shm-size)"
+        )
+
+
+def _sim_main(config_raw: bytes, port_queue: multiprocessing.Queue) -> None:
+    """Spawn target: run the exchange simulator until SIGTERM, reporting its port once listening."""
+    from hft.sim.config import SimConfig, SimSymbol
+    from hft.sim.server import serve
+
+    config = msgspec.json.decode(config_raw, type=Config)
+    symbols = [
+        SimSymbol(name=s.name, start_price=s.sim_start_price, tick_size=s.tick_size, lot_size=s.lot_size,
+                  price_decimals=s.price_decimals, size_decimals=s.size_decimals)
+        for s in config.symbols
+    ]
+    sim_config = SimConfig(symbols=symbols, seed=config.source.sim_seed,
+                           events_per_second=config.source.sim_events_per_second)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    serve(sim_config, host="127.0.0.1", port=0, on_ready=port_queue.put, stop=stop)
+
+
+def _worker_entry(process: int, config_raw: bytes, parent_pid: int) -> None:
+    """Spawn target of every worker: import its module there (keeps the supervisor free of jitted code)."""
+    import importlib
+
+    importlib.import_module(WORKER_TARGETS[process]).main(config_raw, parent_pid)
+
+
+class Supervisor:
+    """Owns one pipeline run."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.mp = multiprocessing.get_context("spawn")
+        self.pipeline: Pipeline | None = None
+        self.workers: dict[int, multiprocessing.process.BaseProcess] = {}
+        self.sim: multiprocessing.process.BaseProcess | None = None
+        self.stop_signal = threading.Event()
+        self.placement: dict[str, int] = {}
+
+    # -- start ------------------------------------------------------------------------------------------
+    def _resolve_source(self) -> Config:
+        source = self.config.source
+        if source.kind == "binance":
+            resolved = msgspec.structs.replace(
+                source, kind="url", ws_url="wss://stream.binance.com:9443", rest_url="https://api.binance.com"
+            )
+        elif source.kind == "sim":
+            port_queue = self.mp.Queue()
+            self.sim = self.mp.Process(
+                target=_sim_main, args=(encode_config(self.config), port_queue), name="hft-sim", daemon=False
+            )
+            self.sim.start()
+            try:
+                port = port_queue.get(timeout=SIM_START_TIMEOUT_S)
+            except Exception as exc:
+                raise SupervisorError("the exchange simulator did not start listening") from exc
+            log.info("exchange simulator (pid %d) listening on 127.0.0.1:%d", self.sim.pid, port)
+            resolved = msgspec.structs.replace(
+                source, kind="url", ws_url=f"ws://127.0.0.1:{port}", rest_url=f"http://127.0.0.1:{port}"
+            )
+        else:
+            resolved = source
+        return msgspec.structs.replace(self.config, source=resolved)
+
+    def start(self) -> None:
+        config = self.config
+        removed = clean_stale(config.instance)
+        if removed:
+            log.warning("removed %d stale segments left by a supervisor that died: %s", len(removed),
+                        ", ".join(removed))
+        capacities = {MD_EVENTS: config.rings.md_events, ORDERS: config.rings.orders,
+                      EXECUTIONS: config.rings.executions}
+        _check_shm_space(config.rings.md_events * 64 + (config.rings.orders + config.rings.executions) * 128 + 2**20)
+        self.placement, warnings = plan_cores(config)
+        for warning in warnings:
+            log.warning("%s", warning)
+        self.pipeline = Pipeline.create(config.instance, symbol_table(config), capacities)
+        control = self.pipeline.control
+        control.words[W_STARTED_NS] = time.monotonic_ns()
+        worker_config = self._resolve_source()
+        # the placement decided here is what the workers pin to
+        processes = worker_config.processes
+        for name, core in self.placement.items():
+            processes = msgspec.structs.replace(
+                processes, **{name: msgspec.structs.replace(getattr(processes, name), core=core)}
+            )
+        worker_config = msgspec.structs.replace(worker_config, processes=processes)
+        raw = encode_config(worker_config)
+        for process in START_ORDER:
+            worker = self.mp.Process(
+                target=_worker_entry, args=(process, raw, os.getpid()), name=f"hft-{PROCESS_NAMES[process]}"
+            )
+            worker.start()
+            self.workers[process] = worker
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for process in START_ORDER:
+            block = control.process_words(process)
+            while int(block[W_STATE]) != PSTATE_RUNNING:
+                worker = self.workers[process]
+                if not worker.is_alive():
+                    raise SupervisorError(f"{PROCESS_NAMES[process]} exited with code {worker.exitcode} at start")
+                if time.monotonic() > deadline or self.stop_signal.is_set():
+                    raise SupervisorError(f"{PROCESS_NAMES[process]} did not start in {START_TIMEOUT_S:.0f} s")
+                time.sleep(0.01)
+        control.words[W_RUN_STATE] = RUN_RUNNING
+        log.info("pipeline %r running: %s", config.instance,
+                 ", ".join(f"{name} pid {self.workers[i].pid} core {self.placement[name]}"
+                           for i, name in enumerate(PROCESS_NAMES)))
+
+    # -- run --------------------------------------------------------------------------------------------
+    def wait(self, duration_s: float | None) -> str:
+        """Block until the duration passed, a stop signal came, or a worker died; return why."""
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        while True:
+            if self.stop_signal.wait(0.05):
+                return "signal"
+            if deadline is not None and time.monotonic() >= deadline:
+                return "duration"
+            for process, worker in self.workers.items():
+                if not worker.is_alive():
+                    log.error("%s (pid %d) exited unexpectedly with code %s: stopping the pipeline",
+                              PROCESS_NAMES[process], worker.pid, worker.exitcode)
+                    return "worker-died"
+            if self.sim is not None and not self.sim.is_alive():
+                log.error("the exchange simulator exited with code %s", self.sim.exitcode)
+                return "sim-died"
+
+    # -- stop -------------------------------------------------------------------------------------------
+    def stop(self) -> dict[str, int | None]:
+        """Stop the workers stage by stage (see module docstring); return their exit codes."""
+        codes: dict[str, int | None] = {}
+        if self.pipeline is None:
+            return codes
+        words = self.pipeline.control.words
+        words[W_RUN_STATE] = RUN_STOPPING
+        for process in (PROC_FEED, PROC_STRATEGY, PROC_BROKER, PROC_PERSISTENCE):
+            words[W_STOP_REQUESTED] = PROCESS_STAGES[process]
+            worker = self.workers.get(process)
+            if worker is None:
+                continue
+            worker.join(STOP_TIMEOUT_S)
+            if worker.is_alive():
+                log.error("%s did not stop in %.0f s: terminating it", PROCESS_NAMES[process], STOP_TIMEOUT_S)
+                words[W_ABORT_REQUESTED] = 1
+                worker.terminate()
+                worker.join(5.0)
+                if worker.is_alive():
+                    worker.kill()
+                    worker.join(5.0)
+            codes[PROCESS_NAMES[process]] = worker.exitcode
+        if self.sim is not None:
+            self.sim.terminate()
+            self.sim.join(10.0)
+            if self.sim.is_alive():
+                self.sim.kill()
+                self.sim.join(5.0)
+        return codes
+
+    def summarize(self, duration_s: float, codes: dict[str, int | None]) -> RunSummary:
+        from hft.persistence.store import summarize as summarize_db
+
+        control = self.pipeline.control
+
+        def counter(process: int, index: int) -> int:
+            return int(control.process_words(process)[W_COUNTERS + index])
+
+        db_path = str(Path(self.config.persistence.db_path).resolve())
+        realized: dict[str, float] = {}
+        fees: dict[str, float] = {}
+        db_orders = db_trades = -1
+        if Path(db_path).exists():
+            db = summarize_db(db_path)
+            db_orders, db_trades = int(db["orders"]), int(db["trades"])
+            for symbol, row in db["symbols"].items():
+                realized[symbol] = float(row["realized_pnl"])
+                fees[symbol] = float(row["fees"] or 0.0)
+        return RunSummary(
+            duration_s=duration_s,
+            ticks=counter(PROC_STRATEGY, C_TICKS),
+            orders=counter(PROC_STRATEGY, C_ORDERS),
+            fills=counter(PROC_BROKER, C_FILLS),
+            rejects=counter(PROC_BROKER, C_REJECTS),
+            realized_pnl=realized,
+            fees=fees,
+            tick_to_order_ns=hist_summary(hist_row(control.process_words(PROC_STRATEGY), 0)),
+            tick_to_exec_ns=hist_summary(hist_row(control.process_words(PROC_BROKER), 1)),
+            db_path=db_path,
+            db_orders=db_orders,
+            db_trades=db_trades,
+            persisted_orders=counter(PROC_PERSISTENCE, C_ROWS_ORDERS),
+            persisted_trades=counter(PROC_PERSISTENCE, C_ROWS_TRADES),
+            placement=self.placement,
+            exit_codes=codes,
+        )
+
+    def close(self) -> None:
+        """Unlink and unmap every segment (idempotent): runs in ``finally`` whatever happened."""
+        for worker in self.workers.values():
+            if worker.is_alive():
+                worker.kill()
+                worker.join(5.0)
+        if self.sim is not None and self.sim.is_alive():
+            self.sim.kill()
+            self.sim.join(5.0)
+        if self.pipeline is not None:
+            self.pipeline.unlink()
+            self.pipeline.close()
+            self.pipeline = None
+
+
+def run_pipeline(config: Config, duration_s: float | None) -> tuple[RunSummary | None, str]:
+    """Run one pipeline to the end; return its summary (None if it never started) and why it stopped."""
+    supervisor = Supervisor(config)
+
+    def _on_signal(signum: int, frame: object) -> None:
+        supervisor.stop_signal.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        started = time.monotonic()
+        supervisor.start()
+        running_since = time.monotonic()
+        reason = supervisor.wait(duration_s)
+        log.info("stopping (%s) after %.1f s", reason, time.monotonic() - running_since)
+        codes = supervisor.stop()
+        summary = supervisor.summarize(time.monotonic() - running_since, codes)
+        log.debug("total wall time %.1f s", time.monotonic() - started)
+        return summary, reason
+    finally:
+        supervisor.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

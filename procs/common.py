@@ -1,0 +1,165 @@
+"""What every worker process does around its loop: pin, attach, announce, watch its parent, leave cleanly.
+
+Invariants a worker keeps:
+
+* It pins itself to its core before starting any thread (``sched_setaffinity`` pins the calling thread only).
+* It attaches to memory its supervisor created and never creates or unlinks a segment.
+* It asks the kernel to SIGTERM it when the supervisor dies (``PR_SET_PDEATHSIG``) and also checks its
+  parent pid between loop passes, so an orphan never keeps running against segments nobody owns.
+* Ctrl-C in a terminal reaches the whole process group: workers ignore SIGINT and leave in the order the
+  supervisor's stop stages dictate. SIGTERM sent to a worker directly makes it leave after the current pass.
+* On the way out it marks its consumer slots inactive (a departed consumer must not stall a block ring's
+  producer) and its state stopped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hft.config import Config, decode_config
+from shm_layout.atomics import monotonic_ns
+from shm_layout.counters import PSTATE_RUNNING, PSTATE_STARTING, PSTATE_STOPPED, W_PID, W_STATE
+from shm_layout.layout import (
+    PROCESS_NAMES,
+    PROCESS_STAGES,
+    RING_SPECS,
+    W_ABORT_REQUESTED,
+    W_KILL_SWITCH,
+    W_STOP_REQUESTED,
+    Pipeline,
+)
+from shm_layout.wait import WAIT_NAMES
+
+PR_SET_PDEATHSIG = 1
+LOOP_SLICE_NS = 100_000_000  # jitted loops come back to Python this often for housekeeping
+
+
+@dataclass
+class WorkerContext:
+    """Everything a process module needs: its memory, its config and its identity."""
+
+    process: int
+    name: str
+    config: Config
+    pipeline: Pipeline
+    log: logging.Logger
+    parent_pid: int
+    wait_strategy: int
+    terminate: list[bool] = field(default_factory=lambda: [False])
+
+    @property
+    def control_words(self) -> np.ndarray:
+        return self.pipeline.control.words
+
+    @property
+    def proc_words(self) -> np.ndarray:
+        return self.pipeline.control.process_words(self.process)
+
+    @property
+    def stage(self) -> int:
+        return PROCESS_STAGES[self.process]
+
+    stop_index = W_STOP_REQUESTED
+    kill_index = W_KILL_SWITCH
+    abort_index = W_ABORT_REQUESTED
+
+    def should_exit(self) -> bool:
+        """True if told to terminate by signal, or the supervisor is gone."""
+        return self.terminate[0] or os.getppid() != self.parent_pid
+
+    def stop_reached(self) -> bool:
+        return int(self.control_words[W_STOP_REQUESTED]) >= self.stage
+
+
+def _set_parent_death_signal() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent-pid check still catches an orphaned worker
+        pass
+
+
+def pin_to_core(core: int, log: logging.Logger) -> None:
+    """Pin the calling thread (before any other is started) to ``core``; -1 leaves the placement alone."""
+    if core < 0:
+        return
+    available = sorted(os.sched_getaffinity(0))
+    if core not in available:
+        log.warning("core %d not available (have %s): not pinned", core, available)
+        return
+    os.sched_setaffinity(0, {core})
+
+
+def setup_logging(name: str) -> logging.Logger:
+    logging.basicConfig(
+        level=os.environ.get("HFT_LOG_LEVEL", "INFO"),
+        format=f"%(asctime)s {name}[%(process)d] %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    return logging.getLogger(f"hft.{name}")
+
+
+def worker_main(process: int, config_raw: bytes, parent_pid: int, run: Callable[[WorkerContext], int]) -> None:
+    """Entry point of every worker (a spawn target): bootstrap, ``run(ctx)``, leave cleanly, exit its code."""
+    _set_parent_death_signal()
+    name = PROCESS_NAMES[process]
+    config = decode_config(config_raw)
+    placement = getattr(config.processes, name)
+    log = setup_logging(name)
+    pin_to_core(placement.core, log)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    terminate = [False]
+
+    def _on_sigterm(signum: int, frame: object) -> None:
+        terminate[0] = True
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    if os.getppid() != parent_pid:
+        log.error("supervisor %d is gone before start: exiting", parent_pid)
+        sys.exit(3)
+    pipeline = Pipeline.attach(config.instance)
+    ctx = WorkerContext(
+        process=process, name=name, config=config, pipeline=pipeline, log=log, parent_pid=parent_pid,
+        wait_strategy=WAIT_NAMES[placement.wait], terminate=terminate,
+    )
+    block = ctx.proc_words
+    block[W_PID] = os.getpid()
+    block[W_STATE] = PSTATE_STARTING
+    record = pipeline.control.process_record(process)
+    record["started_ns"] = monotonic_ns()
+    record["core"] = placement.core
+    for spec in RING_SPECS.values():
+        if name in spec.consumers:
+            ring = pipeline.rings[spec.name]
+            index = ring.consumer_index(name)
+            ring.claim_consumer(index)
+            ring.activate_consumer(index)
+    code = 1
+    try:
+        block[W_STATE] = PSTATE_RUNNING
+        code = run(ctx)
+    except Exception:
+        log.exception("%s failed", name)
+        code = 1
+    finally:
+        for spec in RING_SPECS.values():
+            if name in spec.consumers:
+                ring = pipeline.rings[spec.name]
+                ring.deactivate_consumer(ring.consumer_index(name))
+        block[W_STATE] = PSTATE_STOPPED
+        pipeline.close()
+        logging.shutdown()
+    sys.exit(code)
+
+
+def sleep_briefly(seconds: float = 0.001) -> None:
+    time.sleep(seconds)

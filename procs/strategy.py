@@ -1,0 +1,79 @@
+"""The strategy process: wires ``hft.strategy.loop`` to md.snapshot, md.events, strategy.orders and
+broker.executions, and returns to Python only every ``LOOP_SLICE_NS`` for housekeeping."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+
+from hft.strategy.features import make_feature_state
+from hft.strategy.loop import LOOP_STOPPED, N_STATE, S_MAX_POSITION, S_ORDER_SIZE, strategy_loop
+from hft.strategy.signal import (
+    N_PARAMS,
+    P_HOLD_MAX_MS,
+    P_HOLD_MIN_MS,
+    P_MIN_CONFIDENCE,
+    P_MOMENTUM_SCALE,
+    P_THRESHOLD,
+    P_VOLATILITY_FLOOR,
+    P_VOLATILITY_SCALE,
+)
+from procs.common import LOOP_SLICE_NS, WorkerContext, worker_main
+from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, PROC_STRATEGY
+from shm_layout.records import BOOK_SNAPSHOT, EXEC_REPORT, MD_EVENT
+
+MD_BATCH = 1024
+EXEC_BATCH = 256
+
+
+def build_params(ctx: WorkerContext) -> tuple[np.ndarray, np.ndarray]:
+    """Turn the config into the loop's float parameters and per-symbol integer state."""
+    cfg = ctx.config.strategy
+    params = np.zeros(N_PARAMS, np.float64)
+    params[P_THRESHOLD] = cfg.imbalance_threshold
+    params[P_MIN_CONFIDENCE] = cfg.min_confidence
+    params[P_MOMENTUM_SCALE] = cfg.momentum_scale
+    params[P_VOLATILITY_SCALE] = cfg.volatility_scale
+    params[P_VOLATILITY_FLOOR] = cfg.volatility_floor
+    params[P_HOLD_MIN_MS] = cfg.holding_min_ms
+    params[P_HOLD_MAX_MS] = cfg.holding_max_ms
+    state = np.zeros((len(ctx.config.symbols), N_STATE), np.int64)
+    for index, symbol in enumerate(ctx.config.symbols):
+        max_position = Decimal(cfg.max_position).scaleb(symbol.size_decimals)
+        lot = Decimal(symbol.lot_size).scaleb(symbol.size_decimals)
+        order_size = (max_position * Decimal(str(cfg.order_fraction)) / lot).to_integral_value(rounding="ROUND_DOWN")
+        state[index, S_MAX_POSITION] = int(max_position)
+        state[index, S_ORDER_SIZE] = int(order_size * lot)
+        if state[index, S_ORDER_SIZE] <= 0:
+            raise ValueError(f"{symbol.name}: order size rounds to zero lots")
+    return params, state
+
+
+def run(ctx: WorkerContext) -> int:
+    pipeline = ctx.pipeline
+    md, orders, executions = (pipeline.rings[name] for name in (MD_EVENTS, ORDERS, EXECUTIONS))
+    md_consumer = md.consumer_index("strategy")
+    exec_consumer = executions.consumer_index("strategy")
+    params, state = build_params(ctx)
+    sample_ts, sample_logmid, cursor, accum = make_feature_state(len(ctx.config.symbols))
+    md_batch = np.zeros(MD_BATCH, MD_EVENT)
+    exec_batch = np.zeros(EXEC_BATCH, EXEC_REPORT)
+    snapshot = np.zeros(1, BOOK_SNAPSHOT)
+    window_ns = ctx.config.strategy.feature_window_ms * 1_000_000
+    ctx.log.info("strategy running: %d symbols, md consumer %d", len(ctx.config.symbols), md_consumer)
+    while not ctx.should_exit():
+        status = strategy_loop(
+            md.ctrl, md.slots, md_consumer, md_batch, pipeline.snapshots.words, snapshot, snapshot.view(np.int64),
+            orders.ctrl, orders.slots, executions.ctrl, executions.slots, exec_consumer, exec_batch,
+            ctx.control_words, ctx.stop_index, ctx.stage, ctx.kill_index, ctx.abort_index, ctx.proc_words, state,
+            params, window_ns, sample_ts, sample_logmid, cursor, accum, ctx.wait_strategy, LOOP_SLICE_NS,
+        )
+        if status == LOOP_STOPPED:
+            break
+    ctx.log.info("strategy stopped")
+    return 0
+
+
+def main(config_raw: bytes, parent_pid: int) -> None:
+    worker_main(PROC_STRATEGY, config_raw, parent_pid, run)
