@@ -54,6 +54,7 @@ from shm_layout.layout import (
     PROC_STRATEGY,
     PROCESS_NAMES,
     PROCESS_STAGES,
+    RING_SPECS,
     RUN_RUNNING,
     RUN_STOPPING,
     W_ABORT_REQUESTED,
@@ -188,6 +189,9 @@ def _sim_main(config_raw: bytes, port_queue: multiprocessing.Queue) -> None:
     ]
     sim_config = SimConfig(symbols=symbols, seed=config.source.sim_seed,
                            events_per_second=config.source.sim_events_per_second)
+    from hft.process_utils import set_parent_death_signal
+
+    set_parent_death_signal()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -296,10 +300,19 @@ class Supervisor:
                 if not worker.is_alive():
                     log.error("%s (pid %d) exited unexpectedly with code %s: stopping the pipeline",
                               PROCESS_NAMES[process], worker.pid, worker.exitcode)
+                    self._release_consumer_slots(process)
                     return "worker-died"
             if self.sim is not None and not self.sim.is_alive():
                 log.error("the exchange simulator exited with code %s", self.sim.exitcode)
                 return "sim-died"
+
+    def _release_consumer_slots(self, process: int) -> None:
+        """Stop block rings from gating on a dead consumer (its cursor stays, so nothing is skipped for it)."""
+        name = PROCESS_NAMES[process]
+        for spec in RING_SPECS.values():
+            if name in spec.consumers:
+                ring = self.pipeline.rings[spec.name]
+                ring.deactivate_consumer(ring.consumer_index(name))
 
     # -- stop -------------------------------------------------------------------------------------------
     def stop(self) -> dict[str, int | None]:
@@ -323,6 +336,7 @@ class Supervisor:
                 if worker.is_alive():
                     worker.kill()
                     worker.join(5.0)
+                self._release_consumer_slots(process)
             codes[PROCESS_NAMES[process]] = worker.exitcode
         if self.sim is not None:
             self.sim.terminate()

@@ -14,7 +14,6 @@ Invariants a worker keeps:
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hft.config import Config, decode_config
+from hft.process_utils import pin_to_core, set_parent_death_signal
 from shm_layout.atomics import monotonic_ns
 from shm_layout.counters import PSTATE_RUNNING, PSTATE_STARTING, PSTATE_STOPPED, W_PID, W_STATE
 from shm_layout.layout import (
@@ -39,7 +39,6 @@ from shm_layout.layout import (
 )
 from shm_layout.wait import WAIT_NAMES
 
-PR_SET_PDEATHSIG = 1
 LOOP_SLICE_NS = 100_000_000  # jitted loops come back to Python this often for housekeeping
 
 
@@ -72,31 +71,16 @@ class WorkerContext:
     kill_index = W_KILL_SWITCH
     abort_index = W_ABORT_REQUESTED
 
+    def mark_running(self) -> None:
+        """Tell the supervisor this process is ready: call after warming the JIT, before the first real pass."""
+        self.proc_words[W_STATE] = PSTATE_RUNNING
+
     def should_exit(self) -> bool:
         """True if told to terminate by signal, or the supervisor is gone."""
         return self.terminate[0] or os.getppid() != self.parent_pid
 
     def stop_reached(self) -> bool:
         return int(self.control_words[W_STOP_REQUESTED]) >= self.stage
-
-
-def _set_parent_death_signal() -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the parent-pid check still catches an orphaned worker
-        pass
-
-
-def pin_to_core(core: int, log: logging.Logger) -> None:
-    """Pin the calling thread (before any other is started) to ``core``; -1 leaves the placement alone."""
-    if core < 0:
-        return
-    available = sorted(os.sched_getaffinity(0))
-    if core not in available:
-        log.warning("core %d not available (have %s): not pinned", core, available)
-        return
-    os.sched_setaffinity(0, {core})
 
 
 def setup_logging(name: str) -> logging.Logger:
@@ -110,7 +94,7 @@ def setup_logging(name: str) -> logging.Logger:
 
 def worker_main(process: int, config_raw: bytes, parent_pid: int, run: Callable[[WorkerContext], int]) -> None:
     """Entry point of every worker (a spawn target): bootstrap, ``run(ctx)``, leave cleanly, exit its code."""
-    _set_parent_death_signal()
+    set_parent_death_signal()
     name = PROCESS_NAMES[process]
     config = decode_config(config_raw)
     placement = getattr(config.processes, name)
@@ -145,8 +129,7 @@ def worker_main(process: int, config_raw: bytes, parent_pid: int, run: Callable[
             ring.activate_consumer(index)
     code = 1
     try:
-        block[W_STATE] = PSTATE_RUNNING
-        code = run(ctx)
+        code = run(ctx)  # run() warms its jitted code, then calls ctx.mark_running()
     except Exception:
         log.exception("%s failed", name)
         code = 1

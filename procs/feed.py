@@ -40,7 +40,7 @@ from shm_layout.counters import (
     hist_record,
 )
 from shm_layout.layout import MD_EVENTS, PROC_FEED
-from shm_layout.records import BOOK_SNAPSHOT, word_index
+from shm_layout.records import BOOK_SNAPSHOT, PROCESS_BLOCK, RING_CONTROL, word_index
 from shm_layout.ring import ring_try_publish
 from shm_layout.seqlock import SLOT_WORDS, seqlock_write
 
@@ -132,6 +132,29 @@ class SnapshotFetcher:
             done.append(item)
 
 
+def warm_up(symbols: list[SymbolSpec], md_slots: np.ndarray) -> None:
+    """Compile every jitted path on a scratch engine and scratch arrays, so the first real frame is fast."""
+    engine = FeedEngine(symbols[:1])
+    name = symbols[0].name
+    lower = name.lower()
+    frames = [
+        f'{{"stream":"{lower}@depth@100ms","data":{{"e":"depthUpdate","E":1,"s":"{name}","U":10,"u":11,'
+        f'"b":[["1.00","1.0"]],"a":[["2.00","1.0"]]}}}}',
+        f'{{"stream":"{lower}@bookTicker","data":{{"u":11,"s":"{name}","b":"1.00","B":"1.0","a":"2.00","A":"1.0"}}}}',
+        f'{{"stream":"{lower}@trade","data":{{"e":"trade","E":1,"s":"{name}","t":1,"p":"1.00","q":"1.0","T":1,'
+        f'"m":true,"M":true}}}}',
+    ]
+    for frame in frames:
+        engine.on_frame(frame.encode(), 1)
+    engine.on_snapshot(name, b'{"lastUpdateId":10,"bids":[["1.00","1.0"]],"asks":[["2.00","1.0"]]}', 1)
+    engine.on_frame(frames[0].encode(), 1)
+    engine.on_disconnect(1)
+    rows = engine.snapshots.view(np.int64).reshape(len(engine.snapshots), SLOT_WORDS)
+    publish_frame(engine.events, 0, rows, np.zeros(len(rows), np.int64), np.zeros(rows.size, np.int64),
+                  np.zeros(RING_CONTROL.itemsize // 8, np.int64), md_slots[:1].copy(),
+                  np.zeros(PROCESS_BLOCK.itemsize // 8, np.int64), 0, 0)
+
+
 def run(ctx: WorkerContext) -> int:
     config = ctx.config
     symbols = [SymbolSpec(s.name, i, s.price_decimals, s.size_decimals) for i, s in enumerate(config.symbols)]
@@ -144,6 +167,8 @@ def run(ctx: WorkerContext) -> int:
     fetcher = SnapshotFetcher(config.source.rest_url, config.source.depth_limit, ctx.log)
     backoff = BACKOFF_INITIAL_S
     last_housekeeping = 0.0
+    warm_up(symbols, md.slots)
+    ctx.mark_running()
 
     def publish(n_events: int, ts_recv: int, ts_decoded: int) -> None:
         publish_frame(engine.events, n_events, snapshot_rows, engine.dirty, snap_words, md.ctrl, md.slots, proc,

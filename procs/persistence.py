@@ -43,6 +43,9 @@ def run(ctx: WorkerContext) -> int:
     exec_buffer = np.zeros(cfg.batch_size, executions.record_dtype)
     block = ctx.proc_words
     flush_s = cfg.flush_ms / 1000.0
+    ring_peek(orders.ctrl, orders.slots, order_consumer, order_buffer, 0)  # compile before reporting ready
+    ring_peek(executions.ctrl, executions.slots, exec_consumer, exec_buffer, 0)
+    ctx.mark_running()
     ctx.log.info("persistence running: %s", cfg.db_path)
     try:
         while True:

@@ -62,13 +62,18 @@ def run(ctx: WorkerContext) -> int:
     snapshot = np.zeros(1, BOOK_SNAPSHOT)
     window_ns = ctx.config.strategy.feature_window_ms * 1_000_000
     ctx.log.info("strategy running: %d symbols, md consumer %d", len(ctx.config.symbols), md_consumer)
+    first_pass = True
     while not ctx.should_exit():
+        if not first_pass:
+            ctx.mark_running()
         status = strategy_loop(
             md.ctrl, md.slots, md_consumer, md_batch, pipeline.snapshots.words, snapshot, snapshot.view(np.int64),
             orders.ctrl, orders.slots, executions.ctrl, executions.slots, exec_consumer, exec_batch,
             ctx.control_words, ctx.stop_index, ctx.stage, ctx.kill_index, ctx.abort_index, ctx.proc_words, state,
-            params, window_ns, sample_ts, sample_logmid, cursor, accum, ctx.wait_strategy, LOOP_SLICE_NS,
+            params, window_ns, sample_ts, sample_logmid, cursor, accum, ctx.wait_strategy,
+            0 if first_pass else LOOP_SLICE_NS,  # the first pass only compiles (nothing flows before we run)
         )
+        first_pass = False
         if status == LOOP_STOPPED:
             break
     ctx.log.info("strategy stopped")
