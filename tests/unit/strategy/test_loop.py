@@ -1,0 +1,201 @@
+"""The strategy loop's decisions on crafted snapshots and events, through real shared-memory rings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from hft.strategy.features import make_feature_state
+from hft.strategy.loop import (
+    LOOP_STOPPED,
+    LOOP_TIMEOUT,
+    N_STATE,
+    S_MAX_POSITION,
+    S_OPEN_ORDER_ID,
+    S_ORDER_SIZE,
+    S_POSITION,
+    strategy_loop,
+)
+from shm_layout.counters import C_ORDERS, C_RISK_REJECTS, C_TICKS, W_COUNTERS
+from shm_layout.layout import (
+    EXECUTIONS,
+    MD_EVENTS,
+    ORDERS,
+    PROC_STRATEGY,
+    STAGE_STRATEGY,
+    W_ABORT_REQUESTED,
+    W_KILL_SWITCH,
+    W_STOP_REQUESTED,
+    Pipeline,
+)
+from shm_layout.records import (
+    BOOK_SNAPSHOT,
+    BOOK_SYNCED,
+    EV_BOOK_LEVEL,
+    EXEC_REPORT,
+    FLAG_LAST_IN_FRAME,
+    MD_EVENT,
+    SIDE_BUY,
+    SIDE_SELL,
+    STATUS_FILLED,
+    SYMBOL_INFO,
+)
+from tests.unit.strategy.test_signal_and_features import seed_params
+
+ORDER_SIZE = 50_000
+MAX_POSITION = 100_000
+
+
+class Harness:
+    """A pipeline in shared memory plus the strategy loop's private state, driven step by step."""
+
+    def __init__(self, instance: str) -> None:
+        symbols = np.zeros(1, SYMBOL_INFO)
+        symbols[0]["name"] = b"BTCUSDT"
+        self.pipeline = Pipeline.create(instance, symbols, {MD_EVENTS: 1024, ORDERS: 64, EXECUTIONS: 64})
+        self.state = np.zeros((1, N_STATE), np.int64)
+        self.state[0, S_ORDER_SIZE] = ORDER_SIZE
+        self.state[0, S_MAX_POSITION] = MAX_POSITION
+        self.params = seed_params()
+        self.features = make_feature_state(1)
+        self.md_batch = np.zeros(256, MD_EVENT)
+        self.exec_batch = np.zeros(64, EXEC_REPORT)
+        self.snapshot = np.zeros(1, BOOK_SNAPSHOT)
+        self.broker_reader = 0  # orders ring consumer slot of "broker"
+        self.clock = 1_000_000_000
+
+    def book(self, bid_size: int, ask_size: int, mid_ticks: int = 6_000_000) -> None:
+        snap = np.zeros(1, BOOK_SNAPSHOT)
+        snap["status"] = BOOK_SYNCED
+        snap["bid_price"], snap["ask_price"] = mid_ticks - 1, mid_ticks + 1
+        snap["bid_size"], snap["ask_size"] = bid_size, ask_size
+        snap["mid_x2"] = 2 * mid_ticks
+        snap["spread"] = 2
+        snap["imbalance"] = (bid_size - ask_size) / (bid_size + ask_size)
+        self.clock += 50_000_000
+        snap["ts_recv"] = self.clock
+        self.pipeline.snapshots.write(0, snap)
+        event = np.zeros(1, MD_EVENT)
+        event["kind"], event["flags"], event["ts_recv"] = EV_BOOK_LEVEL, FLAG_LAST_IN_FRAME, self.clock
+        self.pipeline.rings[MD_EVENTS].try_publish(event)
+
+    def step(self) -> int:
+        p = self.pipeline
+        md, orders, execs = p.rings[MD_EVENTS], p.rings[ORDERS], p.rings[EXECUTIONS]
+        return strategy_loop(
+            md.ctrl, md.slots, 0, self.md_batch, p.snapshots.words, self.snapshot, self.snapshot.view(np.int64),
+            orders.ctrl, orders.slots, execs.ctrl, execs.slots, 0, self.exec_batch, p.control.words,
+            W_STOP_REQUESTED, STAGE_STRATEGY, W_KILL_SWITCH, W_ABORT_REQUESTED,
+            p.control.process_words(PROC_STRATEGY), self.state, self.params, 10_000_000_000, *self.features, 0,
+            1_000_000,
+        )
+
+    def orders(self) -> np.ndarray:
+        return self.pipeline.rings[ORDERS].read(self.broker_reader, 64)
+
+    def fill(self, order: np.void, position_after: int) -> None:
+        report = np.zeros(1, EXEC_REPORT)
+        report["order_id"] = order["order_id"]
+        report["symbol_id"] = 0
+        report["side"] = order["side"]
+        report["size"] = order["size"]
+        report["status"] = STATUS_FILLED
+        report["position"] = position_after
+        self.pipeline.rings[EXECUTIONS].try_publish(report)
+
+    def counter(self, index: int) -> int:
+        return int(self.pipeline.control.process_words(PROC_STRATEGY)[W_COUNTERS + index])
+
+    def close(self) -> None:
+        self.pipeline.unlink()
+        self.pipeline.close()
+
+
+@pytest.fixture
+def harness(instance: str) -> Iterator[Harness]:
+    h = Harness(instance)
+    yield h
+    h.close()
+
+
+def trend_up(h: Harness) -> None:
+    """Move the mid up 0.6 % over four ticks with a bid-heavy book, the loop evaluating each tick.
+
+    The loop reads the *latest* snapshot when it handles an event (seqlock semantics), so each tick is
+    stepped on its own, as a live feed would interleave them.
+    """
+    for step in range(4):
+        h.book(bid_size=900, ask_size=100, mid_ticks=6_000_000 + step * 12_000)
+        h.step()
+
+
+def test_loop_when_bid_imbalance_with_momentum_then_one_buy_market_order_at_the_ask(harness: Harness) -> None:
+    trend_up(harness)
+    assert harness.step() == LOOP_TIMEOUT
+    orders = harness.orders()
+    assert len(orders) == 1  # one order in flight per symbol, even though later ticks also signal
+    order = orders[0]
+    assert order["side"] == SIDE_BUY and order["size"] == ORDER_SIZE
+    assert order["price"] == 6_000_000 + 3 * 12_000 + 1  # 4th tick: log return 0.006 -> confidence 0.8
+    assert order["order_id"] == 1
+    assert order["ts_tick_recv"] > 0 and order["ts_init"] > 0
+    assert harness.counter(C_ORDERS) == 1
+    assert harness.counter(C_TICKS) == 4
+
+
+def test_loop_when_execution_report_arrives_then_position_follows_and_next_order_allowed(harness: Harness) -> None:
+    trend_up(harness)
+    harness.step()
+    order = harness.orders()[0]
+    harness.fill(order, ORDER_SIZE)
+    harness.step()
+    assert harness.state[0, S_POSITION] == ORDER_SIZE
+    assert harness.state[0, S_OPEN_ORDER_ID] == 0
+    # same-direction signal while long: no new order (target already held)
+    trend_up(harness)
+    harness.step()
+    assert len(harness.orders()) == 0
+
+
+def test_loop_when_signal_reverses_then_order_closes_and_reverses(harness: Harness) -> None:
+    trend_up(harness)
+    harness.step()
+    harness.fill(harness.orders()[0], ORDER_SIZE)
+    harness.step()
+    for step in range(4):  # strong ask imbalance and a 0.6 % drop
+        harness.book(bid_size=100, ask_size=900, mid_ticks=6_036_000 - step * 12_000)
+        harness.step()
+    orders = harness.orders()
+    assert len(orders) == 1
+    assert orders[0]["side"] == SIDE_SELL and orders[0]["size"] == 2 * ORDER_SIZE  # flat and short
+
+
+def test_submit_order_when_kill_switch_active_then_denied(harness: Harness) -> None:
+    harness.pipeline.control.words[W_KILL_SWITCH] = 1
+    trend_up(harness)
+    harness.step()
+    assert len(harness.orders()) == 0
+    assert harness.counter(C_RISK_REJECTS) >= 1
+
+
+def test_submit_order_when_it_would_exceed_max_position_then_denied(harness: Harness) -> None:
+    harness.state[0, S_ORDER_SIZE] = MAX_POSITION + 1
+    trend_up(harness)
+    harness.step()
+    assert len(harness.orders()) == 0
+    assert harness.counter(C_RISK_REJECTS) >= 1
+
+
+def test_loop_when_book_not_synced_then_no_tick_evaluated(harness: Harness) -> None:
+    event = np.zeros(1, MD_EVENT)
+    event["flags"] = FLAG_LAST_IN_FRAME
+    harness.pipeline.rings[MD_EVENTS].try_publish(event)  # snapshot slot still empty
+    harness.step()
+    assert harness.counter(C_TICKS) == 0
+
+
+def test_loop_when_stop_stage_reached_and_input_drained_then_returns_stopped(harness: Harness) -> None:
+    harness.pipeline.control.words[W_STOP_REQUESTED] = STAGE_STRATEGY
+    assert harness.step() == LOOP_STOPPED

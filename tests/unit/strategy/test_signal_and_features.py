@@ -1,0 +1,97 @@
+"""The seed's imbalance signal rules and the windowed features against plain numpy references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hft.strategy.features import make_feature_state, update_window_features
+from hft.strategy.signal import (
+    N_PARAMS,
+    P_HOLD_MAX_MS,
+    P_HOLD_MIN_MS,
+    P_MIN_CONFIDENCE,
+    P_MOMENTUM_SCALE,
+    P_THRESHOLD,
+    P_VOLATILITY_FLOOR,
+    P_VOLATILITY_SCALE,
+    imbalance_signal,
+)
+
+
+def seed_params() -> np.ndarray:
+    params = np.zeros(N_PARAMS)
+    params[P_THRESHOLD] = 0.3
+    params[P_MIN_CONFIDENCE] = 0.7
+    params[P_MOMENTUM_SCALE] = 0.01
+    params[P_VOLATILITY_SCALE] = 0.01
+    params[P_VOLATILITY_FLOOR] = 0.001
+    params[P_HOLD_MIN_MS] = 100
+    params[P_HOLD_MAX_MS] = 10_000
+    return params
+
+
+def test_signal_when_imbalance_below_threshold_then_none() -> None:
+    assert imbalance_signal(0.29, 0.02, 0.0, seed_params())[0] == 0
+
+
+def test_signal_when_strong_bid_imbalance_and_momentum_then_buy_with_seed_rules() -> None:
+    direction, strength, confidence, holding = imbalance_signal(0.5, 0.01, 0.0005, seed_params())
+    assert direction == 1
+    assert strength == 1.0  # 0.5 / 0.3 clamped
+    assert confidence == pytest.approx(1.0)
+    assert holding == pytest.approx(2000.0)  # 1000 / 0.5 ms
+
+
+def test_signal_when_ask_imbalance_then_sell_and_strength_scaled() -> None:
+    direction, strength, confidence, _ = imbalance_signal(-0.3, -0.008, 0.0, seed_params())
+    assert direction == -1
+    assert strength == pytest.approx(-1.0)
+    assert confidence == pytest.approx(0.5 * (0.8 + 1.0))
+
+
+def test_signal_when_confidence_below_minimum_then_suppressed() -> None:
+    # momentum 0.002 -> 0.2; volatility 0.02 -> 0.5: mean 0.35 < 0.7
+    direction, _, confidence, _ = imbalance_signal(0.9, 0.002, 0.02, seed_params())
+    assert direction == 0
+    assert confidence == pytest.approx(0.35)
+
+
+@pytest.mark.parametrize(("imbalance", "holding"), [(1.0, 1000.0), (0.31, 1000 / 0.31), (0.05, 10_000.0)])
+def test_holding_period_when_imbalance_varies_then_clamped_1000_over_imbalance(
+    imbalance: float, holding: float
+) -> None:
+    params = seed_params()
+    params[P_THRESHOLD] = 0.01
+    params[P_MIN_CONFIDENCE] = 0.0
+    assert imbalance_signal(imbalance, 0.01, 0.0, params)[3] == pytest.approx(holding)
+
+
+def reference_features(ts: np.ndarray, log_mid: np.ndarray, window_ns: int) -> tuple[list[float], list[float]]:
+    momentum, volatility = [], []
+    for i in range(len(ts)):
+        inside = np.nonzero(ts[: i + 1] >= ts[i] - window_ns)[0]
+        first = inside[0]
+        momentum.append(log_mid[i] - log_mid[first])
+        returns = np.diff(log_mid[first : i + 1])
+        volatility.append(math.sqrt(np.mean(returns**2)) if len(returns) else 0.0)
+    return momentum, volatility
+
+
+def test_window_features_when_random_walk_then_match_numpy_reference() -> None:
+    rng = np.random.default_rng(3)
+    n = 3000
+    ts = np.cumsum(rng.integers(1_000_000, 20_000_000, n))
+    log_mid = np.log(60_000 * np.exp(np.cumsum(rng.normal(0, 1e-4, n))))
+    window_ns = 500_000_000
+    expected_momentum, expected_vol = reference_features(ts, log_mid, window_ns)
+    sample_ts, sample_logmid, cursor, accum = make_feature_state(2)
+    for i in range(n):
+        momentum, volatility = update_window_features(
+            1, int(ts[i]), float(log_mid[i]), window_ns, sample_ts, sample_logmid, cursor, accum
+        )
+        assert momentum == pytest.approx(expected_momentum[i], abs=1e-12)
+        assert volatility == pytest.approx(expected_vol[i], rel=1e-6, abs=1e-12)
+    assert cursor[0, 1] == 0  # the other symbol's state is untouched
