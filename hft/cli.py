@@ -73,7 +73,7 @@ def format_summary(summary: object, reason: str) -> str:
             f"  ticks          {summary.ticks:,}",
             f"  orders         {summary.orders:,}",
             f"  fills          {summary.fills:,}  (rejected {summary.rejects:,})",
-            f"  realized PnL   {pnl}  (net of fees: {fees}; quote currency)",
+            f"  realized PnL   {pnl}  (quote currency, net of fees; fees paid: {fees})",
             f"  tick-to-trade  p50 {t2o['p50'] / 1000:.1f} µs  p99 {t2o['p99'] / 1000:.1f} µs  "
             f"max {t2o['max'] / 1000:.1f} µs  (frame received by feed -> order on the ring, n={t2o['count']})",
             f"  tick-to-exec   p50 {t2e['p50'] / 1000:.1f} µs  p99 {t2e['p99'] / 1000:.1f} µs  "

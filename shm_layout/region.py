@@ -127,9 +127,7 @@ def _map(name: str, size: int | None, create: bool, readonly: bool) -> mmap.mmap
 
 
 def _wrap(name: str, mapped: mmap.mmap, owner: bool, readonly: bool) -> Region:
-    raw = np.frombuffer(mapped, dtype=np.uint8)
-    if not readonly and not raw.flags.writeable:
-        raw = raw.view()
+    raw = np.frombuffer(mapped, dtype=np.uint8)  # read-only arrays when the mapping is PROT_READ
     header = raw[:HEADER_BYTES].view(REGION_HEADER)
     body = raw[HEADER_BYTES:]
     return Region(name=name, owner=owner, readonly=readonly, _mmap=mapped, header=header, body=body)
