@@ -126,7 +126,10 @@ def worker_main(process: int, config_raw: bytes, parent_pid: int, run: Callable[
             ring = pipeline.rings[spec.name]
             index = ring.consumer_index(name)
             ring.claim_consumer(index)
-            ring.activate_consumer(index)
+            missed = ring.activate_consumer(index)
+            if missed:
+                log.error("%s: lapped while inactive, %d records were overwritten before this start",
+                          spec.name, missed)
     code = 1
     try:
         code = run(ctx)  # run() warms its jitted code, then calls ctx.mark_running()

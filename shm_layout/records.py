@@ -219,7 +219,7 @@ RING_CONTROL = np.dtype(
         # line 0: written by the producer only (policy/n_consumers/capacity: by the creator, once)
         ("head", np.int64),  # records published
         ("backpressure_waits", np.int64),  # times the producer found a block ring full
-        ("producer_pid", np.int64),
+        ("claimed", np.int64),  # slots the producer may be writing: [head, claimed); stored before writing
         ("policy", np.int64),
         ("n_consumers", np.int64),
         ("capacity", np.int64),

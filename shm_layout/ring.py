@@ -2,7 +2,7 @@
 
 Byte layout of a ring region's body::
 
-    0      RING_CONTROL line 0 (producer): head, backpressure_waits, producer_pid, policy, n_consumers,
+    0      RING_CONTROL line 0 (producer): head, backpressure_waits, claimed, policy, n_consumers,
            capacity, publishes, cached_min_tail
     64     RING_CONTROL.consumers[0]: tail, overruns, lost, pid, active      (written by consumer 0 only)
     ...    one 64-byte line per consumer slot (MAX_CONSUMERS)
@@ -19,9 +19,11 @@ Invariants (tests/unit/shm_layout/test_ring.py checks each):
 * ``block`` policy (orders, executions, persistence): ``0 <= head - tail <= capacity`` for every *active*
   consumer at all times; the producer waits (``ring_publish_wait``, counting ``backpressure_waits``) and never
   drops. A consumer that stops consuming stalls the producer: that is the point, nothing is lost.
-* ``lossy`` policy (market-data fan-out): the producer never waits and may lap a consumer. Such a consumer must
-  read through ``ring_read`` (copy, then re-check ``head``): a record ``r`` copied while the producer may
-  already be writing ``head_now`` is valid only if ``r > head_now - capacity``; anything older is discarded,
+* ``lossy`` policy (market-data fan-out): the producer never waits and may lap a consumer. Before writing a
+  batch the producer stores ``claimed = head + n`` (then a release fence: x86 keeps stores in order, the fence
+  keeps the compiler from sinking it), so slots ``[head, claimed)`` may be half-written. A lossy consumer must
+  read through ``ring_read``: copy, acquire fence, re-load ``claimed``; a copied record ``r`` is valid only if
+  ``r >= claimed_now - capacity`` (its slot is not among those being rewritten). Anything older is discarded,
   counted in ``overruns``/``lost``, and the consumer resynchronises a quarter ring behind ``head``.
 * Consumer slots are assigned when the supervisor creates the ring (names in ``shm_layout.layout``); a consumer
   restarted after a crash resumes from its ``tail``, which lives here, not in the process.
@@ -34,7 +36,7 @@ import os
 import numpy as np
 from numba import njit
 
-from shm_layout.atomics import fence_acquire, load_acquire, load_relaxed, store_release, store_relaxed
+from shm_layout.atomics import fence_acquire, fence_release, load_acquire, load_relaxed, store_release, store_relaxed
 from shm_layout.records import MAX_CONSUMERS, RING_CONSUMER, RING_CONTROL, word_index
 from shm_layout.region import KIND_RING, Region, attach_region, create_region
 from shm_layout.wait import idle
@@ -45,7 +47,7 @@ POLICY_NAMES = {POLICY_BLOCK: "block", POLICY_LOSSY: "lossy"}
 
 W_HEAD = word_index(RING_CONTROL, "head")
 W_BACKPRESSURE = word_index(RING_CONTROL, "backpressure_waits")
-W_PRODUCER_PID = word_index(RING_CONTROL, "producer_pid")
+W_CLAIMED = word_index(RING_CONTROL, "claimed")
 W_POLICY = word_index(RING_CONTROL, "policy")
 W_N_CONSUMERS = word_index(RING_CONTROL, "n_consumers")
 W_CAPACITY = word_index(RING_CONTROL, "capacity")
@@ -71,19 +73,21 @@ def _consumer_word(consumer: int, field: int) -> int:
 
 
 @njit(cache=True)
-def ring_free(ctrl: np.ndarray) -> int:
+def ring_free(ctrl: np.ndarray, wanted: int) -> int:
     """Return how many records the producer may write now without passing any gating consumer.
 
-    Producer only. Lossy rings never gate: the answer is always the capacity.
+    Producer only. The slowest consumer's cursor is cached; it is re-read whenever the cached bound leaves
+    fewer than ``wanted`` free slots, so a fixed-size claim always sees what consumers have released.
+    Lossy rings never gate: the answer is always the capacity.
     """
     capacity = ctrl[W_CAPACITY]
     if ctrl[W_POLICY] == POLICY_LOSSY:
         return capacity
     head = load_relaxed(ctrl, W_HEAD)
     min_tail = load_relaxed(ctrl, W_CACHED_MIN_TAIL)
-    if head - min_tail < capacity:
+    if capacity - (head - min_tail) >= wanted:
         return capacity - (head - min_tail)
-    # Cached bound exhausted: re-read every active consumer's tail. Acquire pairs with the consumer's release
+    # Cached bound too small: re-read every active consumer's tail. Acquire pairs with the consumer's release
     # store of its tail, so its reads of the old slots happen before we overwrite them.
     min_tail = head
     for consumer in range(ctrl[W_N_CONSUMERS]):
@@ -101,9 +105,12 @@ def ring_claim(ctrl: np.ndarray, count: int) -> int:
 
     Write the records into ``slots[(seq + k) & (capacity - 1)]`` then call ``ring_commit(ctrl, seq + count)``.
     """
-    if ring_free(ctrl) < count:
+    if ring_free(ctrl, count) < count:
         return -1
-    return load_relaxed(ctrl, W_HEAD)
+    head = load_relaxed(ctrl, W_HEAD)
+    store_relaxed(ctrl, W_CLAIMED, head + count)
+    fence_release()  # the claim is visible before any of the claimed slots change
+    return head
 
 
 @njit(cache=True)
@@ -117,13 +124,16 @@ def ring_commit(ctrl: np.ndarray, new_head: int) -> None:
 def ring_try_publish(ctrl: np.ndarray, slots: np.ndarray, records: np.ndarray, start: int, count: int) -> int:
     """Copy up to ``count`` records from ``records[start:]`` into the ring and publish them as one batch.
 
-    Return how many were published: all of them on a lossy ring, as many as fit on a block ring.
+    Return how many were published: as many as fit on a block ring; at most ``capacity`` per call on a lossy
+    ring (a larger batch would overwrite itself): call again for the rest.
     """
-    free = ring_free(ctrl)
+    free = ring_free(ctrl, count)
     n = count if count < free else free
     if n <= 0:
         return 0
     head = load_relaxed(ctrl, W_HEAD)
+    store_relaxed(ctrl, W_CLAIMED, head + n)
+    fence_release()  # the claim is visible before any of the claimed slots change
     mask = ctrl[W_CAPACITY] - 1
     for k in range(n):
         slots[(head + k) & mask] = records[start + k]
@@ -212,13 +222,13 @@ def ring_read(ctrl: np.ndarray, slots: np.ndarray, consumer: int, out: np.ndarra
     for k in range(n):
         out[k] = slots[(tail + k) & mask]
     if ctrl[W_POLICY] == POLICY_LOSSY and n > 0:
-        fence_acquire()  # the copies above complete before we look at head again
-        head_now = load_acquire(ctrl, W_HEAD)
-        oldest_valid = head_now - capacity + 1  # the producer may be writing slot of head_now - capacity
+        fence_acquire()  # the copies above complete before we look at the claim again
+        claimed_now = load_acquire(ctrl, W_CLAIMED)
+        oldest_valid = claimed_now - capacity  # slots of records below it may be being rewritten
         if tail < oldest_valid:
             torn = oldest_valid - tail
             if torn >= n:
-                resync = head_now - capacity + capacity // 4
+                resync = claimed_now - capacity + capacity // 4
                 _count_overrun(ctrl, consumer, resync - tail)
                 ring_release(ctrl, consumer, resync)
                 return 0
@@ -353,9 +363,15 @@ class Ring:
         """Stop gating the producer on consumer ``index`` (it left cleanly; its cursor stays for a restart)."""
         store_release(self.ctrl, W_CONSUMERS + index * CONSUMER_WORDS + W_ACTIVE, 0)
 
-    def activate_consumer(self, index: int) -> None:
-        """Gate the producer on consumer ``index`` again (a restarted consumer resumes from its cursor)."""
+    def activate_consumer(self, index: int) -> int:
+        """Gate the producer on consumer ``index`` again (a restarted consumer resumes from its cursor).
+
+        Return how many records it already missed (non-zero only if the producer lapped it while it was
+        inactive; the caller must report that loss).
+        """
         store_release(self.ctrl, W_CONSUMERS + index * CONSUMER_WORDS + W_ACTIVE, 1)
+        tail = int(self.ctrl[W_CONSUMERS + index * CONSUMER_WORDS + W_TAIL])
+        return max(0, int(self.ctrl[W_HEAD]) - self.capacity - tail)
 
     def publish(
         self, records: np.ndarray, stop_words: np.ndarray | None = None, stop_index: int = 0, wait_strategy: int = 2

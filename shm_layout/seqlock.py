@@ -10,7 +10,8 @@ Protocol (Boehm, "Can seqlocks get along with programming language memory models
 * reader: ``s0 = seq`` (acquire; retry if odd) -> copy payload words (relaxed atomic loads) -> acquire fence ->
   ``s1 = seq`` (relaxed); the copy is valid iff ``s0 == s1``. Otherwise retry, counting retries.
 
-Invariants: one writer per slot (the feed process); ``seq`` only grows, by exactly 2 per published write;
+Invariants: one writer per slot (the feed process); ``seq`` only grows, by exactly 2 per published write
+(3 for the first write after a writer died mid-write, which rounds the odd sequence up);
 a reader never returns a copy whose sequence check failed. A writer that died mid-write leaves ``seq`` odd:
 readers give up after ``max_retries`` and return ``SEQLOCK_BUSY`` instead of spinning forever.
 """
@@ -40,6 +41,7 @@ def seqlock_write(words: np.ndarray, slot: int, source: np.ndarray) -> int:
     """
     base = slot * SLOT_WORDS
     seq = load_relaxed(words, base + W_SEQ)
+    seq += seq & 1  # a previous writer died mid-write: round up so this write ends even again
     store_relaxed(words, base + W_SEQ, seq + 1)
     fence_release()  # the odd sequence is visible before any payload word changes
     for k in range(1, SLOT_WORDS):

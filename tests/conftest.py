@@ -1,0 +1,101 @@
+"""Shared fixtures: unique shared-memory instance names (cleaned up afterwards) and spawned child processes."""
+
+from __future__ import annotations
+
+import _posixshmem
+import multiprocessing as mp
+import os
+import queue as queue_module
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+SHM_DIR = "/dev/shm"
+
+
+def _unlink_matching(token: str) -> list[str]:
+    removed = []
+    try:
+        entries = os.listdir(SHM_DIR)
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if token in entry:
+            try:
+                _posixshmem.shm_unlink("/" + entry)
+                removed.append(entry)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+@pytest.fixture
+def instance() -> Iterator[str]:
+    """Yield a fresh instance name; afterwards unlink ``hft.<instance>.*`` and every segment naming it."""
+    name = f"t{os.getpid()}x{uuid.uuid4().hex[:10]}"
+    yield name
+    _unlink_matching(name)
+
+
+class Children:
+    """Spawned child processes (start method ``spawn``) with a result queue; killed at teardown if alive."""
+
+    def __init__(self) -> None:
+        self.ctx = mp.get_context("spawn")
+        self.queue = self.ctx.Queue()
+        self.procs: list[Any] = []
+
+    def start(self, target: Callable[..., None], *args: Any) -> Any:
+        """Start ``target(*args, queue)`` in a spawned process."""
+        proc = self.ctx.Process(target=target, args=(*args, self.queue), daemon=True)
+        proc.start()
+        self.procs.append(proc)
+        return proc
+
+    def results(self, count: int, timeout: float) -> list[Any]:
+        """Collect ``count`` items the children put on the queue; fail fast if a child dies without one."""
+        deadline = time.monotonic() + timeout
+        items: list[Any] = []
+        while len(items) < count:
+            try:
+                items.append(self.queue.get(timeout=0.05))
+                continue
+            except queue_module.Empty:
+                pass
+            crashed = [p for p in self.procs if p.exitcode not in (None, 0)]
+            if crashed:
+                pytest.fail(f"child process(es) died: {[(p.name, p.exitcode) for p in crashed]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout} s waiting for child results ({len(items)}/{count})")
+        return items
+
+    def join(self, timeout: float) -> None:
+        """Wait for every child to exit with status 0."""
+        deadline = time.monotonic() + timeout
+        for proc in self.procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        alive = [p.name for p in self.procs if p.is_alive()]
+        if alive:
+            self.kill_all()
+            pytest.fail(f"child process(es) did not exit within {timeout} s: {alive}")
+        failed = [(p.name, p.exitcode) for p in self.procs if p.exitcode != 0]
+        assert not failed, f"child process(es) failed: {failed}"
+
+    def kill_all(self) -> None:
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+
+
+@pytest.fixture
+def children() -> Iterator[Children]:
+    """Yield a ``Children`` helper; any child still running at teardown is killed (by its own pid)."""
+    helper = Children()
+    yield helper
+    helper.kill_all()
+    helper.queue.close()
+    helper.queue.join_thread()
