@@ -81,7 +81,7 @@ def format_summary(summary: object, reason: str) -> str:
             f"  database       {summary.db_path}",
             f"                 {summary.db_orders} order rows, {summary.db_trades} trade rows ({match} "
             f"strategy orders / broker fills)",
-            f"  placement      " + ", ".join(f"{n}:{c}" for n, c in summary.placement.items()),
+            "  placement      " + ", ".join(f"{n}:{c}" for n, c in summary.placement.items()),
         ]
     )
 

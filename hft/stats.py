@@ -18,8 +18,8 @@ from shm_layout.counters import (
     hist_summary,
 )
 from shm_layout.layout import HISTOGRAM_NAMES, PROCESS_NAMES, W_KILL_SWITCH, W_RUN_STATE, W_SUPERVISOR_PID, Pipeline
-from shm_layout.region import pid_alive
 from shm_layout.records import N_HISTOGRAMS
+from shm_layout.region import pid_alive
 
 RATE_COUNTERS = ("msgs_in", "msgs_out", "frames", "ticks", "orders", "fills", "rows_trades")
 

@@ -20,6 +20,7 @@ from hft.strategy.signal import (
     P_VOLATILITY_SCALE,
 )
 from procs.common import LOOP_SLICE_NS, WorkerContext, worker_main
+from shm_layout.counters import C_LOST, C_OVERRUNS, W_COUNTERS
 from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, PROC_STRATEGY
 from shm_layout.records import BOOK_SNAPSHOT, EXEC_REPORT, MD_EVENT
 
@@ -74,6 +75,10 @@ def run(ctx: WorkerContext) -> int:
             0 if first_pass else LOOP_SLICE_NS,  # the first pass only compiles (nothing flows before we run)
         )
         first_pass = False
+        # mirror this consumer's overrun counts (kept by the ring) into the process counters for stats
+        consumer = md.control[0]["consumers"][md_consumer]
+        ctx.proc_words[W_COUNTERS + C_OVERRUNS] = consumer["overruns"]
+        ctx.proc_words[W_COUNTERS + C_LOST] = consumer["lost"]
         if status == LOOP_STOPPED:
             break
     ctx.log.info("strategy stopped")

@@ -22,16 +22,16 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = [
-    "load_acquire",
-    "load_relaxed",
-    "store_release",
-    "store_relaxed",
+    "count_leading_zeros",
+    "cpu_relax",
     "fence_acquire",
     "fence_release",
     "fence_seq_cst",
-    "cpu_relax",
-    "count_leading_zeros",
+    "load_acquire",
+    "load_relaxed",
     "monotonic_ns",
+    "store_relaxed",
+    "store_release",
 ]
 
 

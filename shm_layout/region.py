@@ -25,12 +25,13 @@ Invariants:
 
 from __future__ import annotations
 
+import _posixshmem
+import contextlib
 import mmap
 import os
 import time
 from dataclasses import dataclass
 
-import _posixshmem
 import numpy as np
 
 from shm_layout.records import LAYOUT_HASH, LAYOUT_VERSION, MAGIC, REGION_HEADER
@@ -89,12 +90,10 @@ class Region:
         """Unmap this process's mapping; the segment itself stays until its owner unlinks it."""
         self.header = None  # type: ignore[assignment]
         self.body = None  # type: ignore[assignment]
-        try:
+        # BufferError: numpy views of the mapping are still alive in this process; the mapping is released
+        # with them at exit. The segment's lifetime does not depend on it.
+        with contextlib.suppress(BufferError):
             self._mmap.close()
-        except BufferError:
-            # numpy views (or jitted closures) of the mapping are still alive in this process; the mapping is
-            # released with them at exit. The segment's lifetime does not depend on it.
-            pass
 
     def unlink(self) -> None:
         """Remove the segment name (owner only, idempotent): processes still mapping it keep their mapping."""
@@ -103,10 +102,8 @@ class Region:
         if self._unlinked:
             return
         self._unlinked = True
-        try:
+        with contextlib.suppress(FileNotFoundError):
             _posixshmem.shm_unlink("/" + self.name)
-        except FileNotFoundError:
-            pass
 
 
 def _map(name: str, size: int | None, create: bool, readonly: bool) -> mmap.mmap:

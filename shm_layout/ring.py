@@ -36,7 +36,7 @@ import os
 import numpy as np
 from numba import njit
 
-from shm_layout.atomics import fence_acquire, fence_release, load_acquire, load_relaxed, store_release, store_relaxed
+from shm_layout.atomics import fence_acquire, fence_release, load_acquire, load_relaxed, store_relaxed, store_release
 from shm_layout.records import MAX_CONSUMERS, RING_CONSUMER, RING_CONTROL, word_index
 from shm_layout.region import KIND_RING, Region, attach_region, create_region
 from shm_layout.wait import idle

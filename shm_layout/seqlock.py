@@ -21,8 +21,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from shm_layout.atomics import cpu_relax, fence_acquire, fence_release, load_acquire, load_relaxed, store_release
-from shm_layout.atomics import store_relaxed
+from shm_layout.atomics import (
+    cpu_relax,
+    fence_acquire,
+    fence_release,
+    load_acquire,
+    load_relaxed,
+    store_relaxed,
+    store_release,
+)
 from shm_layout.records import BOOK_SNAPSHOT, word_index
 from shm_layout.region import KIND_SEQLOCK, Region, attach_region, create_region
 

@@ -11,6 +11,7 @@ for people and tools (converted here, at the edge).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -183,10 +184,8 @@ class TradeStore:
 
     def close(self) -> None:
         """Checkpoint the WAL into the main file and close."""
-        try:
+        with contextlib.suppress(sqlite3.Error):
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error:
-            pass
         self.db.close()
 
 

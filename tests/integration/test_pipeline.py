@@ -167,7 +167,7 @@ def test_sigkill_worker_then_supervisor_stops_everything_and_unlinks(instance: s
     try:
         reading = wait_running(instance, proc)
         os.kill(reading["processes"]["strategy"]["pid"], signal.SIGKILL)
-        out, err = proc.communicate(timeout=90)
+        _out, err = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()

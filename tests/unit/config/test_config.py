@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hft.config import Config, ConfigError, decode_config, decimal_to_fixed, encode_config, load_config
+from hft.config import Config, ConfigError, decimal_to_fixed, decode_config, encode_config, load_config
 
 REPO = Path(__file__).resolve().parents[3]
 
