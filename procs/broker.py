@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from hft.broker.accounting import N_ACCOUNT
-from hft.broker.loop import LOOP_ABORTED, LOOP_STOPPED, broker_loop
+from hft.broker.loop import broker_loop
+from hft.runtime import LOOP_ABORTED, LOOP_STOPPED
 from procs.common import LOOP_SLICE_NS, WorkerContext, worker_main
 from shm_layout.layout import EXECUTIONS, ORDERS, PROC_BROKER
 from shm_layout.records import BOOK_SNAPSHOT

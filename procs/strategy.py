@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import numpy as np
 
+from hft.runtime import LOOP_STOPPED
 from hft.strategy.features import make_feature_state
-from hft.strategy.loop import LOOP_STOPPED, N_STATE, S_MAX_POSITION, S_ORDER_SIZE, strategy_loop
+from hft.strategy.loop import N_STATE, S_MAX_POSITION, S_ORDER_SIZE, strategy_loop
 from hft.strategy.signal import (
     N_PARAMS,
     P_HOLD_MAX_MS,

@@ -16,9 +16,9 @@ import numpy as np
 from numba import njit
 
 from hft.broker.accounting import K_ENTRY_NOTIONAL, K_POSITION, K_REALIZED, apply_fill
-from shm_layout.atomics import load_relaxed, monotonic_ns
+from hft.runtime import LOOP_ABORTED, LOOP_CONTINUE, claim_waiting, idle_pass
+from shm_layout.atomics import monotonic_ns
 from shm_layout.counters import (
-    C_BACKPRESSURE_WAITS,
     C_ERRORS,
     C_FILLS,
     C_MSGS_IN,
@@ -28,7 +28,6 @@ from shm_layout.counters import (
     C_SEQLOCK_READS,
     C_SEQLOCK_RETRIES,
     counter_add,
-    heartbeat,
     hist_record,
 )
 from shm_layout.records import (
@@ -46,16 +45,12 @@ from shm_layout.records import (
     STATUS_FILLED,
     STATUS_REJECTED,
 )
-from shm_layout.ring import ring_available, ring_claim, ring_commit, ring_release, ring_tail
+from shm_layout.ring import ring_available, ring_commit, ring_release, ring_tail
 from shm_layout.seqlock import seqlock_read
-from shm_layout.wait import idle
 
 H_ORDER_TO_EXEC = 0  # order on the ring -> execution report on the ring
 H_TICK_TO_EXEC = 1  # frame received by the feed -> execution report on the ring
 
-LOOP_TIMEOUT = 0
-LOOP_STOPPED = 1
-LOOP_ABORTED = 2
 
 
 @njit(cache=True)
@@ -107,32 +102,20 @@ def broker_loop(
     while True:
         available = ring_available(order_ctrl, order_consumer)
         if available == 0:
-            now = monotonic_ns()
-            heartbeat(proc, now)
-            if load_relaxed(control_words, stop_index) >= my_stage:
-                return LOOP_STOPPED
-            if now >= deadline:
-                return LOOP_TIMEOUT
-            idle(wait_strategy, idle_rounds)
+            status = idle_pass(proc, control_words, stop_index, my_stage, deadline, wait_strategy, idle_rounds)
+            if status != LOOP_CONTINUE:
+                return status
             idle_rounds += 1
             continue
         idle_rounds = 0
         tail = ring_tail(order_ctrl, order_consumer)
         counter_add(proc, C_MSGS_IN, available)
-        # one execution report per order: claim the whole batch at once (waiting while the ring is full)
-        claimed = ring_claim(exec_ctrl, available)
-        wait_rounds = 0
-        while claimed < 0:
-            if wait_rounds == 0:
-                counter_add(proc, C_BACKPRESSURE_WAITS, 1)
-            if load_relaxed(control_words, abort_index) != 0:
-                return LOOP_ABORTED
-            idle(wait_strategy, wait_rounds)
-            wait_rounds += 1
-            claimed = ring_claim(exec_ctrl, available)
-            if claimed < 0 and available > 1:
-                available = available // 2  # take what fits rather than wait for room for all
-                claimed = ring_claim(exec_ctrl, available)
+        # one execution report per order: claim them all at once, or at most what the ring can ever hold
+        if available > exec_slots.shape[0]:
+            available = exec_slots.shape[0]
+        claimed = claim_waiting(exec_ctrl, available, control_words, abort_index, proc, wait_strategy)
+        if claimed < 0:
+            return LOOP_ABORTED
         for k in range(available):
             order = order_slots[(tail + k) & order_mask]
             counter_add(proc, C_ORDERS, 1)

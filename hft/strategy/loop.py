@@ -17,11 +17,11 @@ import math
 import numpy as np
 from numba import njit
 
+from hft.runtime import LOOP_CONTINUE, claim_waiting, idle_pass
 from hft.strategy.features import update_window_features
 from hft.strategy.signal import imbalance_signal
 from shm_layout.atomics import load_relaxed, monotonic_ns
 from shm_layout.counters import (
-    C_BACKPRESSURE_WAITS,
     C_ERRORS,
     C_MSGS_IN,
     C_MSGS_OUT,
@@ -32,7 +32,6 @@ from shm_layout.counters import (
     C_SIGNALS,
     C_TICKS,
     counter_add,
-    heartbeat,
     hist_record,
 )
 from shm_layout.records import (
@@ -48,9 +47,8 @@ from shm_layout.records import (
     STATUS_REJECTED,
     TIF_IOC,
 )
-from shm_layout.ring import ring_claim, ring_commit, ring_read, ring_tail
+from shm_layout.ring import ring_commit, ring_read, ring_tail
 from shm_layout.seqlock import seqlock_read
-from shm_layout.wait import idle
 
 S_POSITION = 0
 S_PENDING = 1
@@ -64,8 +62,6 @@ N_STATE = 8
 H_TICK_TO_ORDER = 0  # frame received by the feed -> order on the ring
 H_MD_HOP = 1  # event published by the feed -> read here
 
-LOOP_TIMEOUT = 0
-LOOP_STOPPED = 1
 
 SNAPSHOT_MAX_RETRIES = 1000
 
@@ -105,16 +101,9 @@ def _publish_order(
     wait_strategy: int,
 ) -> int:
     """Claim one slot (waiting on a full ring until aborted), fill it, publish; return the order id or 0."""
-    idle_rounds = 0
-    seq = ring_claim(order_ctrl, 1)
-    while seq < 0:
-        if idle_rounds == 0:
-            counter_add(proc, C_BACKPRESSURE_WAITS, 1)
-        if load_relaxed(control_words, abort_index) != 0:
-            return 0
-        idle(wait_strategy, idle_rounds)
-        idle_rounds += 1
-        seq = ring_claim(order_ctrl, 1)
+    seq = claim_waiting(order_ctrl, 1, control_words, abort_index, proc, wait_strategy)
+    if seq < 0:
+        return 0
     slot = order_slots[seq & (order_slots.shape[0] - 1)]
     order_id = seq + 1  # the ring's head only grows, across strategy restarts too: ids are unique
     slot.order_id = order_id
@@ -264,13 +253,9 @@ def strategy_loop(
                         control_words, kill_index, abort_index, proc, wait_strategy,
                     )
         if n_md == 0 and n_exec == 0:
-            now = monotonic_ns()
-            heartbeat(proc, now)
-            if load_relaxed(control_words, stop_index) >= my_stage:
-                return LOOP_STOPPED
-            if now >= deadline:
-                return LOOP_TIMEOUT
-            idle(wait_strategy, idle_rounds)
+            status = idle_pass(proc, control_words, stop_index, my_stage, deadline, wait_strategy, idle_rounds)
+            if status != LOOP_CONTINUE:
+                return status
             idle_rounds += 1
         else:
             idle_rounds = 0

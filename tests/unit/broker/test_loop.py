@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from hft.broker.accounting import N_ACCOUNT
-from hft.broker.loop import LOOP_STOPPED, broker_loop
+from hft.broker.loop import broker_loop
+from hft.runtime import LOOP_STOPPED
 from shm_layout.layout import (
     EXECUTIONS,
     MD_EVENTS,

@@ -7,10 +7,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from hft.runtime import LOOP_STOPPED, LOOP_TIMEOUT
 from hft.strategy.features import make_feature_state
 from hft.strategy.loop import (
-    LOOP_STOPPED,
-    LOOP_TIMEOUT,
     N_STATE,
     S_MAX_POSITION,
     S_OPEN_ORDER_ID,
