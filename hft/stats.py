@@ -35,7 +35,7 @@ def collect(pipeline: Pipeline) -> dict[str, object]:
         processes[name] = {
             "pid": int(block[W_PID]),
             "state": PSTATE_NAMES.get(int(block[W_STATE]), "?"),
-            "heartbeat_age_ms": (now - heartbeat) / 1e6 if heartbeat else None,
+            "heartbeat_age_ms": max(0.0, (now - heartbeat) / 1e6) if heartbeat else None,
             "counters": counters_dict(block),
             "latency_ns": {
                 HISTOGRAM_NAMES[index][h]: hist_summary(hist_row(block, h)) for h in range(N_HISTOGRAMS)
