@@ -34,6 +34,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = msgspec.structs.replace(
             config, persistence=msgspec.structs.replace(config.persistence, db_path=args.db)
         )
+    if args.source:
+        import msgspec
+
+        source = config.source
+        if args.source[0] == "replay":
+            if len(args.source) != 2:
+                raise ConfigError("--source replay needs the recording: --source replay FILE")
+            source = msgspec.structs.replace(source, kind="replay", replay_path=args.source[1])
+        elif args.source[0] in ("sim", "binance") and len(args.source) == 1:
+            source = msgspec.structs.replace(source, kind=args.source[0])
+        elif args.source[0] == "url" and len(args.source) == 3:
+            source = msgspec.structs.replace(source, kind="url", ws_url=args.source[1], rest_url=args.source[2])
+        else:
+            raise ConfigError("--source takes: sim | binance | replay FILE | url WS_URL REST_URL")
+        if args.speed is not None:
+            source = msgspec.structs.replace(source, replay_speed=args.speed)
+        config = msgspec.structs.replace(config, source=source)
+        config.source.__post_init__()
     if args.plan:
         placement, warnings = plan_cores(config)
         for name, core in placement.items():
@@ -150,6 +168,49 @@ def cmd_kill_switch(args: argparse.Namespace, value: int) -> int:
     return 0
 
 
+def cmd_record(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from hft.recording.recorder import record
+
+    config = load_config(args.config)
+    symbols = [s.name for s in config.symbols]
+    if args.symbols:
+        symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    server = None
+    kind = args.source[0] if args.source else "sim"
+    if kind == "sim":
+        from hft.sim.config import SimConfig, SimSymbol
+        from hft.sim.server import start_in_thread
+
+        sim_symbols = [
+            SimSymbol(name=s.name, start_price=s.sim_start_price, tick_size=s.tick_size, lot_size=s.lot_size,
+                      price_decimals=s.price_decimals, size_decimals=s.size_decimals)
+            for s in config.symbols if s.name in symbols
+        ]
+        server = start_in_thread(SimConfig(symbols=sim_symbols, seed=config.source.sim_seed,
+                                           events_per_second=config.source.sim_events_per_second))
+        ws_base, rest_base = server.ws_url.removesuffix("/stream"), server.http_url
+    elif kind == "binance":
+        ws_base, rest_base = "wss://stream.binance.com:9443", "https://api.binance.com"
+    elif kind == "url" and len(args.source) == 3:
+        ws_base, rest_base = args.source[1], args.source[2]
+    else:
+        raise ConfigError("--source takes: sim | binance | url WS_URL REST_URL")
+    try:
+        result = record(ws_base, rest_base, symbols, args.out, args.duration, stop, config.source.depth_limit)
+    finally:
+        if server is not None:
+            server.stop()
+    print(f"recorded {result.frames} frames and {result.snapshots} snapshots in {result.seconds:.1f} s "
+          f"to {result.path} ({result.reconnects} reconnects)")
+    return 0 if result.frames > 0 else 1
+
+
 def cmd_sim(argv: list[str]) -> int:
     from hft.sim.server import main as sim_main
 
@@ -165,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
     run.add_argument("--instance", help="shared-memory instance name (default: from config)")
     run.add_argument("--db", help="SQLite path (default: from config, runs/hft.db)")
+    run.add_argument("--source", nargs="+", metavar="KIND",
+                     help="sim (default) | binance | replay FILE | url WS_URL REST_URL")
+    run.add_argument("--speed", type=float, default=None,
+                     help="replay pace: 0 = as fast as possible (default), 1 = recorded pace, 10 = ten times faster")
     run.add_argument("--plan", action="store_true", help="print which process runs on which core, and exit")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.set_defaults(func=cmd_run)
@@ -176,6 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--watch", action="store_true", help="refresh every --interval seconds")
     stats.add_argument("--interval", type=float, default=1.0)
     stats.set_defaults(func=cmd_stats)
+
+    rec = sub.add_parser("record", help="record raw frames and REST snapshots of a source to a gzip file")
+    rec.add_argument("--out", required=True, help="output file (gzip, '<ns> <json>' lines)")
+    rec.add_argument("--duration", type=float, default=60.0, help="seconds to record (default 60)")
+    rec.add_argument("--source", nargs="+", metavar="KIND", help="sim (default) | binance | url WS_URL REST_URL")
+    rec.add_argument("--symbols", help="comma-separated symbols (default: the config's)")
+    rec.add_argument("--config")
+    rec.set_defaults(func=cmd_record)
 
     clean = sub.add_parser("clean", help="remove shared-memory segments left by a dead supervisor")
     clean.add_argument("--instance", help="only this instance (default: all hft instances)")

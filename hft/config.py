@@ -43,7 +43,7 @@ class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     name: str
     price_decimals: int = 2
-    size_decimals: int = 5
+    size_decimals: int = 8  # Binance prints 8 decimals; real depth data carries sizes like 25.42618900
     tick_size: str = "0.01"
     lot_size: str = "0.00001"
     sim_start_price: str = "60000.00"  # only used by the simulator
@@ -63,19 +63,29 @@ class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 def _default_symbols() -> list[SymbolConfig]:
     return [
         SymbolConfig(name="BTCUSDT", sim_start_price="60000.00"),
-        SymbolConfig(name="ETHUSDT", size_decimals=4, lot_size="0.0001", sim_start_price="2500.00"),
+        SymbolConfig(name="ETHUSDT", lot_size="0.0001", sim_start_price="2500.00"),
     ]
 
 
 class SourceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Where market data comes from. ``sim`` (default) starts the built-in exchange simulator on loopback."""
+    """Where market data comes from. ``sim`` (default) starts the built-in exchange simulator on loopback;
+    ``replay`` reads a recorded file (``hft record`` output, or the hftbacktest / cryptofeed formats)."""
 
-    kind: Literal["sim", "binance", "url"] = "sim"
+    kind: Literal["sim", "binance", "url", "replay"] = "sim"
     ws_url: str = ""  # for kind = "url": e.g. ws://127.0.0.1:8765
     rest_url: str = ""  # for kind = "url": e.g. http://127.0.0.1:8765
     sim_seed: int = 7
     sim_events_per_second: float = 2000.0
     depth_limit: int = 1000  # REST snapshot depth (Binance allows 5..5000)
+    replay_path: str = ""  # for kind = "replay"
+    replay_speed: float = 0.0  # 0: as fast as possible; 1.0: recorded pace; 10.0: ten times faster
+    lockstep: bool = True  # replay: publish the next frame only when strategy and broker handled the last one
+
+    def __post_init__(self) -> None:
+        require(self.kind != "replay" or bool(self.replay_path), "source.replay_path is required for a replay")
+        require(self.replay_speed >= 0, "source.replay_speed must be >= 0 (0: as fast as possible)")
+        require(self.kind != "url" or bool(self.ws_url and self.rest_url), "source.ws_url and rest_url required")
+        require(5 <= self.depth_limit <= 5000, "source.depth_limit must be in 5..5000")
 
 
 class ProcessConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

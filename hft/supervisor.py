@@ -297,6 +297,9 @@ class Supervisor:
             if deadline is not None and time.monotonic() >= deadline:
                 return "duration"
             for process, worker in self.workers.items():
+                if (process == PROC_FEED and worker.exitcode == 0
+                        and self.config.source.kind == "replay"):
+                    return "replay-finished"  # end of the recorded file: lock step left nothing in flight
                 if not worker.is_alive():
                     log.error("%s (pid %d) exited unexpectedly with code %s: stopping the pipeline",
                               PROCESS_NAMES[process], worker.pid, worker.exitcode)

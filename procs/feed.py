@@ -21,27 +21,29 @@ import numpy as np
 import websocket
 from numba import njit
 
-from hft.feed.engine import STAT_MALFORMED, STAT_RESYNCS, FeedEngine, SymbolSpec
+from hft.feed.engine import STAT_NAMES, FeedEngine, SymbolSpec
+from hft.recording.formats import FRAME, RecordingError, open_recording
 from procs.common import WorkerContext, worker_main
-from shm_layout.atomics import monotonic_ns
+from shm_layout.atomics import cpu_relax, load_acquire, monotonic_ns
 from shm_layout.counters import (
     C_BOOK_EVENTS,
     C_ERRORS,
     C_FRAMES,
-    C_MALFORMED,
+    C_LOCKSTEP_WAITS,
     C_MSGS_IN,
     C_MSGS_OUT,
     C_RECONNECTS,
-    C_RESYNCS,
     C_SNAPSHOTS_PUBLISHED,
+    COUNTER_NAMES,
     W_COUNTERS,
+    C,
     counter_add,
     heartbeat,
     hist_record,
 )
-from shm_layout.layout import MD_EVENTS, PROC_FEED
+from shm_layout.layout import MD_EVENTS, ORDERS, PROC_FEED
 from shm_layout.records import BOOK_SNAPSHOT, PROCESS_BLOCK, RING_CONTROL, word_index
-from shm_layout.ring import ring_try_publish
+from shm_layout.ring import CONSUMER_WORDS, W_CONSUMERS, W_HEAD, W_TAIL, ring_try_publish
 from shm_layout.seqlock import SLOT_WORDS, seqlock_write
 
 W_SNAPSHOT_TS_INIT = word_index(BOOK_SNAPSHOT, "ts_init")
@@ -155,49 +157,110 @@ def warm_up(symbols: list[SymbolSpec], md_slots: np.ndarray) -> None:
                   np.zeros(PROCESS_BLOCK.itemsize // 8, np.int64), 0, 0)
 
 
-def run(ctx: WorkerContext) -> int:
+# shared-memory counter <- engine statistic, for every reason an operator must see
+REASON_COUNTERS = tuple(
+    (C[name], STAT_NAMES.index(stat))
+    for name, stat in (
+        ("malformed", "malformed"), ("resyncs", "resyncs"), ("unknown_symbol", "unknown_symbol"),
+        ("unknown_stream", "unknown_stream"), ("bad_number", "bad_number"), ("bad_level", "bad_level"),
+        ("off_grid", "off_grid"), ("crossed", "crossed"), ("gaps", "gaps"), ("huge_frames", "huge_frame"),
+        ("stale_snapshots", "snapshots_stale"), ("buffer_overflow", "buffer_overflow"),
+        ("truncated", "truncated"), ("events_overflow", "events_overflow"),
+    )
+    if stat in STAT_NAMES
+)
+LOG_BURST_S = 5.0  # a reason that keeps firing is logged at most once per this many seconds
+
+
+@njit(cache=True)
+def wait_lockstep(
+    md_ctrl: np.ndarray, md_consumer: int, order_ctrl: np.ndarray, order_consumer: int, max_spins: int
+) -> bool:
+    """Spin until the strategy processed every published event and the broker every published order.
+
+    Order matters: the strategy publishes its orders before it releases the events that caused them, so once
+    its md cursor reaches the head, the order ring's head already includes those orders. Return False if
+    ``max_spins`` ran out (the caller checks for shutdown and calls again).
+    """
+    md_tail = W_CONSUMERS + md_consumer * CONSUMER_WORDS + W_TAIL
+    order_tail = W_CONSUMERS + order_consumer * CONSUMER_WORDS + W_TAIL
+    for _ in range(max_spins):
+        # short-circuit keeps the order of the loads: md cursor first, then the order ring
+        if load_acquire(md_ctrl, md_tail) >= load_acquire(md_ctrl, W_HEAD) and load_acquire(
+            order_ctrl, order_tail
+        ) >= load_acquire(order_ctrl, W_HEAD):
+            return True
+        cpu_relax()
+    return False
+
+
+class FeedRunner:
+    """One feed process: the engine, its publication to shared memory, and reason reporting."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        config = ctx.config
+        self.symbols = [
+            SymbolSpec(s.name, i, s.price_decimals, s.size_decimals) for i, s in enumerate(config.symbols)
+        ]
+        self.engine = FeedEngine(self.symbols)
+        self.md = ctx.pipeline.rings[MD_EVENTS]
+        self.orders = ctx.pipeline.rings[ORDERS]
+        self.snap_words = ctx.pipeline.snapshots.words
+        self.snapshot_rows = self.engine.snapshots.view(np.int64).reshape(len(self.engine.snapshots), SLOT_WORDS)
+        self.proc = ctx.proc_words
+        self.last_housekeeping = 0.0
+        self.logged: dict[int, tuple[int, float]] = {}  # counter -> (value when last logged, when)
+
+    def publish(self, n_events: int, ts_recv: int, ts_decoded: int) -> None:
+        publish_frame(self.engine.events, n_events, self.snapshot_rows, self.engine.dirty, self.snap_words,
+                      self.md.ctrl, self.md.slots, self.proc, ts_recv, ts_decoded)
+
+    def housekeeping(self, force: bool = False) -> None:
+        """Mirror reasons into shared counters (feed is their only writer); log each reason once per burst."""
+        now = time.monotonic()
+        if not force and now - self.last_housekeeping < 0.1:
+            return
+        self.last_housekeeping = now
+        stats = self.engine.stats
+        for counter, stat in REASON_COUNTERS:
+            value = int(stats[stat])
+            self.proc[W_COUNTERS + counter] = value
+            logged_value, logged_at = self.logged.get(counter, (0, -LOG_BURST_S))
+            if value > logged_value and (force or now - logged_at >= LOG_BURST_S):
+                self.ctx.log.warning("%s: %d more (total %d)", COUNTER_NAMES[counter], value - logged_value, value)
+                self.logged[counter] = (value, now)
+        heartbeat(self.proc, monotonic_ns())
+
+    def stopping(self) -> bool:
+        return self.ctx.stop_reached() or self.ctx.should_exit()
+
+
+def run_live(runner: FeedRunner) -> int:
+    """Combined stream over websocket-client, snapshots over REST, reconnect with backoff and jitter."""
+    ctx, engine = runner.ctx, runner.engine
     config = ctx.config
-    symbols = [SymbolSpec(s.name, i, s.price_decimals, s.size_decimals) for i, s in enumerate(config.symbols)]
-    engine = FeedEngine(symbols)
-    md = ctx.pipeline.rings[MD_EVENTS]
-    snap_words = ctx.pipeline.snapshots.words
-    snapshot_rows = engine.snapshots.view(np.int64).reshape(len(engine.snapshots), SLOT_WORDS)
-    proc = ctx.proc_words
     url = stream_url(config.source.ws_url, [s.name for s in config.symbols])
     fetcher = SnapshotFetcher(config.source.rest_url, config.source.depth_limit, ctx.log)
     backoff = BACKOFF_INITIAL_S
-    last_housekeeping = 0.0
-    warm_up(symbols, md.slots)
-    ctx.mark_running()
-
-    def publish(n_events: int, ts_recv: int, ts_decoded: int) -> None:
-        publish_frame(engine.events, n_events, snapshot_rows, engine.dirty, snap_words, md.ctrl, md.slots, proc,
-                      ts_recv, ts_decoded)
-
-    def housekeeping() -> None:
-        # mirror the engine's reasons into shared counters (feed is their only writer)
-        proc[W_COUNTERS + C_RESYNCS] = engine.stats[STAT_RESYNCS]
-        proc[W_COUNTERS + C_MALFORMED] = engine.stats[STAT_MALFORMED]
-        heartbeat(proc, monotonic_ns())
-
-    while not (ctx.stop_reached() or ctx.should_exit()):
+    while not runner.stopping():
         try:
             ws = websocket.create_connection(url, timeout=10, enable_multithread=False)
         except (OSError, websocket.WebSocketException) as exc:
             delay = min(BACKOFF_MAX_S, backoff) * (0.5 + random.random())  # jitter
             ctx.log.warning("connect to %s failed (%s); retrying in %.1f s", url, exc, delay)
-            counter_add(proc, C_ERRORS, 1)
+            counter_add(runner.proc, C_ERRORS, 1)
             backoff *= 2
             deadline = time.monotonic() + delay
-            while time.monotonic() < deadline and not (ctx.stop_reached() or ctx.should_exit()):
+            while time.monotonic() < deadline and not runner.stopping():
                 time.sleep(0.05)
             continue
         ctx.log.info("connected to %s", url)
         ws.settimeout(RECV_TIMEOUT_S)
         try:
-            while not (ctx.stop_reached() or ctx.should_exit()):
+            while not runner.stopping():
                 try:
-                    opcode, data = ws.recv_data()
+                    opcode, data = ws.recv_data()  # answers server pings itself
                 except websocket.WebSocketTimeoutException:
                     data = None
                 if data is not None:
@@ -206,7 +269,7 @@ def run(ctx: WorkerContext) -> int:
                         raise websocket.WebSocketConnectionClosedException("server closed the stream")
                     if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                         n = engine.on_frame(data, ts_recv)
-                        publish(n, ts_recv, monotonic_ns())
+                        runner.publish(n, ts_recv, monotonic_ns())
                         backoff = BACKOFF_INITIAL_S
                 for symbol in engine.needs_snapshot():
                     fetcher.request(symbol)
@@ -216,22 +279,86 @@ def run(ctx: WorkerContext) -> int:
                     n = engine.on_snapshot(symbol, body, ts)
                     if n > 0:
                         ctx.log.info("%s book synced from snapshot (%d events)", symbol, n)
-                        publish(n, ts, monotonic_ns())
-                now = time.monotonic()
-                if now - last_housekeeping > 0.1:
-                    housekeeping()
-                    last_housekeeping = now
+                        runner.publish(n, ts, monotonic_ns())
+                runner.housekeeping()
         except (OSError, websocket.WebSocketException) as exc:
             ctx.log.warning("stream broke (%s): books reset, reconnecting", exc)
-            counter_add(proc, C_RECONNECTS, 1)
+            counter_add(runner.proc, C_RECONNECTS, 1)
             n = engine.on_disconnect(monotonic_ns())
             if n > 0:
-                publish(n, monotonic_ns(), monotonic_ns())
+                runner.publish(n, monotonic_ns(), monotonic_ns())
         finally:
             ws.close()
-    housekeeping()
-    ctx.log.info("feed stopped: %s", json.dumps({k: v for k, v in engine.stats_dict().items() if v}))
     return 0
+
+
+def run_replay(runner: FeedRunner) -> int:
+    """Feed a recorded file through the same engine, paced or as fast as possible, in lock step if asked.
+
+    Returns 0 at the end of the file: the supervisor then stops the pipeline as after a normal run.
+    """
+    ctx, engine = runner.ctx, runner.engine
+    source = ctx.config.source
+    md_consumer = runner.md.consumer_index("strategy")
+    order_consumer = runner.orders.consumer_index("broker")
+    try:
+        records = open_recording(source.replay_path)
+    except (RecordingError, OSError) as exc:
+        ctx.log.error("%s", exc)
+        return 2
+    speed = source.replay_speed
+    first_ts = started = None
+    frames = 0
+    wall_started = time.monotonic()
+    try:
+        for record in records:
+            if frames % 256 == 0 and runner.stopping():
+                ctx.log.info("replay stopped early after %d messages", frames)
+                return 0
+            frames += 1
+            if speed > 0:
+                if first_ts is None:
+                    first_ts, started = record.ts_ns, monotonic_ns()
+                due = started + int((record.ts_ns - first_ts) / speed)
+                while monotonic_ns() < due:
+                    if due - monotonic_ns() > 2_000_000:
+                        time.sleep(0.001)
+            ts_recv = monotonic_ns()
+            if record.kind == FRAME:
+                n = engine.on_frame(record.payload, ts_recv)
+            else:
+                n = engine.on_snapshot(record.symbol, record.payload, ts_recv)
+                if n > 0:
+                    ctx.log.info("%s book synced from recorded snapshot (%d events)", record.symbol, n)
+                n = max(n, 0)
+            runner.publish(n, ts_recv, monotonic_ns())
+            if source.lockstep and n > 0:
+                counter_add(runner.proc, C_LOCKSTEP_WAITS, 1)
+                while not wait_lockstep(runner.md.ctrl, md_consumer, runner.orders.ctrl, order_consumer, 1_000_000):
+                    if runner.stopping():
+                        return 0
+            runner.housekeeping()
+    except RecordingError as exc:
+        ctx.log.error("%s", exc)
+        return 2
+    elapsed = time.monotonic() - wall_started
+    ctx.log.info("replay finished: %d messages in %.2f s (%.0f msg/s)", frames, elapsed, frames / max(elapsed, 1e-9))
+    return 0
+
+
+def run(ctx: WorkerContext) -> int:
+    runner = FeedRunner(ctx)
+    warm_up(runner.symbols, runner.md.slots)
+    wait_lockstep(runner.md.ctrl, 0, runner.orders.ctrl, 0, 0)  # compile
+    ctx.mark_running()
+    try:
+        if ctx.config.source.kind == "replay":
+            return run_replay(runner)
+        return run_live(runner)
+    finally:
+        runner.housekeeping(force=True)
+        stats = {k: v for k, v in runner.engine.stats_dict().items() if v}
+        ctx.log.info("feed stopped: %s", json.dumps(stats))
 
 
 def main(config_raw: bytes, parent_pid: int) -> None:

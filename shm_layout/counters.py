@@ -49,6 +49,20 @@ COUNTER_NAMES = (
     "reconnects",  # feed: websocket reconnections
     "snapshots_published",  # feed: seqlock writes
     "stale_reads",  # strategy: snapshot older than its event
+    # feed: input rejected or distrusted, by reason (mirrors of hft.feed's engine statistics)
+    "unknown_symbol",
+    "unknown_stream",
+    "bad_number",  # not exact at the symbol's precision, NaN, overflow
+    "bad_level",  # price <= 0 or negative size
+    "off_grid",  # price off the tick grid or size off the lot grid
+    "crossed",  # book crossed after an update
+    "gaps",  # U/u sequence breaks
+    "huge_frames",  # frames over the size limit, dropped undecoded
+    "stale_snapshots",  # REST snapshot older than the buffered diffs: fetched again
+    "buffer_overflow",  # diffs dropped while waiting for a snapshot
+    "truncated",  # levels beyond the book's capacity
+    "events_overflow",  # a frame with more events than the feed's event buffer
+    "lockstep_waits",  # feed (replay): frames it waited on strategy and broker for
 )
 assert len(COUNTER_NAMES) <= N_COUNTERS
 C = {name: index for index, name in enumerate(COUNTER_NAMES)}
@@ -76,6 +90,7 @@ C_COMMITS = C["commits"]
 C_RECONNECTS = C["reconnects"]
 C_SNAPSHOTS_PUBLISHED = C["snapshots_published"]
 C_STALE_READS = C["stale_reads"]
+C_LOCKSTEP_WAITS = C["lockstep_waits"]
 
 # word indices inside one PROCESS_BLOCK viewed as int64
 W_HEARTBEAT = word_index(PROCESS_BLOCK, "heartbeat_ns")

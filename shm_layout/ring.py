@@ -199,16 +199,16 @@ def ring_release(ctrl: np.ndarray, consumer: int, new_tail: int) -> None:
 
 
 @njit(cache=True)
-def ring_read(ctrl: np.ndarray, slots: np.ndarray, consumer: int, out: np.ndarray, max_count: int) -> int:
-    """Copy up to ``max_count`` unread records into ``out[0:n]``, release them, and return ``n``.
+def _read_batch(ctrl: np.ndarray, slots: np.ndarray, consumer: int, out: np.ndarray, max_count: int) -> int:
+    """Copy and validate up to ``max_count`` records into ``out``; move the cursor only past lost records.
 
-    Safe on both policies. On a lossy ring a lapped consumer loses the overwritten records: they are counted
-    in its ``overruns`` and ``lost`` words and it continues from a quarter ring behind the producer.
+    Return ``n``: ``out[:n]`` are records ``tail .. tail + n - 1`` where ``tail`` is the cursor on return.
     """
     capacity = ctrl[W_CAPACITY]
     mask = capacity - 1
     tail_word = _consumer_word(consumer, W_TAIL)
     tail = load_relaxed(ctrl, tail_word)
+    start_tail = tail
     head = load_acquire(ctrl, W_HEAD)
     if head - tail > capacity:  # lapped before we even started: skip to fresh data
         resync = head - capacity + capacity // 4
@@ -230,15 +230,40 @@ def ring_read(ctrl: np.ndarray, slots: np.ndarray, consumer: int, out: np.ndarra
             if torn >= n:
                 resync = claimed_now - capacity + capacity // 4
                 _count_overrun(ctrl, consumer, resync - tail)
-                ring_release(ctrl, consumer, resync)
-                return 0
-            for k in range(n - torn):
-                out[k] = out[k + torn]
-            _count_overrun(ctrl, consumer, torn)
-            tail += torn
-            n -= torn
-    ring_release(ctrl, consumer, tail + n)
+                tail = resync
+                n = 0
+            else:
+                for k in range(n - torn):
+                    out[k] = out[k + torn]
+                _count_overrun(ctrl, consumer, torn)
+                tail += torn
+                n -= torn
+    if tail != start_tail:
+        ring_release(ctrl, consumer, tail)
     return n
+
+
+@njit(cache=True)
+def ring_read(ctrl: np.ndarray, slots: np.ndarray, consumer: int, out: np.ndarray, max_count: int) -> int:
+    """Copy up to ``max_count`` unread records into ``out[0:n]``, release them, and return ``n``.
+
+    Safe on both policies. On a lossy ring a lapped consumer loses the overwritten records: they are counted
+    in its ``overruns`` and ``lost`` words and it continues from a quarter ring behind the producer.
+    """
+    n = _read_batch(ctrl, slots, consumer, out, max_count)
+    if n > 0:
+        ring_release(ctrl, consumer, load_relaxed(ctrl, _consumer_word(consumer, W_TAIL)) + n)
+    return n
+
+
+@njit(cache=True)
+def ring_read_hold(ctrl: np.ndarray, slots: np.ndarray, consumer: int, out: np.ndarray, max_count: int) -> int:
+    """Like ``ring_read`` but keep the records unreleased: call ``ring_release(ctrl, consumer,
+    ring_tail(ctrl, consumer) + n)`` once they are *processed*.
+
+    The cursor then means "processed", which a lock-step producer (replay) can wait on.
+    """
+    return _read_batch(ctrl, slots, consumer, out, max_count)
 
 
 @njit(cache=True)

@@ -47,9 +47,10 @@ from shm_layout.records import (
     STATUS_REJECTED,
     TIF_IOC,
 )
-from shm_layout.ring import ring_commit, ring_read, ring_tail
+from shm_layout.ring import ring_commit, ring_read, ring_read_hold, ring_release, ring_tail
 from shm_layout.seqlock import seqlock_read
 
+PERCENT = 100.0
 S_POSITION = 0
 S_PENDING = 1
 S_OPEN_ORDER_ID = 2
@@ -164,13 +165,15 @@ def _evaluate(
         return  # a trade-only frame: the book did not change
     state[symbol, S_LAST_SNAPSHOT_SEQ] = book.seq
     counter_add(proc, C_TICKS, 1)
-    momentum, volatility = update_window_features(
-        symbol, book.ts_recv, math.log(float(book.mid_x2)), window_ns, sample_ts, sample_logmid, cursor, accum
+    log_return, realized_vol = update_window_features(
+        symbol, book.ts_exch, math.log(float(book.mid_x2)), window_ns, sample_ts, sample_logmid, cursor, accum
     )
+    momentum = PERCENT * log_return  # the signal takes returns in percent (see hft.strategy.signal)
+    volatility = PERCENT * realized_vol
     if state[symbol, S_OPEN_ORDER_ID] != 0:
         return  # one order in flight per symbol: wait for its execution report
     position = state[symbol, S_POSITION]
-    now = monotonic_ns()
+    now = book.ts_exch  # decisions run on the venue's clock: a replay decides exactly as the live run did
     direction, _strength, _confidence, holding_ms = imbalance_signal(book.imbalance, momentum, volatility, params)
     quantity = 0
     if direction != 0:
@@ -235,14 +238,16 @@ def strategy_loop(
     deadline = monotonic_ns() + max_run_ns
     idle_rounds = 0
     while True:
+        # Market data first, executions second: an execution published before a frame (a lock-step replay
+        # guarantees that) is then always applied before that frame is evaluated.
+        n_md = ring_read_hold(md_ctrl, md_slots, md_consumer, md_batch, md_batch.shape[0])
         n_exec = ring_read(exec_ctrl, exec_slots, exec_consumer, exec_batch, exec_batch.shape[0])
         if n_exec > 0:
             _apply_executions(exec_batch, n_exec, state)
-        n_md = ring_read(md_ctrl, md_slots, md_consumer, md_batch, md_batch.shape[0])
         if n_md > 0:
             counter_add(proc, C_MSGS_IN, n_md)
             now = monotonic_ns()
-            md_cursor = ring_tail(md_ctrl, md_consumer)
+            md_cursor = ring_tail(md_ctrl, md_consumer) + n_md  # the market state the decisions below saw
             for k in range(n_md):
                 event = md_batch[k]
                 if event.flags & FLAG_LAST_IN_FRAME:
@@ -252,6 +257,8 @@ def strategy_loop(
                         window_ns, sample_ts, sample_logmid, cursor, accum, order_ctrl, order_slots, md_cursor,
                         control_words, kill_index, abort_index, proc, wait_strategy,
                     )
+            # processed, not just copied: the cursor a lock-step replay feed waits on
+            ring_release(md_ctrl, md_consumer, md_cursor)
         if n_md == 0 and n_exec == 0:
             status = idle_pass(proc, control_words, stop_index, my_stage, deadline, wait_strategy, idle_rounds)
             if status != LOOP_CONTINUE:

@@ -5,6 +5,12 @@
 * confidence = mean( min(|momentum| / momentum_scale, 1), min(volatility_scale / max(volatility, floor), 1) );
   a signal below ``min_confidence`` is suppressed
 * holding period = clamp(1000 / |imbalance|, holding_min, holding_max) milliseconds
+
+Units: momentum and volatility are in **percent** (100 x log return over the feature window, 100 x the per-tick
+standard deviation of log returns), so the seed's scales read as "0.01 % (one basis point) of momentum gives
+full confidence" and "volatility up to 0.01 % per tick is fully trusted": a sub-second horizon. Read as
+fractions the same constants would demand a 0.4 % move inside one window; measured on the recorded BTCUSDT
+session (3,449 book updates) that fires on 0 ticks, against 859 ticks in percent.
 """
 
 from __future__ import annotations

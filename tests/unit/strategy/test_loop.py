@@ -75,6 +75,7 @@ class Harness:
         snap["imbalance"] = (bid_size - ask_size) / (bid_size + ask_size)
         self.clock += 50_000_000
         snap["ts_recv"] = self.clock
+        snap["ts_exch"] = self.clock
         self.pipeline.snapshots.write(0, snap)
         event = np.zeros(1, MD_EVENT)
         event["kind"], event["flags"], event["ts_recv"] = EV_BOOK_LEVEL, FLAG_LAST_IN_FRAME, self.clock
@@ -120,13 +121,13 @@ def harness(instance: str) -> Iterator[Harness]:
 
 
 def trend_up(h: Harness) -> None:
-    """Move the mid up 0.6 % over four ticks with a bid-heavy book, the loop evaluating each tick.
+    """Move the mid up 0.005 % (half a basis point) per tick for four ticks with a bid-heavy book.
 
     The loop reads the *latest* snapshot when it handles an event (seqlock semantics), so each tick is
     stepped on its own, as a live feed would interleave them.
     """
     for step in range(4):
-        h.book(bid_size=900, ask_size=100, mid_ticks=6_000_000 + step * 12_000)
+        h.book(bid_size=900, ask_size=100, mid_ticks=6_000_000 + step * 300)
         h.step()
 
 
@@ -137,7 +138,8 @@ def test_loop_when_bid_imbalance_with_momentum_then_one_buy_market_order_at_the_
     assert len(orders) == 1  # one order in flight per symbol, even though later ticks also signal
     order = orders[0]
     assert order["side"] == SIDE_BUY and order["size"] == ORDER_SIZE
-    assert order["price"] == 6_000_000 + 3 * 12_000 + 1  # 4th tick: log return 0.006 -> confidence 0.8
+    # 1st tick: no momentum yet (confidence 0.5); 2nd: momentum 0.005 % -> confidence 0.75 >= 0.7: buy its ask
+    assert order["price"] == 6_000_000 + 300 + 1
     assert order["order_id"] == 1
     assert order["ts_tick_recv"] > 0 and order["ts_init"] > 0
     assert harness.counter(C_ORDERS) == 1
@@ -163,8 +165,8 @@ def test_loop_when_signal_reverses_then_order_closes_and_reverses(harness: Harne
     harness.step()
     harness.fill(harness.orders()[0], ORDER_SIZE)
     harness.step()
-    for step in range(4):  # strong ask imbalance and a 0.6 % drop
-        harness.book(bid_size=100, ask_size=900, mid_ticks=6_036_000 - step * 12_000)
+    for step in range(4):  # strong ask imbalance and a falling mid
+        harness.book(bid_size=100, ask_size=900, mid_ticks=6_000_900 - step * 300)
         harness.step()
     orders = harness.orders()
     assert len(orders) == 1
