@@ -486,3 +486,30 @@ def test_stats_when_lossy_consumer_lapped_then_fill_capped_at_one(make_ring) -> 
     ring.try_publish(_events(CAP, CAP))
     consumer = ring.stats()["consumers"][0]
     assert (consumer["lag"], consumer["fill"], ring.stats()["policy"]) == (2 * CAP, 1.0, "lossy")
+
+
+def test_read_hold_when_records_copied_then_cursor_moves_only_on_release(make_ring) -> None:
+    from shm_layout.ring import ring_read_hold, ring_release
+
+    ring = make_ring(POLICY_LOSSY, ("s",), dtype=MD_EVENT)
+    ring.try_publish(_events(0, 5))
+    out = np.zeros(8, MD_EVENT)
+    n = ring_read_hold(ring.ctrl, ring.slots, 0, out, 8)
+    assert n == 5 and out["update_id"][:5].tolist() == [0, 1, 2, 3, 4]
+    assert ring_tail(ring.ctrl, 0) == 0  # copied, not yet processed: a lock-step producer keeps waiting
+    assert ring_read_hold(ring.ctrl, ring.slots, 0, out, 8) == 5  # the same records again until released
+    ring_release(ring.ctrl, 0, ring_tail(ring.ctrl, 0) + n)
+    assert ring_tail(ring.ctrl, 0) == 5
+    assert ring_read_hold(ring.ctrl, ring.slots, 0, out, 8) == 0
+
+
+def test_read_hold_when_lapped_then_cursor_skips_the_lost_records_before_returning(make_ring) -> None:
+    from shm_layout.ring import ring_read_hold
+
+    ring = make_ring(POLICY_LOSSY, ("s",), dtype=MD_EVENT)
+    ring.publish(_events(0, 3 * CAP))
+    out = np.zeros(CAP, MD_EVENT)
+    n = ring_read_hold(ring.ctrl, ring.slots, 0, out, CAP)
+    tail = ring_tail(ring.ctrl, 0)
+    assert tail == int(ring.ctrl[_word(0, W_LOST)]) > 0  # moved past what was lost, not past what was read
+    assert out["update_id"][:n].tolist() == list(range(tail, tail + n))
