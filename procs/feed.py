@@ -10,6 +10,7 @@ new as that event.
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import random
 import threading
@@ -21,6 +22,8 @@ import numpy as np
 import websocket
 from numba import njit
 
+from hft.config import Config, ConfigError, decimal_to_fixed
+from hft.exchange_info import fetch_grids
 from hft.feed.engine import STAT_NAMES, FeedEngine, SymbolSpec
 from hft.recording.formats import FRAME, RecordingError, open_recording
 from procs.common import WorkerContext, worker_main
@@ -194,15 +197,47 @@ def wait_lockstep(
     return False
 
 
+def symbol_specs(config: Config, log: logging.Logger) -> list[SymbolSpec]:
+    """Build the engine's symbols: fixed-point scales from the config, the tick/lot grid from the venue's
+    exchangeInfo when a live source serves it (else from the config)."""
+    grids = {}
+    if config.source.kind != "replay":
+        try:
+            grids = fetch_grids(config.source.rest_url, [s.name for s in config.symbols])
+        except (OSError, ValueError) as exc:
+            log.warning("exchangeInfo unavailable (%s): using the configured tick and lot sizes", exc)
+    specs = []
+    for index, symbol in enumerate(config.symbols):
+        tick, lot = symbol.tick_size, symbol.lot_size
+        venue = grids.get(symbol.name)
+        if venue is not None:
+            try:
+                venue_tick = decimal_to_fixed(venue.tick_size, symbol.price_decimals, f"{symbol.name} tickSize")
+                venue_lot = decimal_to_fixed(venue.step_size, symbol.size_decimals, f"{symbol.name} stepSize")
+            except ConfigError as exc:
+                log.error("%s: the venue's grid does not fit the configured decimals (%s); using the config",
+                          symbol.name, exc)
+            else:
+                if (venue_tick, venue_lot) != (decimal_to_fixed(tick, symbol.price_decimals, "tick"),
+                                               decimal_to_fixed(lot, symbol.size_decimals, "lot")):
+                    log.warning("%s: venue grid tick %s lot %s differs from the config (tick %s lot %s): "
+                                "using the venue's", symbol.name, venue.tick_size, venue.step_size, tick, lot)
+                tick, lot = venue.tick_size, venue.step_size
+        specs.append(SymbolSpec(
+            symbol.name, index, symbol.price_decimals, symbol.size_decimals,
+            decimal_to_fixed(tick, symbol.price_decimals, f"{symbol.name}.tick_size"),
+            decimal_to_fixed(lot, symbol.size_decimals, f"{symbol.name}.lot_size"),
+        ))
+    return specs
+
+
 class FeedRunner:
     """One feed process: the engine, its publication to shared memory, and reason reporting."""
 
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
         config = ctx.config
-        self.symbols = [
-            SymbolSpec(s.name, i, s.price_decimals, s.size_decimals) for i, s in enumerate(config.symbols)
-        ]
+        self.symbols = symbol_specs(config, ctx.log)
         self.engine = FeedEngine(self.symbols)
         self.md = ctx.pipeline.rings[MD_EVENTS]
         self.orders = ctx.pipeline.rings[ORDERS]
