@@ -2,17 +2,30 @@
 
 Every knob has a documented default; the defaults are tuned so that a 20 s run produces several trending episodes
 per symbol (a ~0.4 % move within one second with the top of book imbalanced in the direction of the move), which
-is what the downstream strategy needs to trade at all.
+is what the downstream strategy needs to trade at all. :data:`VOLATILITY_PRESETS` names three regimes (``calm``,
+``normal`` = the defaults, ``volatile``) for :meth:`SimConfig.from_preset`; every knob stays settable on its own.
+Scheduled faults (``faults``) only change what the server sends, never the model's output.
 """
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import msgspec
 
-__all__ = ["KNOWN_SYMBOLS", "SimConfig", "SimSymbol", "default_symbols", "symbol_by_name"]
+from hft.sim.faults import ScheduledFault
+
+__all__ = [
+    "KNOWN_SYMBOLS",
+    "VOLATILITY_PRESETS",
+    "ScheduledFault",
+    "SimConfig",
+    "SimSymbol",
+    "default_symbols",
+    "symbol_by_name",
+]
 
 MAX_WIRE_DECIMALS = 8  # Binance formats every price and quantity with 8 decimals
 MAX_FIXED_DECIMALS = 12  # fixed-point scales allowed by the pipeline's symbol table
@@ -160,6 +173,32 @@ def symbol_by_name(name: str) -> SimSymbol:
     return KNOWN_SYMBOLS[key]
 
 
+# Volatility regimes: the knobs that set how calm or jumpy prices are. "normal" is exactly the SimConfig defaults.
+VOLATILITY_PRESETS: dict[str, dict[str, float | int]] = {
+    "calm": {
+        "volatility_bps": 0.6,
+        "trend_probability": 0.05,
+        "trend_duration_ms": 1200,
+        "trend_speed_bps": 25.0,
+        "market_order_share": 0.04,
+    },
+    "normal": {
+        "volatility_bps": 1.5,
+        "trend_probability": 0.3,
+        "trend_duration_ms": 1500,
+        "trend_speed_bps": 60.0,
+        "market_order_share": 0.08,
+    },
+    "volatile": {
+        "volatility_bps": 4.0,
+        "trend_probability": 0.8,
+        "trend_duration_ms": 2000,
+        "trend_speed_bps": 150.0,
+        "market_order_share": 0.12,
+    },
+}
+
+
 def default_symbols() -> list[SimSymbol]:
     """Return the default instruments (BTCUSDT and ETHUSDT)."""
     return [KNOWN_SYMBOLS["BTCUSDT"], KNOWN_SYMBOLS["ETHUSDT"]]
@@ -207,6 +246,10 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
         Mean size of a passive order in quote currency.
     cancel_share, market_order_share:
         Shares of calm events that cancel (part of) a level or send a market order; the rest add liquidity.
+    faults:
+        Faults the server injects by itself at ``at_s`` seconds after it starts listening (see
+        :mod:`hft.sim.faults`), so a CLI or pipeline run can include them without a test harness. The model
+        ignores them: the generated stream is the same with or without faults.
     """
 
     symbols: list[SimSymbol] = msgspec.field(default_factory=default_symbols)
@@ -228,6 +271,14 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
     order_notional: float = 2000.0
     cancel_share: float = 0.30
     market_order_share: float = 0.08
+    faults: list[ScheduledFault] = msgspec.field(default_factory=list)
+
+    @classmethod
+    def from_preset(cls, volatility: str = "normal", **fields: Any) -> SimConfig:
+        """Build a config from a named volatility regime; explicit ``fields`` override the preset's knobs."""
+        if volatility not in VOLATILITY_PRESETS:
+            raise ValueError(f"unknown volatility preset {volatility!r}; presets are {', '.join(VOLATILITY_PRESETS)}")
+        return cls(**{**VOLATILITY_PRESETS[volatility], **fields})
 
     def __post_init__(self) -> None:
         _require(isinstance(self.symbols, list) and len(self.symbols) > 0, "symbols must be a non-empty list")
@@ -271,6 +322,16 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
             "cancel_share and market_order_share must be >= 0 and sum to < 1 (the rest are adds), "
             f"got {self.cancel_share} and {self.market_order_share}",
         )
+        _require(
+            isinstance(self.faults, list) and all(isinstance(f, ScheduledFault) for f in self.faults),
+            "faults must be a list of ScheduledFault",
+        )
+        for scheduled in self.faults:
+            symbol = getattr(scheduled.fault, "symbol", None)
+            _require(
+                symbol is None or symbol in names,
+                f"scheduled fault at {scheduled.at_s} s names symbol {symbol!r}, which is not configured ({names})",
+            )
 
     def symbol(self, name: str) -> SimSymbol:
         """Return the configured symbol called ``name`` (upper-case), raising ``KeyError`` when absent."""

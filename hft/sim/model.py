@@ -207,6 +207,7 @@ class OrderFlowModel:
         self._kappa = config.mean_reversion_per_s
         self._ratio = (1 + config.trend_imbalance) / (1 - config.trend_imbalance)
         self._now = 0
+        self._events = 0
         self._next_flush = self._interval_ns
         for s in self._syms:
             s.update_id = 1_000_000_000 + int(self._rnd.u() * 1_000_000_000)
@@ -227,6 +228,11 @@ class OrderFlowModel:
     def now_ms(self) -> int:
         """Virtual exchange time in epoch ms (what ``E`` fields carry)."""
         return self.config.epoch_ms + self._now // 1_000_000
+
+    @property
+    def events(self) -> int:
+        """Order-flow events generated so far (for rate measurements; not part of the output)."""
+        return self._events
 
     @property
     def symbols(self) -> list[str]:
@@ -267,6 +273,7 @@ class OrderFlowModel:
                 if t_event > target:
                     break
                 self._event(t_event, out)
+                self._events += 1
                 self._next_event = t_event + self._gap()
         self._now = target
         return out
@@ -281,10 +288,30 @@ class OrderFlowModel:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         limit = min(limit, MAX_SNAPSHOT_LIMIT)
-        fp, fq, bids, asks = s.fmt_p, s.fmt_q, s.bids, s.asks
-        b = ",".join(f'["{fp(p)}","{fq(bids[p])}"]' for p in reversed(s.bid_px[-limit:]))
-        a = ",".join(f'["{fp(p)}","{fq(asks[p])}"]' for p in s.ask_px[:limit])
-        return f'{{"lastUpdateId":{s.update_id},"bids":[{b}],"asks":[{a}]}}'.encode()
+        return self._render_snapshot(s, s.update_id, s.bids, s.asks, s.bid_px[-limit:][::-1], s.ask_px[:limit])
+
+    def depth_snapshot_of(self, symbol: str, state: BookState, limit: int = 100) -> bytes:
+        """Format an earlier :meth:`book` copy of ``symbol`` exactly like :meth:`depth_snapshot` would have then.
+
+        The server keeps a short history of such copies to serve deliberately stale snapshots (a fault).
+        """
+        s = self._by_name[symbol]
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        limit = min(limit, MAX_SNAPSHOT_LIMIT)
+        bid_px = sorted(state.bids, reverse=True)[:limit]
+        ask_px = sorted(state.asks)[:limit]
+        return self._render_snapshot(s, state.update_id, state.bids, state.asks, bid_px, ask_px)
+
+    @staticmethod
+    def _render_snapshot(
+        s: _Sym, update_id: int, bids: dict[int, int], asks: dict[int, int], bid_px: list[int], ask_px: list[int]
+    ) -> bytes:
+        """Format a REST depth body: bids best (highest) first, asks best (lowest) first."""
+        fp, fq = s.fmt_p, s.fmt_q
+        b = ",".join(f'["{fp(p)}","{fq(bids[p])}"]' for p in bid_px)
+        a = ",".join(f'["{fp(p)}","{fq(asks[p])}"]' for p in ask_px)
+        return f'{{"lastUpdateId":{update_id},"bids":[{b}],"asks":[{a}]}}'.encode()
 
     def book(self, symbol: str) -> BookState:
         """Return a copy of ``symbol``'s book (fixed-point ints) and its update id."""

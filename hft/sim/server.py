@@ -12,6 +12,21 @@ against it unchanged. A single producer task advances the shared model by the re
 real time) and fans each frame out to the subscribed clients; every client has its own bounded backlog and is
 disconnected (and counted) when it falls too far behind, so a slow reader never stalls the others. The REST
 snapshot reads the same model in the same event loop, hence it is always consistent with the diffs already sent.
+
+Faults on demand (see :mod:`hft.sim.faults` for every kind and field) change what is *sent*, never the model, so
+the generated stream for a seed is the same with or without them. They are injected
+
+* over HTTP on the same port: ``POST /sim/fault`` with a JSON body such as ``{"kind":"stall","ms":300}``, or
+  ``GET /sim/fault?kind=stall&ms=300`` (the same fields as query parameters, for curl and browsers). websockets'
+  handshake parser refuses request bodies, so :class:`_SimConnection` reads a POST body itself before the parser
+  sees the request (POST also needs a websockets release that hands non-GET requests to ``process_request``, as
+  the installed 17.x does; older ones close the connection instead, and GET is the way there). Both answer 200
+  with a JSON ack (``{"ok":true,"fault":{...},"clients":[...]}``) or 400 with ``{"ok":false,"error":"..."}``
+  naming the unknown kind, field or value. ``GET /sim/stats`` returns the counters of :class:`SimStats` plus the
+  open clients (their ids are what ``"client"`` fields refer to);
+* from Python with :meth:`SimExchange.inject` (thread-safe; :meth:`SimServerThread.inject` for a server started
+  with :func:`start_in_thread`);
+* on a timetable with ``SimConfig.faults`` (or the CLI's ``--fault AT_S:KIND[,key=value...]``).
 """
 
 from __future__ import annotations
@@ -26,22 +41,46 @@ import logging
 import os
 import re
 import signal
+import socket
+import struct
 import sys
 import threading
+import time
+import tomllib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from hft.sim.config import SimConfig, default_symbols, symbol_by_name
-from hft.sim.model import OrderFlowModel, format_fixed
+from hft.sim.config import VOLATILITY_PRESETS, SimConfig, symbol_by_name
+from hft.sim.faults import (
+    FAULT_KINDS,
+    MAX_STALE_AGE_MS,
+    DropConnection,
+    Fault,
+    FaultError,
+    Malformed,
+    ScheduledFault,
+    SkipUpdates,
+    SlowRest,
+    StaleSnapshot,
+    Stall,
+    corrupt,
+    decode_fault,
+    fault_from_params,
+    fault_from_spec,
+    fault_to_dict,
+)
+from hft.sim.model import BookState, OrderFlowModel, format_fixed
 
 __all__ = ["DEFAULT_PORT", "SimExchange", "SimServerThread", "SimStats", "main", "serve", "start_in_thread"]
 
@@ -53,6 +92,13 @@ MAX_STEP_NS = 1_000_000_000  # the producer never generates more than 1 s of vir
 DEFAULT_MAX_PENDING = 50_000  # frames queued for one client before it is disconnected as too slow
 CLOSE_TIMEOUT_S = 0.5  # wait this long for a client's close frame before dropping the TCP connection
 SEND_BATCH = 256  # frames written to a socket per drain
+HISTORY_INTERVAL_S = 0.2  # cadence of the book copies kept for stale snapshots
+HISTORY_LEN = int(MAX_STALE_AGE_MS / 1000 / HISTORY_INTERVAL_S) + 2  # enough copies to go MAX_STALE_AGE_MS back
+MAX_POST_BODY = 64 * 1024  # largest control request body read
+MAX_REQUEST_HEAD = 16 * 1024  # a POST whose headers are longer goes to websockets' parser unchanged (and is refused)
+INJECT_TIMEOUT_S = 5.0
+_CONTENT_LENGTH_RE = re.compile(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*\r?$")
+_EXPECT_CONTINUE_RE = re.compile(rb"(?im)^expect:[ \t]*100-continue[ \t]*\r?$")
 
 _SYMBOL_PARAM_RE = re.compile(r"^[A-Z0-9\-_.]{1,20}$")
 _ERR_INVALID_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
@@ -72,21 +118,63 @@ class SimStats:
     frames_sent: int = 0
     virtual_slip_ns: int = 0  # virtual time skipped because the producer fell more than MAX_STEP_NS behind
     ticks: int = 0
+    loop_cpu_ns: int = 0  # CPU time of the event-loop thread (model, fan-out, sends), updated every tick
+    control_requests: int = 0  # /sim/... requests answered
+    faults_injected: dict[str, int] = dataclasses.field(default_factory=dict)  # by kind, accepted faults only
+    fault_errors: int = 0  # fault requests refused (bad kind, field, client or symbol)
+    fault_disconnects: int = 0  # connections closed by drop_connection
+    frames_skipped: int = 0  # depth frames withheld by skip_updates (once per client for a per-client fault)
+    malformed_frames: int = 0  # malformed frames queued to clients
+    stale_snapshots: int = 0  # REST depth answers served from the history
+    slow_rest_responses: int = 0  # REST depth answers delayed by slow_rest
+    stalls: int = 0  # stall faults applied
 
 
 class _Client:
-    """One WebSocket subscriber: its subscriptions, its backlog and the event that wakes its sender."""
+    """One WebSocket subscriber: its subscriptions, its backlog, the event that wakes its sender and its faults.
 
-    __slots__ = ("closing", "names", "pending", "raw", "routes", "wake", "ws")
+    ``faulty`` is true while a per-client fault (withheld depth frames, malformed frames to insert) is pending: only
+    then does the fan-out take the slower path through :meth:`SimExchange._faulty_frames`.
+    """
 
-    def __init__(self, ws: ServerConnection, raw: bool, names: list[str], model: OrderFlowModel) -> None:
+    __slots__ = (
+        "closing",
+        "faulty",
+        "frames_sent",
+        "id",
+        "malformed",
+        "malformed_index",
+        "malformed_left",
+        "malformed_streams",
+        "names",
+        "pending",
+        "raw",
+        "routes",
+        "skip",
+        "stall_until",
+        "wake",
+        "ws",
+    )
+
+    def __init__(
+        self, ws: ServerConnection, raw: bool, names: list[str], model: OrderFlowModel, client_id: int = 0
+    ) -> None:
         self.ws = ws
+        self.id = client_id
         self.raw = raw
         self.names: list[str] = []
         self.routes: dict[str, list[bytes] | None] = {}
         self.pending: deque[bytes] = deque()
         self.wake = asyncio.Event()
         self.closing = False
+        self.frames_sent = 0
+        self.faulty = False
+        self.skip: dict[str, int] = {}  # canonical depth stream -> frames still to withhold from this client
+        self.malformed: Malformed | None = None
+        self.malformed_left = 0
+        self.malformed_index = 0
+        self.malformed_streams: frozenset[str] = frozenset()
+        self.stall_until = 0.0
         self.set_names(names, model)
 
     def set_names(self, names: list[str], model: OrderFlowModel) -> None:
@@ -159,10 +247,112 @@ def _split_symbol(name: str) -> tuple[str, str]:
     return name[:-3], name[-3:]
 
 
-class SimExchange:
-    """The server state: one model, the connected clients and the producer that feeds them.
+class _SimConnection(ServerConnection):
+    """A ``ServerConnection`` that reads the body of a ``POST`` before websockets' handshake parser sees it.
 
-    Everything runs in one asyncio event loop; create it and call :meth:`run` from that loop's thread.
+    The parser refuses any request with a non-zero ``Content-Length`` (a WebSocket handshake has no body), which
+    would make ``POST /sim/fault`` impossible. This class buffers the first bytes of a connection; for a ``POST``
+    it waits for the headers and ``Content-Length`` bytes of body, keeps the body in ``sim_body`` and feeds the
+    parser the headers with ``Content-Length: 0``. Any other request goes to the parser untouched after the first
+    packet, so WebSocket clients pay nothing. Runs in the event loop, like every asyncio protocol callback.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sim_body: bytes | None = None
+        self._sim_head: bytearray | None = bytearray()
+        self._sim_continued = False
+
+    def data_received(self, data: bytes) -> None:
+        head = self._sim_head
+        if head is None:
+            super().data_received(data)
+            return
+        head += data
+        if not head.startswith(b"POST "):
+            if len(head) >= 5 or not b"POST ".startswith(bytes(head)):
+                self._pass_through()
+            return
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(head) > MAX_REQUEST_HEAD:
+                self._pass_through()
+            return
+        block = bytes(head[: end + 4])
+        match = _CONTENT_LENGTH_RE.search(block)
+        length = int(match.group(1)) if match else 0
+        if length > MAX_POST_BODY:
+            self._pass_through()  # the parser refuses it
+            return
+        if len(head) < end + 4 + length:
+            if not self._sim_continued and _EXPECT_CONTINUE_RE.search(block) and self.transport is not None:
+                self._sim_continued = True
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # type: ignore[attr-defined]
+            return
+        self.sim_body = bytes(head[end + 4 : end + 4 + length])
+        rest = bytes(head[end + 4 + length :])
+        if match is not None:
+            block = block[: match.start(1)] + b"0" + block[match.end(1) :]
+        self._sim_head = None
+        super().data_received(block + rest)
+
+    def send_data(self) -> None:
+        """Write the protocol's pending output with one transport call instead of one ``write`` per frame.
+
+        websockets writes each queued frame separately, which is one ``send`` syscall per frame while the socket
+        keeps up; :func:`_send_text_frames` queues up to ``SEND_BATCH`` frames at a time, so joining them cuts the
+        syscalls by that factor. An empty chunk (half-close request) is handled exactly like websockets does.
+        """
+        chunks = self.protocol.data_to_send()
+        if not chunks:
+            return
+        transport = self.transport
+        if all(chunks):
+            transport.writelines(chunks)
+            return
+        for chunk in chunks:
+            if chunk:
+                transport.write(chunk)
+            elif transport.can_write_eof():
+                with contextlib.suppress(Exception):  # write_eof() documents no exceptions; uvloop raises some
+                    transport.write_eof()
+            else:
+                transport.close()
+
+    def _pass_through(self) -> None:
+        head, self._sim_head = self._sim_head, None
+        if head:
+            super().data_received(bytes(head))
+
+
+class _RestQueue:
+    """Pending one-shot REST faults (stale or slow depth answers), consumed first-in first-out."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: list[list[Any]] = []  # [symbol or None, parameter, requests left]
+
+    def add(self, symbol: str | None, parameter: int, requests: int) -> int:
+        self.items.append([symbol, parameter, requests])
+        return sum(item[2] for item in self.items)
+
+    def take(self, symbol: str) -> int | None:
+        """Consume one request for ``symbol`` and return its parameter, or ``None`` when nothing applies."""
+        for index, item in enumerate(self.items):
+            if item[0] is None or item[0] == symbol:
+                item[2] -= 1
+                if item[2] == 0:
+                    del self.items[index]
+                return int(item[1])
+        return None
+
+
+class SimExchange:
+    """The server state: one model, the connected clients, the producer that feeds them and the pending faults.
+
+    Everything runs in one asyncio event loop; create it and call :meth:`run` from that loop's thread. Only
+    :meth:`inject` and :meth:`stats_snapshot` may be called from other threads (they hand the work to the loop).
     """
 
     def __init__(self, config: SimConfig, *, max_pending: int = DEFAULT_MAX_PENDING) -> None:
@@ -176,6 +366,19 @@ class SimExchange:
         self._clients: set[_Client] = set()
         self._closers: set[asyncio.Task[None]] = set()
         self._exchange_info = self._build_exchange_info()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._next_client_id = 1
+        self._skip: dict[str, int] = {}  # canonical depth stream -> frames still to withhold from everyone
+        self._stall_until = 0.0  # loop time before which no client is written to
+        self._stale = _RestQueue()  # parameter: age in ms
+        self._slow = _RestQueue()  # parameter: delay in ms
+        self._history: dict[str, deque[tuple[int, BookState]]] = {
+            name: deque(maxlen=HISTORY_LEN) for name in self.model.symbols
+        }
+        self._schedule: list[ScheduledFault] = sorted(config.faults, key=lambda f: f.at_s)
+        listed = set(self.model.symbols)
+        candidates = (f"ZZZ{i}USDT" if i else "ZZZUSDT" for i in range(len(listed) + 1))
+        self._unknown_symbol = next(name for name in candidates if name not in listed)  # for malformed frames
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -189,26 +392,31 @@ class SimExchange:
         duration_s: float | None = None,
     ) -> None:
         """Listen, produce until ``stop`` is set or ``duration_s`` elapses, then close every connection."""
-        async with ws_serve(
-            self._handler,
-            host,
-            port,
-            process_request=self._process_request,
-            compression=None,
-            max_size=1 << 16,
-            close_timeout=CLOSE_TIMEOUT_S,
-            server_header="sim-exchange",
-        ) as server:
-            self.port = self._bound_port(server)
-            if on_ready is not None:
-                on_ready(self.port)
-            log.info("sim-exchange listening on %s:%d", host, self.port)
-            await self._produce(stop, duration_s)
-            for client in tuple(self._clients):
-                client.closing = True
-                client.wake.set()
-        if self._closers:
-            await asyncio.gather(*self._closers, return_exceptions=True)
+        self._loop = asyncio.get_running_loop()
+        try:
+            async with ws_serve(
+                self._handler,
+                host,
+                port,
+                process_request=self._process_request,
+                create_connection=_SimConnection,
+                compression=None,
+                max_size=1 << 16,
+                close_timeout=CLOSE_TIMEOUT_S,
+                server_header="sim-exchange",
+            ) as server:
+                self.port = self._bound_port(server)
+                if on_ready is not None:
+                    on_ready(self.port)
+                log.info("sim-exchange listening on %s:%d", host, self.port)
+                await self._produce(stop, duration_s)
+                for client in tuple(self._clients):
+                    client.closing = True
+                    client.wake.set()
+            if self._closers:
+                await asyncio.gather(*self._closers, return_exceptions=True)
+        finally:
+            self._loop = None
         log.info("sim-exchange stopped: %s", self.stats)
 
     @staticmethod
@@ -216,17 +424,26 @@ class SimExchange:
         return int(server.sockets[0].getsockname()[1])
 
     async def _produce(self, stop: threading.Event | None, duration_s: float | None) -> None:
-        """Advance the model by the real time elapsed every ``TICK_S`` and fan the frames out."""
+        """Advance the model by the real time elapsed every ``TICK_S``, fan the frames out, fire scheduled faults."""
         loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = None if duration_s is None else start + duration_s
         model = self.model
         slip = 0
+        schedule = self._schedule
+        next_fault = 0
+        self._record_history()
+        next_history = start + HISTORY_INTERVAL_S
+        cpu_start = time.thread_time_ns()
         while True:
             await asyncio.sleep(TICK_S)
             now = loop.time()
+            self.stats.loop_cpu_ns = time.thread_time_ns() - cpu_start
             if (stop is not None and stop.is_set()) or (deadline is not None and now >= deadline):
                 return
+            while next_fault < len(schedule) and schedule[next_fault].at_s <= now - start:
+                self._fire_scheduled(schedule[next_fault])
+                next_fault += 1
             dt = int((now - start) * 1e9) - slip - model.now_ns
             if dt > MAX_STEP_NS:  # the producer was starved: skip virtual time rather than spiral
                 slip += dt - MAX_STEP_NS
@@ -238,14 +455,34 @@ class SimExchange:
             msgs = model.advance_streams(dt)
             if msgs:
                 self._broadcast(msgs)
+            if now >= next_history:
+                self._record_history()
+                next_history = now + HISTORY_INTERVAL_S
+
+    def _record_history(self) -> None:
+        """Keep a copy of every book for stale snapshots (a few dict copies every ``HISTORY_INTERVAL_S``)."""
+        now = self.model.now_ns
+        for name, history in self._history.items():
+            history.append((now, self.model.book(name)))
+
+    def _fire_scheduled(self, scheduled: ScheduledFault) -> None:
+        try:
+            ack = self._apply(scheduled.fault)
+        except FaultError as exc:
+            self.stats.fault_errors += 1
+            log.warning("scheduled fault at %.3f s not applied: %s", scheduled.at_s, exc)
+        else:
+            log.info("scheduled fault at %.3f s applied: %s", scheduled.at_s, ack)
 
     # ------------------------------------------------------------------ fan-out
 
     def _broadcast(self, msgs: list[tuple[str, bytes]]) -> None:
         """Queue ``msgs`` to every subscriber; drop the clients whose backlog would exceed ``max_pending``."""
         self.stats.frames_generated += len(msgs)
+        if self._skip:
+            msgs = self._withhold(msgs)
         for client in tuple(self._clients):
-            frames = client.frames_for(msgs)
+            frames = self._faulty_frames(client, msgs) if client.faulty else client.frames_for(msgs)
             if not frames:
                 continue
             if len(client.pending) + len(frames) > self._max_pending:
@@ -255,13 +492,72 @@ class SimExchange:
             self.stats.frames_queued += len(frames)
             client.wake.set()
 
+    def _withhold(self, msgs: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        """Remove the depth frames a global ``skip_updates`` fault withholds from every client."""
+        skip = self._skip
+        out: list[tuple[str, bytes]] = []
+        for item in msgs:
+            left = skip.get(item[0])
+            if left:
+                if left == 1:
+                    del skip[item[0]]
+                else:
+                    skip[item[0]] = left - 1
+                self.stats.frames_skipped += 1
+                continue
+            out.append(item)
+        return out
+
+    def _faulty_frames(self, client: _Client, msgs: list[tuple[str, bytes]]) -> list[bytes]:
+        """Like ``client.frames_for`` but apply the client's own faults: withhold depth frames, insert malformed."""
+        out: list[bytes] = []
+        routes, skip = client.routes, client.skip
+        for item in msgs:
+            stream = item[0]
+            if stream not in routes:
+                continue
+            left = skip.get(stream)
+            if left:
+                if left == 1:
+                    del skip[stream]
+                else:
+                    skip[stream] = left - 1
+                self.stats.frames_skipped += 1
+                continue
+            frames = client.frames_for([item])
+            if client.malformed_left and stream in client.malformed_streams:
+                for frame in frames:
+                    if client.malformed_left:
+                        out.append(self._next_malformed(client, frame))
+                    out.append(frame)
+            else:
+                out.extend(frames)
+        client.faulty = bool(skip) or client.malformed_left > 0
+        return out
+
+    def _next_malformed(self, client: _Client, frame: bytes) -> bytes:
+        fault = client.malformed
+        assert fault is not None
+        variant = fault.variant_at(client.malformed_index)
+        client.malformed_index += 1
+        client.malformed_left -= 1
+        self.stats.malformed_frames += 1
+        return corrupt(frame, variant, unknown_symbol=self._unknown_symbol, huge_bytes=fault.huge_bytes)
+
     def _drop_slow(self, client: _Client) -> None:
         self.stats.slow_disconnects += 1
+        self._forget(client)
+        self._spawn_close(client.ws, 1008, "slow consumer")
+
+    def _forget(self, client: _Client) -> None:
+        """Stop feeding ``client``: no more frames are queued to it and its sender exits."""
         self._clients.discard(client)
         client.closing = True
         client.pending.clear()
         client.wake.set()
-        task = asyncio.get_running_loop().create_task(self._close(client.ws, 1008, "slow consumer"))
+
+    def _spawn_close(self, ws: ServerConnection, code: int, reason: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._close(ws, code, reason))
         self._closers.add(task)
         task.add_done_callback(self._closers.discard)
 
@@ -274,18 +570,28 @@ class SimExchange:
         """Write the client's backlog in order; one task per client so a slow socket only delays itself."""
         ws = client.ws
         pending = client.pending
+        loop = asyncio.get_running_loop()
+        transport = ws.transport
         with contextlib.suppress(ConnectionClosed, OSError):
             while not client.closing:
                 await client.wake.wait()
                 client.wake.clear()
-                while pending and not client.closing:
+                # a dead transport discards writes without making drain() wait, so this loop would never yield
+                # to let the connection notice it is closed: check it, or a big backlog spins (and logs) in vain
+                while pending and not client.closing and not transport.is_closing():
+                    hold = max(self._stall_until, client.stall_until) - loop.time()
+                    if hold > 0:  # a stall fault: keep queueing, write the burst afterwards
+                        await asyncio.sleep(hold)
+                        continue
                     batch = [pending.popleft() for _ in range(min(len(pending), SEND_BATCH))]
                     await _send_text_frames(ws, batch)
                     self.stats.frames_sent += len(batch)
+                    client.frames_sent += len(batch)
 
     async def _handler(self, ws: ServerConnection) -> None:
         raw, names = getattr(ws, "sim_subscription", (False, []))
-        client = _Client(ws, raw, names, self.model)
+        client = _Client(ws, raw, names, self.model, self._next_client_id)
+        self._next_client_id += 1
         self._clients.add(client)
         self.stats.connections += 1
         self.stats.open_connections += 1
@@ -337,6 +643,156 @@ class SimExchange:
     def _ws_error(code: int, msg: str, req_id: Any) -> bytes:
         return json.dumps({"error": {"code": code, "msg": msg}, "id": req_id}, separators=(",", ":")).encode()
 
+    # ------------------------------------------------------------------ faults
+
+    def inject(self, fault: Fault | dict[str, Any], timeout: float = INJECT_TIMEOUT_S) -> dict[str, Any]:
+        """Apply ``fault`` now and return the ack the HTTP endpoint would send.
+
+        ``fault`` is a fault struct or a dict shaped like the JSON body (``{"kind": "stall", "ms": 300}``).
+        Thread-safe: from the server's own loop it applies directly, from any other thread it hands the fault to
+        the loop and waits up to ``timeout`` for the ack. Raise :class:`FaultError` (a ``ValueError``) when the
+        fault is invalid or names an unknown client or symbol, ``RuntimeError`` when the server is not running.
+        """
+        if isinstance(fault, dict):
+            fault = fault_from_params(fault)
+        return self._in_loop(lambda: self._apply(fault), timeout)
+
+    def stats_snapshot(self, timeout: float = INJECT_TIMEOUT_S) -> dict[str, Any]:
+        """Return the body of ``GET /sim/stats``; thread-safe like :meth:`inject`."""
+        return self._in_loop(self._stats_body, timeout)
+
+    def _in_loop(self, fn: Callable[[], dict[str, Any]], timeout: float) -> dict[str, Any]:
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the simulated exchange is not running")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            return fn()
+
+        async def call() -> dict[str, Any]:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout)
+
+    def _apply(self, fault: Fault) -> dict[str, Any]:
+        """Apply one fault in the event loop; return the ack or raise :class:`FaultError`."""
+        try:
+            ack = self._apply_kind(fault)
+        except FaultError:
+            self.stats.fault_errors += 1
+            raise
+        kind = str(type(fault).__struct_config__.tag)
+        self.stats.faults_injected[kind] = self.stats.faults_injected.get(kind, 0) + 1
+        return {"ok": True, "fault": fault_to_dict(fault), **ack}
+
+    def _targets(self, client_id: int | None) -> list[_Client]:
+        clients = sorted(self._clients, key=lambda c: c.id)
+        if client_id is None:
+            return clients
+        chosen = [c for c in clients if c.id == client_id]
+        if not chosen:
+            raise FaultError(f"no open client with id {client_id}; open clients are {[c.id for c in clients]}")
+        return chosen
+
+    def _check_symbol(self, symbol: str | None) -> list[str]:
+        if symbol is None:
+            return self.model.symbols
+        if symbol not in self.model.symbols:
+            raise FaultError(f"unknown symbol {symbol!r}; configured symbols are {', '.join(self.model.symbols)}")
+        return [symbol]
+
+    def _depth_stream(self, symbol: str) -> str:
+        found = self.model.canonical_stream(f"{symbol.lower()}@depth")
+        assert found is not None
+        return found[0]
+
+    def _apply_kind(self, fault: Fault) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        if isinstance(fault, DropConnection):
+            targets = self._targets(fault.client)
+            for client in targets:
+                self._drop(client, fault.mode)
+            return {"clients": [c.id for c in targets]}
+        if isinstance(fault, SkipUpdates):
+            streams = [self._depth_stream(name) for name in self._check_symbol(fault.symbol)]
+            if fault.client is None:
+                for stream in streams:
+                    self._skip[stream] = self._skip.get(stream, 0) + fault.frames
+                return {"streams": streams, "clients": "all"}
+            (client,) = self._targets(fault.client)
+            streams = [stream for stream in streams if stream in client.routes]
+            if not streams:
+                raise FaultError(f"client {client.id} subscribes to no depth stream of {fault.symbol or 'any symbol'}")
+            for stream in streams:
+                client.skip[stream] = client.skip.get(stream, 0) + fault.frames
+            client.faulty = True
+            return {"streams": streams, "clients": [client.id]}
+        if isinstance(fault, Malformed):
+            symbols = {name.lower() for name in self._check_symbol(fault.symbol)}
+            chosen = []
+            for client in self._targets(fault.client):
+                mine = [s for s in client.routes if s.split("@", 1)[0] in symbols]
+                depth = [s for s in mine if "@depth" in s]
+                streams = frozenset(depth or mine)
+                if not streams:
+                    continue
+                client.malformed = fault
+                client.malformed_left = fault.count
+                client.malformed_index = 0
+                client.malformed_streams = streams
+                client.faulty = True
+                chosen.append(client.id)
+            if fault.client is not None and not chosen:
+                raise FaultError(f"client {fault.client} subscribes to no stream of {sorted(symbols)}")
+            return {"clients": chosen}
+        if isinstance(fault, StaleSnapshot):
+            self._check_symbol(fault.symbol)
+            return {"requests_pending": self._stale.add(fault.symbol, fault.age_ms, fault.requests)}
+        if isinstance(fault, Stall):
+            until = loop.time() + fault.ms / 1000
+            self.stats.stalls += 1
+            if fault.client is None:
+                self._stall_until = max(self._stall_until, until)
+                return {"clients": "all"}
+            (client,) = self._targets(fault.client)
+            client.stall_until = max(client.stall_until, until)
+            return {"clients": [client.id]}
+        if isinstance(fault, SlowRest):
+            return {"requests_pending": self._slow.add(None, fault.ms, fault.requests)}
+        raise FaultError(f"unsupported fault {fault!r}")
+
+    def _drop(self, client: _Client, mode: str) -> None:
+        """Close one connection the way a network or a venue does: abort (no close frame), reset, or close 1001."""
+        self.stats.fault_disconnects += 1
+        self._forget(client)
+        ws = client.ws
+        if mode == "close":
+            self._spawn_close(ws, 1001, "going away")
+            return
+        transport = ws.transport
+        if mode == "reset":
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+
+    def _stale_snapshot(self, symbol: str, age_ms: int, limit: int) -> bytes:
+        """Format the newest recorded book of ``symbol`` that is at least ``age_ms`` old (else the oldest one)."""
+        history = self._history[symbol]
+        if not history:
+            self._record_history()
+        cutoff = self.model.now_ns - age_ms * 1_000_000
+        chosen = history[0][1]
+        for t_ns, state in history:
+            if t_ns > cutoff:
+                break
+            chosen = state
+        return self.model.depth_snapshot_of(symbol, chosen, limit)
+
     # ------------------------------------------------------------------ HTTP
 
     def _invalid_stream(self, names: Sequence[str]) -> dict[str, Any] | None:
@@ -350,8 +806,8 @@ class SimExchange:
                 return {"code": -1100, "msg": f"Invalid stream name {name!r}."}
         return None
 
-    def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        """Route a request: WebSocket paths proceed to the upgrade, REST paths get an HTTP answer here."""
+    def _process_request(self, ws: ServerConnection, request: Request) -> Response | Awaitable[Response] | None:
+        """Route a request: WebSocket paths proceed to the upgrade, REST and control paths get an answer here."""
         url = urlsplit(request.path)
         path = url.path
         query = parse_qs(url.query, keep_blank_values=True)
@@ -367,6 +823,9 @@ class SimExchange:
                 return _json_response(400, error)
             ws.sim_subscription = (raw, names)  # type: ignore[attr-defined]
             return None
+        if path.startswith("/sim/"):
+            self.stats.control_requests += 1
+            return self._sim_endpoint(getattr(request, "method", "GET"), path, query, getattr(ws, "sim_body", None))
         self.stats.http_requests += 1
         if path == "/api/v3/depth":
             return self._rest_depth(query)
@@ -378,7 +837,63 @@ class SimExchange:
             return _json_response(200, {"serverTime": self.model.now_ms})
         return _json_response(404, {"code": -1000, "msg": f"Unknown path {path!r}."})
 
-    def _rest_depth(self, query: dict[str, list[str]]) -> Response:
+    def _sim_endpoint(self, method: str, path: str, query: dict[str, list[str]], body: bytes | None) -> Response:
+        """Answer ``/sim/fault`` (POST JSON body or GET query) and ``/sim/stats``."""
+        if path == "/sim/stats":
+            if method != "GET":
+                return _json_response(405, {"ok": False, "error": "use GET /sim/stats"})
+            return _json_response(200, self._stats_body())
+        if path != "/sim/fault":
+            return _json_response(
+                404, {"ok": False, "error": f"unknown control path {path!r}; use /sim/fault or /sim/stats"}
+            )
+        if method not in ("GET", "POST"):
+            return _json_response(405, {"ok": False, "error": "use POST (JSON body) or GET (query) /sim/fault"})
+        try:
+            fault = self._fault_request(method, query, body)
+        except FaultError as exc:
+            self.stats.fault_errors += 1
+            return _json_response(400, {"ok": False, "error": str(exc), "kinds": list(FAULT_KINDS)})
+        try:
+            ack = self._apply(fault)
+        except FaultError as exc:  # counted by _apply
+            return _json_response(400, {"ok": False, "error": str(exc), "kinds": list(FAULT_KINDS)})
+        return _json_response(200, ack)
+
+    @staticmethod
+    def _fault_request(method: str, query: dict[str, list[str]], body: bytes | None) -> Fault:
+        """Decode the fault of a control request: a JSON body for POST, query parameters for GET."""
+        if method == "POST":
+            if query:
+                raise FaultError("POST /sim/fault takes a JSON body, not query parameters")
+            if not body:
+                raise FaultError(f'empty body; send JSON like {{"kind":"stall","ms":300}}; kinds are {FAULT_KINDS}')
+            return decode_fault(body)
+        repeated = sorted(k for k, v in query.items() if len(v) != 1)
+        if repeated:
+            raise FaultError(f"query parameters given more than once: {', '.join(repeated)}")
+        if not query:
+            raise FaultError(f"missing fault, e.g. /sim/fault?kind=stall&ms=300; kinds are {', '.join(FAULT_KINDS)}")
+        return fault_from_params({k: v[0] for k, v in query.items()})
+
+    def _stats_body(self) -> dict[str, Any]:
+        body = dataclasses.asdict(self.stats)
+        body["faults_injected"] = dict(self.stats.faults_injected)
+        body["model_events"] = self.model.events
+        body["virtual_ns"] = self.model.now_ns
+        body["clients"] = [
+            {
+                "id": c.id,
+                "streams": list(c.names),
+                "raw": c.raw,
+                "pending": len(c.pending),
+                "frames_sent": c.frames_sent,
+            }
+            for c in sorted(self._clients, key=lambda c: c.id)
+        ]
+        return body
+
+    def _rest_depth(self, query: dict[str, list[str]]) -> Response | Awaitable[Response]:
         symbol = query.get("symbol", [""])[0]
         if not symbol:
             return _json_response(400, _ERR_MISSING_SYMBOL)
@@ -397,7 +912,24 @@ class SimExchange:
             return _json_response(
                 400, {"code": -1100, "msg": "Illegal characters found in parameter 'limit'; legal range is '1..5000'."}
             )
-        return _json_response(200, self.model.depth_snapshot(symbol, int(limit_text)))
+        age_ms = self._stale.take(symbol) if self._stale.items else None
+        if age_ms is None:
+            body = self.model.depth_snapshot(symbol, int(limit_text))
+        else:
+            self.stats.stale_snapshots += 1
+            body = self._stale_snapshot(symbol, age_ms, int(limit_text))
+        response = _json_response(200, body)
+        delay_ms = self._slow.take(symbol) if self._slow.items else None
+        if delay_ms is None:
+            return response
+        self.stats.slow_rest_responses += 1
+        return self._delayed(response, delay_ms / 1000)
+
+    @staticmethod
+    async def _delayed(response: Response, delay_s: float) -> Response:
+        """Deliver a response late: the snapshot was taken on arrival, as if the answer were stuck in transit."""
+        await asyncio.sleep(delay_s)
+        return response
 
     def _rest_exchange_info(self, query: dict[str, list[str]]) -> Response:
         info = self._exchange_info
@@ -447,26 +979,34 @@ def serve(
     on_ready: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
     duration_s: float | None = None,
+    *,
+    max_pending: int = DEFAULT_MAX_PENDING,
 ) -> None:
     """Run the simulated exchange in the calling thread until ``stop`` is set or ``duration_s`` elapses.
 
     ``on_ready(actual_port)`` is called once, from the server's event loop, as soon as the socket listens
     (``port=0`` picks a free port). Blocks; to run it in the background use :func:`start_in_thread`.
     """
-    exchange = SimExchange(config)
+    exchange = SimExchange(config, max_pending=max_pending)
     asyncio.run(exchange.run(host, port, on_ready=on_ready, stop=stop, duration_s=duration_s))
 
 
 class SimServerThread:
-    """Handle of a server started by :func:`start_in_thread`: its port and a way to stop it."""
+    """Handle of a server started by :func:`start_in_thread`: its port, its exchange and a way to stop it."""
 
     def __init__(
-        self, thread: threading.Thread, port: int, stop_event: threading.Event, host: str = "127.0.0.1"
+        self,
+        thread: threading.Thread,
+        port: int,
+        stop_event: threading.Event,
+        host: str = "127.0.0.1",
+        exchange: SimExchange | None = None,
     ) -> None:
         self.thread = thread
         self.port = port
         self.stop_event = stop_event
         self.host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+        self.exchange = exchange
 
     @property
     def ws_url(self) -> str:
@@ -478,6 +1018,18 @@ class SimServerThread:
         """Base URL of the REST API."""
         return f"http://{self.host}:{self.port}"
 
+    def inject(self, fault: Fault | dict[str, Any], timeout: float = INJECT_TIMEOUT_S) -> dict[str, Any]:
+        """Inject ``fault`` from the calling thread and return its ack (see :meth:`SimExchange.inject`)."""
+        if self.exchange is None:
+            raise RuntimeError("this handle has no exchange; start the server with start_in_thread")
+        return self.exchange.inject(fault, timeout)
+
+    def stats(self, timeout: float = INJECT_TIMEOUT_S) -> dict[str, Any]:
+        """Return the ``GET /sim/stats`` body, read consistently from the server's loop."""
+        if self.exchange is None:
+            raise RuntimeError("this handle has no exchange; start the server with start_in_thread")
+        return self.exchange.stats_snapshot(timeout)
+
     def stop(self, timeout: float = 5.0) -> bool:
         """Ask the server to stop and wait for its thread; return whether it ended within ``timeout``."""
         self.stop_event.set()
@@ -486,13 +1038,19 @@ class SimServerThread:
 
 
 def start_in_thread(
-    config: SimConfig, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0
+    config: SimConfig,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    timeout: float = 10.0,
+    *,
+    max_pending: int = DEFAULT_MAX_PENDING,
 ) -> SimServerThread:
-    """Start :func:`serve` in a daemon thread and return once it listens: the test and bench entry point."""
+    """Start the exchange in a daemon thread and return once it listens: the test and bench entry point."""
     ready: list[int] = []
     listening = threading.Event()
     stop_event = threading.Event()
     failure: list[BaseException] = []
+    exchange = SimExchange(config, max_pending=max_pending)
 
     def on_ready(actual_port: int) -> None:
         ready.append(actual_port)
@@ -500,7 +1058,7 @@ def start_in_thread(
 
     def target() -> None:
         try:
-            serve(config, host, port, on_ready=on_ready, stop=stop_event)
+            asyncio.run(exchange.run(host, port, on_ready=on_ready, stop=stop_event))
         except Exception as exc:  # reported to the caller below, not swallowed
             failure.append(exc)
             listening.set()
@@ -510,7 +1068,7 @@ def start_in_thread(
     if not listening.wait(timeout) or not ready:
         stop_event.set()
         raise RuntimeError(f"sim-exchange did not start: {failure[0] if failure else 'timeout'}")
-    return SimServerThread(thread, ready[0], stop_event, host)
+    return SimServerThread(thread, ready[0], stop_event, host, exchange)
 
 
 def _write_port_file(path: str, port: int) -> None:
@@ -522,6 +1080,7 @@ def _write_port_file(path: str, port: int) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the CLI parser, so ``hft sim-exchange`` can reuse or extend it."""
+    defaults = SimConfig()
     parser = argparse.ArgumentParser(
         prog="hft sim-exchange",
         description="Deterministic Binance-compatible market-data simulator on loopback (WebSocket + REST, one port).",
@@ -530,23 +1089,49 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"TCP port, 0 picks a free one (default {DEFAULT_PORT})"
     )
-    parser.add_argument("--seed", type=int, default=SimConfig().seed, help="random seed (default 7)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="SimConfig as a .json or .toml file (any field, custom symbols, scheduled faults); "
+        "the options below override it",
+    )
+    parser.add_argument(
+        "--volatility",
+        choices=sorted(VOLATILITY_PRESETS),
+        default=None,
+        help="volatility regime preset (default normal); explicit fields in --config override it",
+    )
+    parser.add_argument("--seed", type=int, default=None, help=f"random seed (default {defaults.seed})")
     parser.add_argument(
         "--rate",
         type=float,
-        default=SimConfig().events_per_second,
-        help="order-flow events per second, all symbols (default 2000)",
+        default=None,
+        help=f"order-flow events per second, all symbols (default {defaults.events_per_second:g})",
     )
     parser.add_argument(
         "--symbols",
-        default=",".join(s.name for s in default_symbols()),
-        help="comma-separated built-in symbols (default BTCUSDT,ETHUSDT)",
+        default=None,
+        help="comma-separated built-in symbols (default BTCUSDT,ETHUSDT); custom symbols go in --config",
     )
     parser.add_argument(
         "--depth-interval-ms",
         type=int,
-        default=SimConfig().depth_interval_ms,
-        help="depth frame cadence, 0 = one frame per event (default 100)",
+        default=None,
+        help=f"depth frame cadence, 0 = one frame per event (default {defaults.depth_interval_ms})",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="AT_S:KIND[,KEY=VALUE...]",
+        help="schedule a fault, e.g. '2.5:stall,ms=300' or '4:drop_connection,mode=close' (repeatable); "
+        f"kinds: {', '.join(FAULT_KINDS)}",
+    )
+    parser.add_argument(
+        "--max-pending",
+        type=int,
+        default=DEFAULT_MAX_PENDING,
+        help=f"frames queued for one client before it is dropped as too slow (default {DEFAULT_MAX_PENDING})",
     )
     parser.add_argument(
         "--duration", type=float, default=None, help="stop after this many seconds (default: run until SIGINT/SIGTERM)"
@@ -555,24 +1140,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    """Build the SimConfig of a CLI run: preset, then the --config file, then the individual options."""
+    fields: dict[str, Any] = {}
+    if args.volatility is not None:
+        fields.update(VOLATILITY_PRESETS[args.volatility])
+    if args.config is not None:
+        path = Path(args.config)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read --config {path}: {exc.strerror}") from None
+        try:
+            loaded = tomllib.loads(raw.decode()) if path.suffix == ".toml" else msgspec.json.decode(raw)
+        except (ValueError, msgspec.DecodeError) as exc:
+            raise ValueError(f"--config {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f"--config {path} must hold an object of SimConfig fields")
+        fields.update(loaded)
+    if args.symbols is not None:
+        fields["symbols"] = [
+            msgspec.to_builtins(symbol_by_name(name)) for name in args.symbols.split(",") if name.strip()
+        ]
+    for field, value in (
+        ("seed", args.seed),
+        ("events_per_second", args.rate),
+        ("depth_interval_ms", args.depth_interval_ms),
+    ):
+        if value is not None:
+            fields[field] = value
+    if args.fault:
+        scheduled = [msgspec.to_builtins(fault_from_spec(spec)) for spec in args.fault]
+        fields["faults"] = [*fields.get("faults", []), *scheduled]
+    try:
+        return msgspec.convert(fields, type=SimConfig)
+    except msgspec.ValidationError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the simulator from the command line; return the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        symbols = [symbol_by_name(name) for name in args.symbols.split(",") if name.strip()]
-        config = SimConfig(
-            symbols=symbols,
-            seed=args.seed,
-            events_per_second=args.rate,
-            depth_interval_ms=args.depth_interval_ms,
-        )
+        config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
     if args.duration is not None and args.duration <= 0:
         parser.error("--duration must be > 0")
     if not 0 <= args.port <= 65535:
         parser.error("--port must be in 0..65535")
+    if args.max_pending < 1:
+        parser.error("--max-pending must be >= 1")
 
     stop = threading.Event()
 
@@ -589,7 +1208,15 @@ def main(argv: list[str] | None = None) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, lambda _signum, _frame: stop.set())
     try:
-        serve(config, args.host, args.port, on_ready=on_ready, stop=stop, duration_s=args.duration)
+        serve(
+            config,
+            args.host,
+            args.port,
+            on_ready=on_ready,
+            stop=stop,
+            duration_s=args.duration,
+            max_pending=args.max_pending,
+        )
     except OSError as exc:
         print(f"sim-exchange: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from hft.sim.config import KNOWN_SYMBOLS, SimConfig, SimSymbol, symbol_by_name
+from hft.sim.config import KNOWN_SYMBOLS, VOLATILITY_PRESETS, SimConfig, SimSymbol, symbol_by_name
 
 
 def _symbol(**overrides: object) -> SimSymbol:
@@ -74,3 +74,26 @@ def test_symbol_by_name_unknown_then_lists_known_symbols() -> None:
     assert symbol_by_name("ethusdt").name == "ETHUSDT"
     with pytest.raises(ValueError, match="BTCUSDT"):
         symbol_by_name("DOGEUSDT")
+
+
+def test_normal_preset_then_exactly_the_defaults() -> None:
+    assert SimConfig.from_preset("normal") == SimConfig()
+    for name, knobs in VOLATILITY_PRESETS.items():
+        config = SimConfig.from_preset(name)
+        assert {k: getattr(config, k) for k in knobs} == knobs
+
+
+def test_preset_with_overrides_then_explicit_fields_win() -> None:
+    config = SimConfig.from_preset("volatile", volatility_bps=9.0, seed=3, events_per_second=50_000.0)
+    assert (config.volatility_bps, config.seed, config.events_per_second) == (9.0, 3, 50_000.0)
+    assert config.trend_speed_bps == VOLATILITY_PRESETS["volatile"]["trend_speed_bps"]
+    with pytest.raises(ValueError, match="calm, normal, volatile"):
+        SimConfig.from_preset("wild")
+
+
+def test_custom_symbol_and_high_rate_then_accepted() -> None:
+    doge = _symbol(
+        name="DOGEUSDT", start_price="0.12000", tick_size="0.00001", lot_size="1", price_decimals=5, size_decimals=0
+    )
+    config = SimConfig(symbols=[doge, KNOWN_SYMBOLS["SOLUSDT"]], events_per_second=50_000.0)
+    assert [s.name for s in config.symbols] == ["DOGEUSDT", "SOLUSDT"]
