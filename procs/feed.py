@@ -198,8 +198,13 @@ def wait_lockstep(
 
 
 def symbol_specs(config: Config, log: logging.Logger) -> list[SymbolSpec]:
-    """Build the engine's symbols: fixed-point scales from the config, the tick/lot grid from the venue's
-    exchangeInfo when a live source serves it (else from the config)."""
+    """Build the engine's symbols: fixed-point scales from the config, the price tick from the venue's
+    exchangeInfo when a live source serves it (else from the config).
+
+    The lot (quantity step) is checked on orders, not on market data: real books hold resting sizes finer
+    than today's step (recorded BTCUSDT has asks of 25.42618900 against a 0.00001 step), and rejecting them
+    would throw a correct book away every few minutes.
+    """
     grids = {}
     if config.source.kind != "replay":
         try:
@@ -226,7 +231,7 @@ def symbol_specs(config: Config, log: logging.Logger) -> list[SymbolSpec]:
         specs.append(SymbolSpec(
             symbol.name, index, symbol.price_decimals, symbol.size_decimals,
             decimal_to_fixed(tick, symbol.price_decimals, f"{symbol.name}.tick_size"),
-            decimal_to_fixed(lot, symbol.size_decimals, f"{symbol.name}.lot_size"),
+            1,  # no lot check on market data (see above)
         ))
     return specs
 

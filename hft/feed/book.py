@@ -2,16 +2,24 @@
 
 Layout of one book (all ``int64``, allocated once by the owner, see ``new_book``)::
 
-    prices[2, capacity]   row BID_ROW (0): bid prices, strictly descending (best first)
-                          row ASK_ROW (1): ask prices, strictly ascending  (best first)
+    prices[2, capacity]   row BID_ROW (0): bid prices, strictly ascending  (best LAST: prices[0, n - 1])
+                          row ASK_ROW (1): ask prices, strictly descending (best LAST: prices[1, n - 1])
     sizes[2, capacity]    the size at prices[row, i], always > 0 for i < counts[row]
     counts[2]             number of levels in each row; entries at i >= counts[row] are garbage
 
-Invariants (checked by ``book_check``): ``0 <= counts[row] <= capacity``; prices strictly monotonic in the
-row's direction and > 0; sizes > 0 for every live level.
+Why best-last: an insertion or a removal shifts every level on one side of its slot. Best-first, that is every
+level worse than the slot: most of the depth (1,000 to 5,000 levels after a REST snapshot), for every update.
+Best-last, it is the levels between the slot and the touch: on the recorded BTCUSDT session a diff's levels land
+a median 69 places from the touch, and the median ``on_frame`` of a diff fell from 5.7 to 4.4 us with this
+layout (and the direct kernel call of ``FeedEngine``; ``hft.feed.engine.measure_on_frame``).
+The order is internal: everything that leaves the book (``book_fill_snapshot``, ``book_levels_best_first``,
+the engine's events and ``FeedEngine.book``) is best first.
 
-A side that is full keeps its ``capacity`` best levels: a new level better than the worst evicts the worst; a
-level worse than all of them is dropped. Both report ``BOOK_TRUNCATED`` so the owner can count them.
+Invariants (checked by ``book_check``): ``0 <= counts[row] <= capacity``; prices strictly monotonic in the
+row's direction (bids ascending, asks descending, so the best is last) and > 0; sizes > 0 for every live level.
+
+A side that is full keeps its ``capacity`` best levels: a new level better than the worst evicts the worst
+(index 0); a level worse than all of them is dropped. Both report ``BOOK_TRUNCATED`` so the owner can count them.
 
 Every function takes arrays and scalars, allocates nothing and returns an int status (``BOOK_OK`` 0, positive
 for a no-op or a truncation, negative for an error). Single writer: call from one thread only.
@@ -44,6 +52,8 @@ __all__ = [
     "book_clear",
     "book_fill_snapshot",
     "book_is_crossed",
+    "book_levels_best_first",
+    "book_load",
     "book_set_level",
     "new_book",
     "side_row",
@@ -137,21 +147,26 @@ def book_clear(prices, sizes, counts) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _find(px, n: int, price: int, descending: bool) -> int:
-    """Return the first index whose price is not strictly better than ``price`` (insertion point)."""
+def _find(px, n: int, price: int, ascending: bool) -> int:
+    """Return the first index of ``px[:n]`` whose price is not strictly worse than ``price`` (insertion point).
+
+    Worse means lower on the bid row (ascending) and higher on the ask row (descending). Plain bisection: on the
+    recorded BTCUSDT session the levels of a diff land a median 69 places from the touch (a quarter beyond 370),
+    so galloping from the touch measured no faster; the shifts, not the search, are the book's cost.
+    """
     lo = 0
     hi = n
-    if descending:
+    if ascending:
         while lo < hi:
             mid = (lo + hi) >> 1
-            if px[mid] > price:
+            if px[mid] < price:
                 lo = mid + 1
             else:
                 hi = mid
     else:
         while lo < hi:
             mid = (lo + hi) >> 1
-            if px[mid] < price:
+            if px[mid] > price:
                 lo = mid + 1
             else:
                 hi = mid
@@ -162,8 +177,9 @@ def _find(px, n: int, price: int, descending: bool) -> int:
 def book_set_level(prices, sizes, counts, side: int, price: int, size: int) -> int:
     """Set the absolute ``size`` at ``price`` on ``side``; a size of 0 removes the level.
 
-    Binary search for the slot, then shift the worse levels by one. Removing an absent level is ``BOOK_NOOP``
-    (the venue sends removals for levels outside any snapshot we hold).
+    Binary search for the slot, then shift the levels between the slot and the touch by one (best-last layout:
+    near-touch updates move few words). Removing an absent level is ``BOOK_NOOP`` (the venue sends removals for
+    levels outside any snapshot we hold).
     """
     row = side_row(side)
     if row < 0:
@@ -188,12 +204,13 @@ def book_set_level(prices, sizes, counts, side: int, price: int, size: int) -> i
     if size == 0:
         return BOOK_NOOP
     if n >= cap:
-        if i >= cap:
-            return BOOK_TRUNCATED
-        _move(px, i + 1, i, cap - 1 - i)
-        _move(sz, i + 1, i, cap - 1 - i)
-        px[i] = price
-        sz[i] = size
+        if i == 0:
+            return BOOK_TRUNCATED  # worse than every level held
+        # evict the worst level (index 0): the levels below the slot move down by one
+        _move(px, 0, 1, i - 1)
+        _move(sz, 0, 1, i - 1)
+        px[i - 1] = price
+        sz[i - 1] = size
         return BOOK_TRUNCATED
     _move(px, i + 1, i, n - i)
     _move(sz, i + 1, i, n - i)
@@ -204,14 +221,75 @@ def book_set_level(prices, sizes, counts, side: int, price: int, size: int) -> i
 
 
 @njit(cache=True, nogil=True)
+def book_load(prices, sizes, counts, side: int, levels, start: int, end: int) -> int:
+    """Apply ``levels[start:end]`` (records with ``price`` and ``size``, e.g. ``MD_EVENT``) to ``side`` in order.
+
+    Exactly ``book_set_level`` on each level in turn, but fast for the common case of a REST snapshot: an
+    empty side and levels best first. Inserting best-first levels one by one into a best-last row would shift
+    the whole row at every level (quadratic in the depth); instead the leading run of strictly worsening levels
+    is written in arrival order and reversed once, and whatever follows the run (a level out of order, a
+    duplicate, an invalid level) goes through ``book_set_level``.
+
+    Returns the number of levels that reported ``BOOK_TRUNCATED`` (levels with an error status are skipped, as
+    the callers of ``book_set_level`` do), or ``BOOK_ERR_SIDE``.
+    """
+    row = side_row(side)
+    if row < 0:
+        return BOOK_ERR_SIDE
+    truncated = 0
+    k = start
+    if counts[row] == 0:
+        px = prices[row]
+        sz = sizes[row]
+        cap = px.shape[0]
+        ascending = row == BID_ROW
+        m = 0  # levels written, best first
+        while k < end:
+            price = levels[k].price
+            size = levels[k].size
+            if price <= 0 or size < 0:
+                break
+            if m > 0:
+                worst = px[m - 1]
+                if (price >= worst) if ascending else (price <= worst):
+                    break  # not strictly worse than every level held: the general path decides
+            if size > 0:
+                if m < cap:
+                    px[m] = price
+                    sz[m] = size
+                    m += 1
+                else:
+                    truncated += 1  # worse than every level of a full side: dropped
+            k += 1
+        lo = 0
+        hi = m - 1
+        while lo < hi:
+            t = px[lo]
+            px[lo] = px[hi]
+            px[hi] = t
+            t = sz[lo]
+            sz[lo] = sz[hi]
+            sz[hi] = t
+            lo += 1
+            hi -= 1
+        counts[row] = m
+    while k < end:
+        if book_set_level(prices, sizes, counts, side, levels[k].price, levels[k].size) == BOOK_TRUNCATED:
+            truncated += 1
+        k += 1
+    return truncated
+
+
+@njit(cache=True, nogil=True)
 def book_best(prices, sizes, counts, side: int) -> tuple[int, int, int]:
     """Return ``(status, price, size)`` of the best level on ``side``; status ``BOOK_NOOP`` and zeros if empty."""
     row = side_row(side)
     if row < 0:
         return BOOK_ERR_SIDE, 0, 0
-    if counts[row] <= 0:
+    n = counts[row]
+    if n <= 0:
         return BOOK_NOOP, 0, 0
-    return BOOK_OK, prices[row, 0], sizes[row, 0]
+    return BOOK_OK, prices[row, n - 1], sizes[row, n - 1]
 
 
 @njit(cache=True, nogil=True)
@@ -230,9 +308,11 @@ def book_best_ask(prices, sizes, counts) -> tuple[int, int, int]:
 def book_is_crossed(prices, counts) -> bool:
     """Return True when both sides are present and best bid >= best ask (a locked book counts as crossed:
     a venue that matches orders can show neither, so either means our copy is wrong)."""
-    if counts[BID_ROW] <= 0 or counts[ASK_ROW] <= 0:
+    nb = counts[BID_ROW]
+    na = counts[ASK_ROW]
+    if nb <= 0 or na <= 0:
         return False
-    return prices[BID_ROW, 0] >= prices[ASK_ROW, 0]
+    return prices[BID_ROW, nb - 1] >= prices[ASK_ROW, na - 1]
 
 
 @njit(cache=True, nogil=True)
@@ -264,11 +344,11 @@ def book_fill_snapshot(
     ask_px = 0
     ask_sz = 0
     if nb > 0:
-        bid_px = prices[BID_ROW, 0]
-        bid_sz = sizes[BID_ROW, 0]
+        bid_px = prices[BID_ROW, nb - 1]
+        bid_sz = sizes[BID_ROW, nb - 1]
     if na > 0:
-        ask_px = prices[ASK_ROW, 0]
-        ask_sz = sizes[ASK_ROW, 0]
+        ask_px = prices[ASK_ROW, na - 1]
+        ask_sz = sizes[ASK_ROW, na - 1]
     s.ts_exch = ts_exch
     s.ts_recv = ts_recv
     s.update_id = update_id
@@ -291,16 +371,16 @@ def book_fill_snapshot(
     s.status = status
     s.n_bid_levels = nb
     s.n_ask_levels = na
-    for k in range(TOP_LEVELS):
+    for k in range(TOP_LEVELS):  # k-th best is at index n - 1 - k
         if k < nb:
-            s.bid_prices[k] = prices[BID_ROW, k]
-            s.bid_sizes[k] = sizes[BID_ROW, k]
+            s.bid_prices[k] = prices[BID_ROW, nb - 1 - k]
+            s.bid_sizes[k] = sizes[BID_ROW, nb - 1 - k]
         else:
             s.bid_prices[k] = 0
             s.bid_sizes[k] = 0
         if k < na:
-            s.ask_prices[k] = prices[ASK_ROW, k]
-            s.ask_sizes[k] = sizes[ASK_ROW, k]
+            s.ask_prices[k] = prices[ASK_ROW, na - 1 - k]
+            s.ask_sizes[k] = sizes[ASK_ROW, na - 1 - k]
         else:
             s.ask_prices[k] = 0
             s.ask_sizes[k] = 0
@@ -319,8 +399,17 @@ def book_check(prices, sizes, counts) -> int:
             if prices[row, i] <= 0 or sizes[row, i] <= 0:
                 return BOOK_ERR_ORDER
             if i > 0:
-                if row == BID_ROW and prices[row, i] >= prices[row, i - 1]:
+                if row == BID_ROW and prices[row, i] <= prices[row, i - 1]:
                     return BOOK_ERR_ORDER
-                if row == ASK_ROW and prices[row, i] <= prices[row, i - 1]:
+                if row == ASK_ROW and prices[row, i] >= prices[row, i - 1]:
                     return BOOK_ERR_ORDER
     return BOOK_OK
+
+
+def book_levels_best_first(
+    prices: np.ndarray, sizes: np.ndarray, counts: np.ndarray, side: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return copies of ``(prices, sizes)`` of ``side``, best first (Python side: tests, tools, ``FeedEngine``)."""
+    row = {SIDE_BUY: BID_ROW, SIDE_SELL: ASK_ROW}[side]
+    n = int(counts[row])
+    return prices[row, :n][::-1].copy(), sizes[row, :n][::-1].copy()

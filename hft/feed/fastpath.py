@@ -23,7 +23,10 @@ from hft.feed.sync import (
     C_NAME_LEN,
     C_PRICE_DECIMALS,
     C_SIZE_DECIMALS,
+    H_MAX_FRAME,
     STAT_FAST_FRAMES,
+    STAT_FRAMES,
+    STAT_HUGE_FRAME,
     arena_views,
     bbo_emit,
     combine_wire_status,
@@ -39,6 +42,7 @@ MAX_NESTING = 62  # containers deeper than this are declined (the nesting stack 
 
 INT64_MAX = 9223372036854775807
 MAX_EVENT_MS = INT64_MAX // 1_000_000
+_UINT_GUARD = INT64_MAX // 10  # 922337203685477580; INT64_MAX ends in 7
 
 _QUOTE = 34
 _COLON = 58
@@ -238,7 +242,7 @@ def _parse_uint(buf, i: int, end: int) -> tuple[int, int]:
     value = 0
     while j < end and 48 <= buf[j] <= 57:
         d = buf[j] - 48
-        if value > (INT64_MAX - d) // 10:
+        if value > _UINT_GUARD or (value == _UINT_GUARD and d > 7):  # value * 10 + d > INT64_MAX
             return -1, -1
         value = value * 10 + d
         j += 1
@@ -319,10 +323,16 @@ def frame_kernel(arena, buf, ts_recv: int) -> int:
     """Decode and apply one combined-stream frame entirely in jitted code.
 
     Returns the number of events written (as ``FeedEngine.on_frame``), or ``FAST_DECLINED`` when the frame is
-    not of the accepted shape; nothing is changed then.
+    not of the accepted shape; nothing is changed then. A frame longer than the arena's ``H_MAX_FRAME`` is not
+    read at all: it is counted (``STAT_HUGE_FRAME``) and 0 is returned, as the msgspec path does.
     """
     ctl, book, bufd, bufl, events, snapshots = arena_views(arena)
     end = len(buf)
+    if end > arena[H_MAX_FRAME]:
+        stats = ctl[ctl.shape[0] - 1]
+        stats[STAT_FRAMES] += 1
+        stats[STAT_HUGE_FRAME] += 1
+        return 0
     # {"stream":"...","data":{
     i = skip_ws(buf, 0, end)
     if i >= end or buf[i] != _LBRACE:

@@ -4,11 +4,11 @@ State: everything lives in one ``int64`` arena (``new_arena``), so that a call f
 instead of six (each array argument costs ~0.1 us, a record array ~0.2 us). ``arena_views`` carves the typed
 regions out of it inside a kernel (``hft.feed.arena``); ``numpy_views`` gives the same regions to Python::
 
-    header     H_* words: sizes and the word offset of each region (regions start on 64-byte lines)
+    header     H_* words: sizes, limits and the word offset of each region (regions start on 64-byte lines)
     ctl        int64[n_rows + 1, CTL_WIDTH]          per-symbol control words ``C_*``; ctl[sid, 0:2] is the
                                                      book's ``counts``; the last row holds the ``STAT_*`` counters
     book       int64[n_rows, 2, 2, depth_capacity]   one ``hft.feed.book`` book per symbol: ``book[sid, 0]``
-                                                     its prices, ``book[sid, 1]`` its sizes
+                                                     its prices, ``book[sid, 1]`` its sizes (best LAST)
     bufd       int64[n_rows, max_buffered_diffs, D_WIDTH]   buffered diffs (U, u, ts_exch, ts_recv, n_levels),
                                                      oldest first, contiguous in update ids
     bufl       int64[n_rows, max_buffered_levels, L_WIDTH]  their levels in order (side, price, size)
@@ -26,9 +26,15 @@ manage a local order book correctly"):
 3. Otherwise the book is set to the snapshot; buffered diffs with ``u <= lastUpdateId`` are dropped; the first
    applied diff must satisfy ``U <= lastUpdateId + 1 <= u``, every later one ``U == previous u + 1``.
 4. A live diff with ``u <=`` the book's update id is a stale duplicate and is dropped (the book stays valid);
-   any other break of the chain, an unparsable number or bad level in a diff, or a crossed book after a diff
-   throws the book away (``EV_BOOK_RESET``, status ``BOOK_RESYNCING``) and asks for a snapshot again. The diff
-   that revealed a gap starts the new buffer; a diff with bad content does not.
+   any other break of the chain, an unparsable number, a bad level or a level off the symbol's tick/lot grid in
+   a diff, or a crossed book after a diff throws the book away (``EV_BOOK_RESET``, status ``BOOK_RESYNCING``)
+   and asks for a snapshot again. The diff that revealed a gap starts the new buffer; a diff with bad content
+   does not.
+5. A frame longer than ``H_MAX_FRAME`` bytes is counted (``STAT_HUGE_FRAME``) and dropped before anything in
+   it is read, so nobody knows whether it was a diff. Nothing else is done: if it was a diff of a synced
+   symbol, the next diff's ``U`` does not continue the book's ``u`` and rule 4 resyncs the book (counted as a
+   gap); if it was a bookTicker or a trade, nothing was lost for the book. The book is briefly wrong until that
+   next diff (at most one diff interval, 100 ms on ``@depth@100ms``), exactly as when a diff is lost in transit.
 
 Kernels count everything by reason in the stats row and never raise; they return the number of events written
 (``on_snapshot`` kernels: a negative ``SNAP_*`` status when the snapshot was rejected). Single writer.
@@ -47,6 +53,7 @@ from hft.feed.book import (
     book_clear,
     book_fill_snapshot,
     book_is_crossed,
+    book_load,
     book_set_level,
 )
 from hft.feed.wire import (
@@ -54,7 +61,9 @@ from hft.feed.wire import (
     WIRE_BAD_NUMBER,
     WIRE_FULL,
     WIRE_MALFORMED,
+    WIRE_OFF_GRID,
     WIRE_OK,
+    off_grid,
     scan_levels,
     scan_quoted_number,
     skip_ws,
@@ -94,9 +103,11 @@ C_LAST_TS_EXCH = 12  # ts_exch of the last applied diff
 C_CONFIGURED = 13
 C_RESYNCS = 14  # per-symbol count of books thrown away
 C_NAME_LEN = 15  # the venue symbol in lower case, one byte per word from C_NAME (fast path stream routing)
-C_NAME = 16
+C_TICK = 16  # price grid in price units (>= 1): prices must be multiples of it
+C_LOT = 17  # size grid in size units (>= 1): sizes must be multiples of it (0 is)
+C_NAME = 24  # words 18..23 spare
 MAX_NAME = 32
-CTL_WIDTH = C_NAME + MAX_NAME
+CTL_WIDTH = C_NAME + MAX_NAME  # 56 words: every row is 7 whole cache lines
 
 # --- arena header words ---
 H_ROWS = 0
@@ -110,7 +121,10 @@ H_BUFD = 7
 H_BUFL = 8
 H_EVENTS = 9
 H_SNAPSHOTS = 10
+H_MAX_FRAME = 11  # frames longer than this many bytes are dropped undecoded (STAT_HUGE_FRAME)
 HEADER_WORDS = 16
+DEFAULT_MAX_FRAME_BYTES = 1 << 20  # a depth diff is a few KB, a 5000-level REST body ~200 KB
+DEFAULT_MAX_SNAPSHOT_BYTES = 8 << 20
 LINE_WORDS = 8  # 64-byte cache line
 EVENT_WORDS = MD_EVENT.itemsize // 8
 SNAPSHOT_WORDS = BOOK_SNAPSHOT.itemsize // 8
@@ -140,7 +154,9 @@ STAT_TRADES = 20  # trade frames decoded
 STAT_DIFFS_APPLIED = 21
 STAT_DISCONNECTS = 22
 STAT_FAST_FRAMES = 23  # frames decoded by the jitted frame scanner (hft.feed.fastpath) rather than msgspec
-N_STATS = 24
+STAT_OFF_GRID = 24  # a price not a multiple of the tick or a size not a multiple of the lot
+STAT_HUGE_FRAME = 25  # frames (or snapshot bodies) over their size limit, dropped without decoding
+N_STATS = 26
 STAT_NAMES = (
     "frames",
     "malformed",
@@ -166,8 +182,30 @@ STAT_NAMES = (
     "diffs_applied",
     "disconnects",
     "fast_frames",
+    "off_grid",
+    "huge_frame",
 )
 assert len(STAT_NAMES) == N_STATS <= CTL_WIDTH
+assert CTL_WIDTH % 8 == 0
+
+# The reasons an operator must see, by the name the feed process mirrors into shared-memory counters:
+# every way input is rejected or a book is distrusted (not the throughput counters).
+REASON_STATS: tuple[tuple[str, int], ...] = (
+    ("malformed", STAT_MALFORMED),
+    ("unknown_symbol", STAT_UNKNOWN_SYMBOL),
+    ("unknown_stream", STAT_UNKNOWN_STREAM),
+    ("bad_number", STAT_BAD_NUMBER),
+    ("bad_level", STAT_BAD_LEVEL),
+    ("off_grid", STAT_OFF_GRID),
+    ("crossed", STAT_CROSSED),
+    ("gaps", STAT_GAPS),
+    ("resyncs", STAT_RESYNCS),
+    ("huge_frame", STAT_HUGE_FRAME),
+    ("buffer_overflow", STAT_BUFFER_OVERFLOW),
+    ("events_overflow", STAT_EVENTS_OVERFLOW),
+    ("stale_snapshots", STAT_SNAPSHOTS_STALE),
+    ("truncated", STAT_TRUNCATED),
+)
 
 # --- buffered diff header words: bufd[sid, k, D_*]; level words: bufl[sid, j, L_*] ---
 D_FIRST_U = 0
@@ -190,6 +228,8 @@ SNAP_BAD_NUMBER = -4  # also a bad level (price <= 0, negative size)
 SNAP_CROSSED = -5  # the snapshot, or the book after the buffered diffs, is crossed
 SNAP_GAP = -6  # the buffered diffs do not continue the snapshot
 SNAP_OVERFLOW = -7  # more levels than the events array can carry
+SNAP_OFF_GRID = -8  # a price off the tick grid or a size off the lot grid
+SNAP_HUGE = -9  # the body is longer than max_snapshot_bytes: not decoded (checked by FeedEngine.on_snapshot)
 
 MS_TO_NS = 1_000_000
 
@@ -199,7 +239,12 @@ def _round_up_line(words: int) -> int:
 
 
 def new_arena(
-    n_rows: int, depth_capacity: int, max_buffered_diffs: int, max_buffered_levels: int, max_events: int
+    n_rows: int,
+    depth_capacity: int,
+    max_buffered_diffs: int,
+    max_buffered_levels: int,
+    max_events: int,
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
 ) -> np.ndarray:
     """Allocate a zeroed, cache-line aligned arena with its header filled in (see the module docstring)."""
     offsets = []
@@ -224,6 +269,7 @@ def new_arena(
     arena[H_MAX_LEVELS] = max_buffered_levels
     arena[H_MAX_EVENTS] = max_events
     arena[H_CTL : H_SNAPSHOTS + 1] = offsets
+    arena[H_MAX_FRAME] = max_frame_bytes
     return arena
 
 
@@ -268,6 +314,8 @@ def _count_wire_error(stats, ws: int) -> None:
         stats[STAT_BAD_NUMBER] += 1
     elif ws == WIRE_BAD_LEVEL:
         stats[STAT_BAD_LEVEL] += 1
+    elif ws == WIRE_OFF_GRID:
+        stats[STAT_OFF_GRID] += 1
     elif ws == WIRE_FULL:
         stats[STAT_EVENTS_OVERFLOW] += 1
     else:
@@ -463,10 +511,14 @@ def depth_core(
     ts_exch = event_ms * MS_TO_NS
     pdec = ctl[sid, C_PRICE_DECIMALS]
     sdec = ctl[sid, C_SIZE_DECIMALS]
-    ws, n = scan_levels(buf, b_start, b_end, pdec, sdec, SIDE_BUY, events, 0, last_u, ts_exch, ts_recv, symbol_id, 0)
+    tick = ctl[sid, C_TICK]
+    lot = ctl[sid, C_LOT]
+    ws, n = scan_levels(
+        buf, b_start, b_end, pdec, sdec, tick, lot, SIDE_BUY, events, 0, last_u, ts_exch, ts_recv, symbol_id, 0
+    )
     if ws == WIRE_OK:
         ws, n = scan_levels(
-            buf, a_start, a_end, pdec, sdec, SIDE_SELL, events, n, last_u, ts_exch, ts_recv, symbol_id, 0
+            buf, a_start, a_end, pdec, sdec, tick, lot, SIDE_SELL, events, n, last_u, ts_exch, ts_recv, symbol_id, 0
         )
     if ws != WIRE_OK:
         _count_wire_error(stats, ws)
@@ -528,7 +580,8 @@ def snapshot_kernel(
 
     Returns the number of events written (``EV_BOOK_RESET``, the book's levels with ``FLAG_SNAPSHOT``, then the
     levels of each buffered diff applied on top), ``SNAP_IGNORED`` (0) if the book did not need a snapshot, or
-    a negative ``SNAP_*`` status (nothing written, the book still needs a snapshot).
+    a negative ``SNAP_*`` status (nothing written, the book still needs a snapshot). A level off the symbol's
+    tick/lot grid rejects the whole snapshot (``SNAP_OFF_GRID``, counted as ``STAT_OFF_GRID``).
     """
     ctl, book, bufd, bufl, events, snapshots = arena_views(arena)
     stats = ctl[ctl.shape[0] - 1]
@@ -546,10 +599,27 @@ def snapshot_kernel(
     symbol_id = ctl[sid, C_SYMBOL_ID]
     pdec = ctl[sid, C_PRICE_DECIMALS]
     sdec = ctl[sid, C_SIZE_DECIMALS]
+    tick = ctl[sid, C_TICK]
+    lot = ctl[sid, C_LOT]
     # stage and validate every level before touching the book
     ws, n = scan_levels(
-        buf, 0, n_bid_bytes, pdec, sdec, SIDE_BUY, events, 1, last_update_id, 0, ts_recv, symbol_id, FLAG_SNAPSHOT
+        buf,
+        0,
+        n_bid_bytes,
+        pdec,
+        sdec,
+        tick,
+        lot,
+        SIDE_BUY,
+        events,
+        1,
+        last_update_id,
+        0,
+        ts_recv,
+        symbol_id,
+        FLAG_SNAPSHOT,
     )
+    n_bid_end = n
     if ws == WIRE_OK:
         ws, n = scan_levels(
             buf,
@@ -557,6 +627,8 @@ def snapshot_kernel(
             len(buf),
             pdec,
             sdec,
+            tick,
+            lot,
             SIDE_SELL,
             events,
             n,
@@ -572,16 +644,16 @@ def snapshot_kernel(
             return SNAP_OVERFLOW
         if ws == WIRE_MALFORMED:
             return SNAP_MALFORMED
+        if ws == WIRE_OFF_GRID:
+            return SNAP_OFF_GRID
         return SNAP_BAD_NUMBER
     px = book[sid, 0]
     sz = book[sid, 1]
     counts = ctl[sid, C_N_BIDS : C_N_ASKS + 1]
     book_clear(px, sz, counts)
-    for k in range(1, n):
-        ev = events[k]
-        r = book_set_level(px, sz, counts, ev.side, ev.price, ev.size)
-        if r == BOOK_TRUNCATED:
-            stats[STAT_TRUNCATED] += 1
+    # the REST body lists each side best first: book_load takes that in linear time
+    stats[STAT_TRUNCATED] += book_load(px, sz, counts, SIDE_BUY, events, 1, n_bid_end)
+    stats[STAT_TRUNCATED] += book_load(px, sz, counts, SIDE_SELL, events, n_bid_end, n)
     if book_is_crossed(px, counts):
         stats[STAT_CROSSED] += 1
         book_clear(px, sz, counts)
@@ -596,7 +668,7 @@ def snapshot_kernel(
         return SNAP_OVERFLOW
     _write_event(events, 0, EV_BOOK_RESET, 0, 0, 0, last_update_id, 0, ts_recv, symbol_id, 0)
     n = 1
-    for i in range(nb):
+    for i in range(nb - 1, -1, -1):  # best first
         _write_event(
             events,
             n,
@@ -611,7 +683,7 @@ def snapshot_kernel(
             FLAG_SNAPSHOT,
         )
         n += 1
-    for i in range(na):
+    for i in range(na - 1, -1, -1):
         _write_event(
             events,
             n,
@@ -694,7 +766,8 @@ def bbo_kernel(arena, buf, sid: int, update_id: int, ts_recv: int) -> int:
     ``FLAG_LAST_IN_FRAME``), ``update_id = u``, ``ts_exch = 0`` (spot bookTicker carries no event time).
 
     ``buf`` is the four quoted numbers ``b B a A`` back to back. A price or size of 0 is passed through (the
-    venue's way of saying a side is empty); negatives are bad levels. Returns the events written (2 or 0).
+    venue's way of saying a side is empty); negatives are bad levels; a number off the tick/lot grid is counted
+    (``STAT_OFF_GRID``) and the ticker dropped. Returns the events written (2 or 0).
     """
     ctl, _, _, _, events, _ = arena_views(arena)
     pdec = ctl[sid, C_PRICE_DECIMALS]
@@ -727,6 +800,11 @@ def bbo_emit(
     if bid < 0 or bid_sz < 0 or ask < 0 or ask_sz < 0:
         stats[STAT_BAD_LEVEL] += 1
         return 0
+    tick = ctl[sid, C_TICK]
+    lot = ctl[sid, C_LOT]
+    if off_grid(bid, bid_sz, tick, lot) or off_grid(ask, ask_sz, tick, lot):
+        stats[STAT_OFF_GRID] += 1
+        return 0
     if events.shape[0] < 2:
         stats[STAT_EVENTS_OVERFLOW] += 1
         return 0
@@ -739,7 +817,8 @@ def bbo_emit(
 @njit(cache=True, nogil=True)
 def trade_kernel(arena, buf, sid: int, trade_id: int, event_ms: int, buyer_is_maker: bool, ts_recv: int) -> int:
     """Emit a trade as one ``EV_TRADE`` record: side is the aggressor (``SIDE_SELL`` when the buyer was the maker),
-    ``update_id`` the trade id, ``ts_exch`` the event time ``E``. ``buf`` is the quoted ``p`` and ``q``."""
+    ``update_id`` the trade id, ``ts_exch`` the event time ``E``. ``buf`` is the quoted ``p`` and ``q``. A
+    price or quantity off the tick/lot grid is counted (``STAT_OFF_GRID``) and the trade dropped."""
     ctl, _, _, _, events, _ = arena_views(arena)
     end = len(buf)
     s1, price, i = scan_quoted_number(buf, 0, end, ctl[sid, C_PRICE_DECIMALS])
@@ -775,6 +854,9 @@ def trade_emit(
         return 0
     if price <= 0 or size <= 0:
         stats[STAT_BAD_LEVEL] += 1
+        return 0
+    if off_grid(price, size, ctl[sid, C_TICK], ctl[sid, C_LOT]):
+        stats[STAT_OFF_GRID] += 1
         return 0
     if events.shape[0] < 1:
         stats[STAT_EVENTS_OVERFLOW] += 1

@@ -10,6 +10,8 @@ from hft.feed.engine import FeedEngine, SymbolSpec
 
 BTC = SymbolSpec("BTCUSDT", 0, 2, 8)
 ETH = SymbolSpec("ETHUSDT", 3, 2, 8)
+# a coarse grid that every price and size of the frames below respects: tick 0.05, lot 0.00001
+BTC_GRID = SymbolSpec("BTCUSDT", 0, 2, 8, tick_size=5, lot_size=1000)
 
 Levels = list[tuple[str, str]]
 
@@ -66,9 +68,9 @@ BASE_BIDS: Levels = [("100.00", "1.0"), ("99.00", "2.0"), ("98.00", "3.0")]
 BASE_ASKS: Levels = [("101.00", "1.5"), ("102.00", "2.5"), ("103.00", "3.5")]
 
 
-def synced_engine(last_update_id: int = 1000, **kwargs: int) -> FeedEngine:
+def synced_engine(last_update_id: int = 1000, spec: SymbolSpec = BTC, **kwargs: int) -> FeedEngine:
     """An engine whose BTCUSDT book is synced at ``last_update_id`` from BASE_BIDS/BASE_ASKS."""
-    engine = FeedEngine([BTC], **kwargs)
+    engine = FeedEngine([spec], **kwargs)
     engine.on_frame(depth(last_update_id - 5, last_update_id - 3), 1)
     assert engine.on_snapshot("BTCUSDT", snapshot(last_update_id, BASE_BIDS, BASE_ASKS), 2) > 0
     return engine

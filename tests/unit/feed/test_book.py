@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hft.feed.book import (
     ASK_ROW,
     BID_ROW,
+    BOOK_ERR_ORDER,
     BOOK_ERR_PRICE,
     BOOK_ERR_SIDE,
     BOOK_ERR_SIZE,
@@ -22,10 +23,12 @@ from hft.feed.book import (
     book_clear,
     book_fill_snapshot,
     book_is_crossed,
+    book_levels_best_first,
+    book_load,
     book_set_level,
     new_book,
 )
-from shm_layout.records import BOOK_SNAPSHOT, BOOK_SYNCED, SIDE_BUY, SIDE_SELL, TOP_LEVELS
+from shm_layout.records import BOOK_SNAPSHOT, BOOK_SYNCED, MD_EVENT, SIDE_BUY, SIDE_SELL, TOP_LEVELS
 
 
 class DictBook:
@@ -63,8 +66,9 @@ class DictBook:
 
 
 def book_levels(prices: np.ndarray, sizes: np.ndarray, counts: np.ndarray, row: int) -> list[tuple[int, int]]:
-    n = int(counts[row])
-    return list(zip(prices[row, :n].tolist(), sizes[row, :n].tolist(), strict=True))
+    """The levels of ``row``, best first (the book holds them best last)."""
+    px, sz = book_levels_best_first(prices, sizes, counts, SIDE_BUY if row == BID_ROW else SIDE_SELL)
+    return list(zip(px.tolist(), sz.tolist(), strict=True))
 
 
 updates = st.lists(
@@ -184,3 +188,68 @@ def test_full_side_then_keeps_best_levels_and_reports_truncation() -> None:
     assert book_set_level(prices, sizes, counts, SIDE_BUY, 100, 0) == BOOK_OK
     assert book_set_level(prices, sizes, counts, SIDE_BUY, 97, 2) == BOOK_OK  # room again
     assert book_levels(prices, sizes, counts, BID_ROW) == [(101, 5), (99, 1), (97, 2)]
+
+
+def test_book_then_held_best_last_and_copied_out_best_first() -> None:
+    prices, sizes, counts = new_book(8)
+    for p in (100, 102, 101):
+        book_set_level(prices, sizes, counts, SIDE_BUY, p, p - 90)
+        book_set_level(prices, sizes, counts, SIDE_SELL, p + 10, p - 80)
+    assert prices[BID_ROW, :3].tolist() == [100, 101, 102]  # internal: best (highest bid) last
+    assert prices[ASK_ROW, :3].tolist() == [112, 111, 110]  # internal: best (lowest ask) last
+    bid_px, bid_sz = book_levels_best_first(prices, sizes, counts, SIDE_BUY)
+    ask_px, ask_sz = book_levels_best_first(prices, sizes, counts, SIDE_SELL)
+    assert (bid_px.tolist(), bid_sz.tolist()) == ([102, 101, 100], [12, 11, 10])
+    assert (ask_px.tolist(), ask_sz.tolist()) == ([110, 111, 112], [20, 21, 22])
+    assert book_best_bid(prices, sizes, counts) == (BOOK_OK, 102, 12)
+    assert book_best_ask(prices, sizes, counts) == (BOOK_OK, 110, 20)
+    prices[BID_ROW, :3] = [102, 101, 100]  # best first is now a broken invariant
+    assert book_check(prices, sizes, counts) == BOOK_ERR_ORDER
+
+
+def _levels(pairs: list[tuple[int, int]]) -> np.ndarray:
+    out = np.zeros(len(pairs), dtype=MD_EVENT)
+    out["price"] = [p for p, _ in pairs]
+    out["size"] = [s for _, s in pairs]
+    return out
+
+
+snapshot_levels = st.lists(st.tuples(st.integers(-1, 60), st.integers(-1, 3)), max_size=80)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    pairs=snapshot_levels,
+    side=st.sampled_from([SIDE_BUY, SIDE_SELL]),
+    capacity=st.sampled_from([1, 3, 8, 64]),
+    order=st.sampled_from(["as drawn", "best first", "best first then drawn"]),
+    start_empty=st.booleans(),
+)
+def test_load_levels_then_same_book_and_truncations_as_one_set_level_each(
+    pairs: list[tuple[int, int]], side: int, capacity: int, order: str, start_empty: bool
+) -> None:
+    if order != "as drawn":
+        best_first = sorted({p: s for p, s in pairs}.items(), reverse=(side == SIDE_BUY))
+        pairs = best_first + (pairs if order == "best first then drawn" else [])
+    loaded = new_book(capacity)
+    stepped = new_book(capacity)
+    if not start_empty:
+        for book in (loaded, stepped):
+            book_set_level(*book, side, 30, 1)
+    levels = _levels([(0, 0), *pairs, (0, 0)])  # the slice must leave the neighbours alone
+    truncated = book_load(*loaded, side, levels, 1, len(levels) - 1)
+    expected = sum(book_set_level(*stepped, side, p, s) == BOOK_TRUNCATED for p, s in pairs)
+    assert truncated == expected
+    assert book_check(*loaded) == BOOK_OK
+    for row in (BID_ROW, ASK_ROW):
+        assert book_levels(*loaded, row) == book_levels(*stepped, row)
+
+
+def test_load_more_best_first_levels_than_capacity_then_best_kept_and_rest_counted() -> None:
+    prices, sizes, counts = new_book(5000)
+    bids = _levels([(100_000 - k, 1 + k) for k in range(6000)])
+    assert book_load(prices, sizes, counts, SIDE_BUY, bids, 0, 6000) == 1000  # the 1000 worst do not fit
+    assert counts[BID_ROW] == 5000 and book_check(prices, sizes, counts) == BOOK_OK
+    assert book_best_bid(prices, sizes, counts) == (BOOK_OK, 100_000, 1)
+    assert prices[BID_ROW, 0] == 100_000 - 4999  # worst kept level first: reversed once, not shifted per level
+    assert book_load(prices, sizes, counts, 0, bids, 0, 1) == BOOK_ERR_SIDE

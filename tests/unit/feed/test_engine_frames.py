@@ -16,8 +16,10 @@ from hft.feed.engine import (
     STAT_BBO,
     STAT_DEPTH,
     STAT_FRAMES,
+    STAT_HUGE_FRAME,
     STAT_MALFORMED,
     STAT_NAMES,
+    STAT_OFF_GRID,
     STAT_TRADES,
     STAT_UNKNOWN_STREAM,
     STAT_UNKNOWN_SYMBOL,
@@ -145,6 +147,16 @@ BAD_FRAMES = [
     (sub(GOOD_DEPTH, b'"100.00"', b'"100.001"'), STAT_BAD_NUMBER),
     (sub(GOOD_DEPTH, b'"100.00"', b'"99999999999999999999"'), STAT_BAD_NUMBER),
     (sub(GOOD_DEPTH, b'"100.00"', b'"-100.00"'), STAT_BAD_LEVEL),
+    (sub(GOOD_DEPTH, b'"100.00"', b'"Infinity"'), STAT_BAD_NUMBER),
+    (sub(GOOD_DEPTH, b'"1"]', b'"nan"]'), STAT_BAD_NUMBER),  # NaN size
+    (sub(GOOD_DEPTH, b'"100.00"', b'"0.00"'), STAT_BAD_LEVEL),  # zero price
+    (sub(GOOD_DEPTH, b'"100.00"', b'"-0.00"'), STAT_BAD_LEVEL),
+    (sub(GOOD_DEPTH, b'"1"]', b'"-1"]'), STAT_BAD_LEVEL),  # negative size
+    (book_ticker(5, "NaN", "1", "2.00", "1"), STAT_BAD_NUMBER),
+    (book_ticker(5, "-1.00", "1", "2.00", "1"), STAT_BAD_LEVEL),
+    (trade(1, "NaN", "1", False), STAT_BAD_NUMBER),
+    (trade(1, "0.00", "1", False), STAT_BAD_LEVEL),  # zero price
+    (trade(1, "-1.00", "1", False), STAT_BAD_LEVEL),
     (book_ticker(5, "1.00", "1", "2.00", "x"), STAT_BAD_NUMBER),
     (book_ticker(5, "1.00", "1", "2.00", "-1"), STAT_BAD_LEVEL),
     (sub(book_ticker(5, "1.00", "1", "2.00", "1"), b'"B": "1", ', b""), STAT_MALFORMED),
@@ -171,7 +183,15 @@ def test_bad_frame_then_counted_by_reason_and_no_event(frame: bytes, stat: int) 
     delta = engine.stats - before
     assert delta[STAT_FRAMES] == 1
     assert delta[stat] == 1, dict(zip(STAT_NAMES, delta.tolist(), strict=True))
-    reasons = [STAT_MALFORMED, STAT_UNKNOWN_SYMBOL, STAT_UNKNOWN_STREAM, STAT_BAD_NUMBER, STAT_BAD_LEVEL]
+    reasons = [
+        STAT_MALFORMED,
+        STAT_UNKNOWN_SYMBOL,
+        STAT_UNKNOWN_STREAM,
+        STAT_BAD_NUMBER,
+        STAT_BAD_LEVEL,
+        STAT_OFF_GRID,
+        STAT_HUGE_FRAME,
+    ]
     assert sum(delta[r] for r in reasons) == 1  # counted once, under one reason
     if n:  # a diff with a valid chain but unusable content: the synced book missed it and is thrown away
         assert n == 1 and engine.events[0]["kind"] == EV_BOOK_RESET

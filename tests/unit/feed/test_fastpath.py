@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hft.feed.engine import STAT_FAST_FRAMES, STAT_FRAMES, STAT_MALFORMED, FeedEngine, SymbolSpec
 from hft.feed.fastpath import skip_json_value
 
-from ._frames import BASE_ASKS, BASE_BIDS, BTC, ETH, book_ticker, depth, mutated_frames, snapshot, trade
+from ._frames import BASE_ASKS, BASE_BIDS, BTC, BTC_GRID, ETH, book_ticker, depth, mutated_frames, snapshot, trade
 from ._recorded import HFTBACKTEST, is_snapshot, load_cryptofeed, load_hftbacktest
 
 
@@ -51,7 +52,8 @@ class Twin:
 
 def test_recorded_session_then_fast_path_takes_every_frame_with_identical_output() -> None:
     lines = load_hftbacktest(HFTBACKTEST["BTCUSDT"][0])
-    twin = Twin([BTC])
+    # 8 price decimals with the venue's 0.01 tick: every real price goes through the grid check, and passes
+    twin = Twin([SymbolSpec("BTCUSDT", 0, 8, 8, tick_size=1_000_000)])
     taken = 0
     for ts, js in lines:
         if is_snapshot(js):
@@ -59,6 +61,7 @@ def test_recorded_session_then_fast_path_takes_every_frame_with_identical_output
         else:
             taken += twin.frame(js, ts)
     assert taken == len(lines) - 1
+    assert twin.fast.stats_dict()["off_grid"] == 0 and twin.fast.stats_dict()["resyncs"] == 0
     for fast, slow in zip(twin.fast.book("BTCUSDT"), twin.slow.book("BTCUSDT"), strict=True):
         assert np.array_equal(fast, slow)
 
@@ -77,19 +80,41 @@ def test_recorded_foreign_channels_then_declined_to_msgspec_with_identical_outpu
     assert twin.fast.stats_dict()["unknown_stream"] == frames - taken > 0  # kline and aggTrade: msgspec's
 
 
-def _synced_twin() -> Twin:
-    twin = Twin([BTC, ETH], max_buffered_levels=1024)
+def _synced_twin(btc: SymbolSpec = BTC, **kwargs: int) -> Twin:
+    twin = Twin([btc, ETH], max_buffered_levels=1024, **kwargs)
     twin.frame(depth(995, 997), 1)
     assert twin.snapshot("BTCUSDT", snapshot(1000, BASE_BIDS, BASE_ASKS), 2) > 0
     return twin
 
 
 @settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-@given(frames=st.lists(mutated_frames(), min_size=1, max_size=6))
-def test_mutated_frames_then_both_paths_agree(frames: list[bytes]) -> None:
-    twin = _synced_twin()
+@given(frames=st.lists(mutated_frames(), min_size=1, max_size=6), grid=st.booleans(), limit=st.sampled_from([0, 120]))
+def test_mutated_frames_then_both_paths_agree(frames: list[bytes], grid: bool, limit: int) -> None:
+    """Digit flips on a tick-5/lot-1000 grid land off it often; a 120-byte limit makes some frames huge."""
+    twin = _synced_twin(BTC_GRID if grid else BTC, **({"max_frame_bytes": limit} if limit else {}))
     for frame in frames:
         twin.frame(frame, 7)
+
+
+OFF_GRID_AND_HUGE = [
+    depth(1001, 1001, [("100.01", "1")]),
+    depth(1001, 1001, asks=[("101.00", "0.000001")]),
+    depth(1001, 1001, [("100.00", "0")]),  # a removal is on every lot grid
+    book_ticker(1001, "100.00", "1", "101.03", "1"),
+    book_ticker(1001, "0.00", "0.00000000", "101.05", "1"),
+    trade(5, "100.00", "0.0000001", True),
+    trade(6, "100.05", "0.001", True),
+    depth(1002, 1003, [("100.00", "1")] * 40),  # over the limit below: huge, then the next diff is a gap
+    depth(1004, 1004, [("99.00", "1")]),
+]
+
+
+def test_off_grid_and_huge_frames_then_both_paths_agree_call_by_call() -> None:
+    twin = _synced_twin(BTC_GRID, max_frame_bytes=400)
+    took = [twin.frame(frame, 9) for frame in OFF_GRID_AND_HUGE]
+    assert took[-2] == 0  # a huge frame is not read, so not "decoded by the fast path"
+    stats = twin.fast.stats_dict()
+    assert (stats["off_grid"], stats["huge_frame"]) == (4, 1)
 
 
 GOOD = depth(1001, 1002, [("100.00", "0"), ("99.50", "0.5")], [("101.00", "4")])
@@ -158,3 +183,15 @@ def test_random_bytes_then_validator_never_accepts_invalid_json(data: bytes) -> 
     end = skip_json_value(data, 0, len(data))
     if end >= 0:
         json.loads(data[:end])
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_ts_recv_of_other_types_then_numpy_ints_accepted_and_the_rest_raise(fast_path: bool) -> None:
+    """A wrong timestamp is the caller's bug, not bad input: it fails loudly instead of being counted."""
+    engine = FeedEngine([BTC], fast_path=fast_path)
+    assert engine.on_frame(trade(1, "100.00", "1", False), np.int64(5)) == 1  # type: ignore[arg-type]
+    assert engine.events[0]["ts_recv"] == 5 and engine.stats[STAT_FAST_FRAMES] == (1 if fast_path else 0)
+    for ts, error in ((1.5, TypeError), ("7", TypeError), (None, TypeError), (True, TypeError), (2**63, ValueError)):
+        with pytest.raises(error, match="ts_recv"):
+            engine.on_frame(trade(2, "100.00", "1", False), ts)  # type: ignore[arg-type]
+    assert engine.stats[STAT_FRAMES] == 1

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from hft.feed.decimal import parse_fixed
+from hft.feed.decimal import DEC_OK, parse_fixed, parse_fixed_u8
 from hft.feed.messages import (
     KIND_BOOK_TICKER,
     KIND_DEPTH,
@@ -23,7 +23,18 @@ from hft.feed.messages import (
     decode_snapshot,
     stream_channel_kind,
 )
-from hft.feed.wire import WIRE_BAD_LEVEL, WIRE_BAD_NUMBER, WIRE_FULL, WIRE_MALFORMED, WIRE_OK, scan_levels
+from hft.feed.wire import (
+    WIRE_BAD_LEVEL,
+    WIRE_BAD_NUMBER,
+    WIRE_FULL,
+    WIRE_MALFORMED,
+    WIRE_OFF_GRID,
+    WIRE_OK,
+    quoted_decimal_fast,
+    scan_levels,
+    scan_quoted,
+    scan_quoted_number,
+)
 from shm_layout.records import EV_BOOK_LEVEL, FLAG_SNAPSHOT, MD_EVENT, SIDE_SELL
 
 DEPTH = (
@@ -94,7 +105,7 @@ def test_stream_names_then_symbol_and_kind() -> None:
 def scan(text: bytes, events: np.ndarray | None = None, start_n: int = 0) -> tuple[int, int, np.ndarray]:
     if events is None:
         events = np.zeros(16, dtype=MD_EVENT)
-    status, n = scan_levels(text, 0, len(text), 2, 8, SIDE_SELL, events, start_n, 9, 8, 7, 3, FLAG_SNAPSHOT)
+    status, n = scan_levels(text, 0, len(text), 2, 8, 1, 1, SIDE_SELL, events, start_n, 9, 8, 7, 3, FLAG_SNAPSHOT)
     return status, n, events
 
 
@@ -156,3 +167,58 @@ def test_generated_level_arrays_then_same_values_as_parse_fixed(levels: list[tup
         return
     assert (status, n) == (WIRE_OK, len(levels))
     assert list(zip(events["price"][:n].tolist(), events["size"][:n].tolist(), strict=True)) == expected
+
+
+def _general_path(buf: bytes, decimals: int) -> tuple[int, int, int]:
+    """``scan_quoted`` then the exact parser: what ``scan_quoted_number`` did before its one-pass shortcut."""
+    status, content_end, nxt = scan_quoted(buf, 0, len(buf))
+    if status != WIRE_OK:
+        return status, 0, nxt
+    dst, value = parse_fixed_u8(buf, 1, content_end, decimals, True)
+    return (WIRE_OK, value, nxt) if dst == DEC_OK else (WIRE_BAD_NUMBER, 0, nxt)
+
+
+number_text = st.one_of(
+    st.text(alphabet="0123456789", min_size=1, max_size=22),
+    st.builds(
+        "{}.{}".format,
+        st.text(alphabet="0123456789", min_size=1, max_size=20),
+        st.text(alphabet="0123456789", min_size=1, max_size=20),
+    ),
+    st.text(alphabet='0123456789.-+e "\\\x01\xe9', max_size=24),
+)
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(
+    text=number_text,
+    decimals=st.integers(0, 18),
+    tail=st.sampled_from(["", '"', ",", '"]', ' "x"']),
+)
+@example(text="9" * 10, decimals=8, tail='"')  # 18 digits once scaled: the largest the shortcut takes
+@example(text="9" * 11, decimals=8, tail='"')  # 19: declined, the exact parser decides
+@example(text="922337203685477580", decimals=0, tail='"')
+@example(text="1.000000010", decimals=8, tail='"')
+@example(text="1.", decimals=2, tail='"')
+def test_quoted_number_shortcut_then_declines_or_agrees_with_general_path(text: str, decimals: int, tail: str) -> None:
+    buf = ('"' + text + tail).encode()
+    ok, value, nxt = quoted_decimal_fast(buf, 0, len(buf), decimals)
+    general = _general_path(buf, decimals)
+    if ok:
+        assert (WIRE_OK, value, nxt) == general
+    assert scan_quoted_number(buf, 0, len(buf), decimals) == general
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        (b'[["1.05","0.00001"],["1.10","0"]]', WIRE_OK),  # on the grid; a zero size always is
+        (b'[["1.05","0.00001"],["1.11","1"]]', WIRE_OFF_GRID),  # price 111 is not a multiple of 5
+        (b'[["1.05","0.000011"]]', WIRE_OFF_GRID),  # size 1100 is not a multiple of 1000
+        (b'[["1.05","-0.00001"]]', WIRE_BAD_LEVEL),  # a bad level is named before the grid
+        (b'[["1.051","0.00001"]]', WIRE_BAD_NUMBER),
+    ],
+)
+def test_levels_on_a_tick_and_lot_grid_then_off_grid_status(text: bytes, status: int) -> None:
+    events = np.zeros(4, dtype=MD_EVENT)
+    assert scan_levels(text, 0, len(text), 2, 8, 5, 1000, SIDE_SELL, events, 0, 0, 0, 0, 0, 0)[0] == status

@@ -194,7 +194,7 @@ def test_recorded_frames_then_fast_path_numbers_equal_typed_decoder() -> None:
 
     def scan(raw: bytes, side: int) -> list[tuple[int, int]]:
         buf = bytes(raw)
-        status, n = scan_levels(buf, 0, len(buf), 2, 8, side, scratch, 0, 0, 0, 0, 0, 0)
+        status, n = scan_levels(buf, 0, len(buf), 2, 8, 1, 1, side, scratch, 0, 0, 0, 0, 0, 0)
         assert status == WIRE_OK
         assert (scratch["side"][:n] == side).all()
         return list(zip(scratch["price"][:n].tolist(), scratch["size"][:n].tolist(), strict=True))
@@ -264,3 +264,23 @@ def test_recorded_multi_symbol_stream_then_every_book_synced_and_foreign_channel
     for reason in ("gaps", "resyncs", "crossed", "malformed", "bad_number", "bad_level", "unknown_symbol"):
         assert stats[reason] == 0, stats
     assert touches.compare() > 50  # 98 in this file
+
+
+def test_recorded_depth_then_prices_on_the_tick_but_three_sizes_off_the_current_lot() -> None:
+    """Why a lot grid on depth sizes costs real resyncs: a level's size is the sum of resting orders, and a few
+    far from the touch were placed when BTCUSDT's quantity step was finer than today's 0.00001 (the lot of
+    ``deploy/config.toml``). With ``lot_size=1000`` the engine throws the book away at each of these diffs."""
+    lines = load_hftbacktest(HFTBACKTEST["BTCUSDT"][0])
+    off_lot = []
+    for _, js in lines:
+        if js.startswith(b'{"stream":"btcusdt@depth'):
+            _, _, msg = decode_message(js)
+            for price, qty in msg.b + msg.a:
+                assert parse_fixed(price, 8) % 1_000_000 == 0  # every price is a multiple of 0.01
+                if parse_fixed(qty, 8) % 1000:
+                    off_lot.append((price, qty))
+    assert off_lot == [
+        ("200000.00000000", "25.42618900"),
+        ("80000.00000000", "244.56630400"),
+        ("74000.00000000", "93.75658700"),
+    ]

@@ -1,0 +1,121 @@
+"""The whole pipeline against the simulator while faults are injected: the feed must count each, recover
+(reconnect, resync) and the strategy must keep getting synced books afterwards."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hft.sim.config import SimConfig
+from hft.sim.server import SimServerThread, start_in_thread
+from tests.integration.test_pipeline import RUN_TIMEOUT_S, hft, wait_running
+
+
+@pytest.fixture
+def exchange() -> Iterator[SimServerThread]:
+    server = start_in_thread(SimConfig(events_per_second=1500.0))
+    yield server
+    server.stop()
+
+
+def inject(server: SimServerThread, **fault: object) -> dict:
+    query = urllib.parse.urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in fault.items()})
+    with urllib.request.urlopen(f"{server.http_url}/sim/fault?{query}", timeout=10) as response:
+        answer = json.loads(response.read())
+    assert answer["ok"], answer
+    return answer
+
+
+def feed_counters(instance: str) -> dict:
+    result = hft("stats", "--instance", instance, "--json", "--interval", "0.1", timeout=30)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["processes"]
+
+
+def wait_for(instance: str, predicate, what: str, timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        processes = feed_counters(instance)
+        if predicate(processes):
+            return processes
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}: {json.dumps(processes)[:2000]}")
+
+
+def ticks(processes: dict) -> int:
+    return processes["strategy"]["counters"]["ticks"]
+
+
+def test_faults_when_injected_then_counted_and_the_pipeline_recovers(
+    instance: str, tmp_path: Path, exchange: SimServerThread
+) -> None:
+    ws_base = exchange.ws_url.removesuffix("/stream")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hft.cli", "run", "--source", "url", ws_base, exchange.http_url,
+         "--instance", instance, "--db", str(tmp_path / "f.db")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_running(instance, proc, RUN_TIMEOUT_S)
+
+        # 1. skipped update ids: a U/u gap throws the book away and resyncs from a new snapshot
+        before = feed_counters(instance)
+        inject(exchange, kind="skip_updates", symbol="BTCUSDT", frames=1)
+        after = wait_for(instance, lambda p: p["feed"]["counters"]["gaps"] > before["feed"]["counters"]["gaps"],
+                         "a gap")
+        assert after["feed"]["counters"]["resyncs"] > before["feed"]["counters"]["resyncs"]
+        wait_for(instance, lambda p: ticks(p) > ticks(after) + 5, "ticks after the resync")
+
+        # 2. malformed frames: counted by reason, the stream goes on
+        before = feed_counters(instance)
+        inject(exchange, kind="malformed", count=6, variant="mixed")
+        after = wait_for(
+            instance,
+            lambda p: sum(p["feed"]["counters"][k] for k in ("malformed", "bad_number", "bad_level",
+                                                              "unknown_symbol", "huge_frames"))
+            >= 6 + sum(before["feed"]["counters"][k] for k in ("malformed", "bad_number", "bad_level",
+                                                                "unknown_symbol", "huge_frames")),
+            "malformed frames counted",
+        )
+        wait_for(instance, lambda p: ticks(p) > ticks(after) + 5, "ticks after malformed frames")
+
+        # 3. a dropped connection: reconnect, resync, trade on
+        before = feed_counters(instance)
+        inject(exchange, kind="drop_connection")
+        after = wait_for(
+            instance, lambda p: p["feed"]["counters"]["reconnects"] > before["feed"]["counters"]["reconnects"],
+            "a reconnect",
+        )
+        wait_for(instance, lambda p: ticks(p) > ticks(after) + 5, "ticks after the reconnect")
+
+        # 4. a stale snapshot during a resync: detected, fetched again
+        before = feed_counters(instance)
+        inject(exchange, kind="stale_snapshot", requests=1)
+        inject(exchange, kind="skip_updates", symbol="ETHUSDT", frames=1)
+        after = wait_for(
+            instance,
+            lambda p: p["feed"]["counters"]["stale_snapshots"] > before["feed"]["counters"]["stale_snapshots"],
+            "a stale snapshot",
+        )
+        wait_for(instance, lambda p: ticks(p) > ticks(after) + 5, "ticks after the stale snapshot")
+
+        # 5. a stalled sender: a burst afterwards, nothing lost (no gap)
+        before = feed_counters(instance)
+        inject(exchange, kind="stall", ms=400)
+        time.sleep(1.5)
+        after = feed_counters(instance)
+        assert after["feed"]["counters"]["gaps"] == before["feed"]["counters"]["gaps"]
+        assert ticks(after) > ticks(before)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert "run finished (signal)" in out
