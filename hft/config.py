@@ -76,6 +76,7 @@ class SourceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     rest_url: str = ""  # for kind = "url": e.g. http://127.0.0.1:8765
     sim_seed: int = 7
     sim_events_per_second: float = 2000.0
+    sim_volatility: Literal["calm", "normal", "volatile"] = "normal"  # the simulator's price regime preset
     depth_limit: int = 1000  # REST snapshot depth (Binance allows 5..5000)
     replay_path: str = ""  # for kind = "replay"
     replay_speed: float = 0.0  # 0: as fast as possible; 1.0: recorded pace; 10.0: ten times faster

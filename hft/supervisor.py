@@ -187,8 +187,8 @@ def _sim_main(config_raw: bytes, port_queue: multiprocessing.Queue) -> None:
                   price_decimals=s.price_decimals, size_decimals=s.size_decimals)
         for s in config.symbols
     ]
-    sim_config = SimConfig(symbols=symbols, seed=config.source.sim_seed,
-                           events_per_second=config.source.sim_events_per_second)
+    sim_config = SimConfig.from_preset(config.source.sim_volatility, symbols=symbols, seed=config.source.sim_seed,
+                                       events_per_second=config.source.sim_events_per_second)
     from hft.process_utils import set_parent_death_signal
 
     set_parent_death_signal()

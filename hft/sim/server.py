@@ -145,6 +145,7 @@ class _Client:
         "malformed",
         "malformed_index",
         "malformed_left",
+        "malformed_queue",
         "malformed_streams",
         "names",
         "pending",
@@ -174,6 +175,7 @@ class _Client:
         self.malformed_left = 0
         self.malformed_index = 0
         self.malformed_streams: frozenset[str] = frozenset()
+        self.malformed_queue: deque[tuple[Malformed, frozenset[str]]] = deque()  # injected while one was active
         self.stall_until = 0.0
         self.set_names(names, model)
 
@@ -542,6 +544,10 @@ class SimExchange:
         client.malformed_index += 1
         client.malformed_left -= 1
         self.stats.malformed_frames += 1
+        if not client.malformed_left and client.malformed_queue:
+            client.malformed, client.malformed_streams = client.malformed_queue.popleft()
+            client.malformed_left = client.malformed.count
+            client.malformed_index = 0
         return corrupt(frame, variant, unknown_symbol=self._unknown_symbol, huge_bytes=fault.huge_bytes)
 
     def _drop_slow(self, client: _Client) -> None:
@@ -739,10 +745,13 @@ class SimExchange:
                 streams = frozenset(depth or mine)
                 if not streams:
                     continue
-                client.malformed = fault
-                client.malformed_left = fault.count
-                client.malformed_index = 0
-                client.malformed_streams = streams
+                if client.malformed_left:
+                    client.malformed_queue.append((fault, streams))  # runs after the active one: none is lost
+                else:
+                    client.malformed = fault
+                    client.malformed_left = fault.count
+                    client.malformed_index = 0
+                    client.malformed_streams = streams
                 client.faulty = True
                 chosen.append(client.id)
             if fault.client is not None and not chosen:

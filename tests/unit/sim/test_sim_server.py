@@ -293,3 +293,36 @@ def test_cli_process_sigterm_then_exits_zero_without_traceback(tmp_path: Path) -
         r"sim-exchange listening on ws://127\.0\.0\.1:\d+/stream and http://127\.0\.0\.1:\d+/api/v3/depth\n", out
     )
     assert "Traceback" not in err
+
+
+def test_malformed_injected_twice_back_to_back_then_both_batches_are_sent() -> None:
+    import json as _json
+    import time as _time
+    import urllib.request as _request
+
+    import websocket as _websocket
+
+    from hft.sim.config import SimConfig as _SimConfig
+    from hft.sim.server import start_in_thread as _start
+
+    server = _start(_SimConfig(events_per_second=1500.0))
+    try:
+        ws = _websocket.create_connection(f"{server.ws_url}?streams=btcusdt@depth@100ms/btcusdt@trade", timeout=5)
+        _time.sleep(0.3)
+        for variant in ("truncated", "unknown_symbol"):
+            with _request.urlopen(f"{server.http_url}/sim/fault?kind=malformed&count=3&variant={variant}") as r:
+                assert _json.loads(r.read())["ok"]
+        bad, foreign = 0, 0
+        deadline = _time.monotonic() + 3.0
+        while _time.monotonic() < deadline and bad + foreign < 6:
+            _, data = ws.recv_data()
+            try:
+                message = _json.loads(data)
+            except ValueError:
+                bad += 1
+                continue
+            foreign += message["stream"].startswith("zzz")
+        ws.close()
+        assert (bad, foreign) == (3, 3)
+    finally:
+        server.stop()
