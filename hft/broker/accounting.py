@@ -12,6 +12,9 @@ A fill of signed quantity ``q`` at price ``p``:
   realized PnL over a round trip is exact); realized += sign(position) * (closed * p - that cost);
   a remainder beyond the position flips it: position = sign(q) * remainder, entry = remainder * p.
 * fee = |q| * p * fee_bps / 10_000 (rounded down), subtracted from realized.
+
+Magnitudes: BTCUSDT at 2 price and 8 size decimals puts 1 BTC at 60,000 in 6e14 money units; every product
+here is arranged so no intermediate exceeds int64 (9.2e18) below 10,000 BTC of position.
 """
 
 from __future__ import annotations
@@ -38,7 +41,10 @@ def apply_fill(account: np.ndarray, symbol: int, quantity: int, price: int, fee_
     else:
         held = abs(position)
         closed = size if size < held else held
-        closed_cost = entry * closed // held
+        # floor(entry * closed / held) without the 128-bit intermediate: entry * closed overflows int64 at
+        # real magnitudes (0.5 BTC at 8 size decimals and 60,000.00: 3e14 * 5e7)
+        whole, rest = divmod(entry, held)
+        closed_cost = whole * closed + rest * closed // held
         direction = 1 if position > 0 else -1
         account[symbol, K_REALIZED] += direction * (closed * price - closed_cost)
         remainder = size - closed
@@ -48,7 +54,8 @@ def apply_fill(account: np.ndarray, symbol: int, quantity: int, price: int, fee_
         else:
             account[symbol, K_POSITION] = position + quantity
             account[symbol, K_ENTRY_NOTIONAL] = entry - closed_cost
-    fee = size * price * fee_bps_x100 // 1_000_000
+    notional = size * price
+    fee = notional // 1_000_000 * fee_bps_x100 + notional % 1_000_000 * fee_bps_x100 // 1_000_000
     account[symbol, K_REALIZED] -= fee
     account[symbol, K_FEES] += fee
     return fee

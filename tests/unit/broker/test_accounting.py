@@ -77,3 +77,30 @@ def test_fills_when_random_then_match_brute_force_ledger(fills: list[tuple[int, 
     if position == 0:
         # a flat book has no rounding left anywhere: realized is exact to the unit sum of roundings
         assert account[0, K_ENTRY_NOTIONAL] == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(-10**9, 10**9).filter(lambda q: q != 0), st.integers(5_000_000, 7_000_000)),
+        min_size=1, max_size=30,
+    ),
+)
+def test_fills_when_real_magnitudes_then_no_overflow_and_match_ledger(fills: list[tuple[int, int]]) -> None:
+    # BTCUSDT at 2 price / 8 size decimals: up to 10 BTC per fill at 50,000-70,000
+    account = np.zeros((1, N_ACCOUNT), np.int64)
+    for quantity, price in fills:
+        apply_fill(account, 0, quantity, price, 100)
+    position, realized, entry, fees = ledger(fills, 100)
+    assert account[0, K_POSITION] == position
+    assert account[0, K_FEES] == fees
+    assert abs(account[0, K_REALIZED] - (realized - fees)) <= len(fills)
+    assert abs(account[0, K_ENTRY_NOTIONAL] - entry) <= len(fills)
+
+
+def test_close_short_when_half_btc_at_60k_then_realized_is_the_price_difference() -> None:
+    account = np.zeros((1, N_ACCOUNT), np.int64)
+    apply_fill(account, 0, -50_000_000, 6_183_000, 0)  # sell 0.5 BTC at 61,830.00
+    apply_fill(account, 0, 50_000_000, 6_182_401, 0)  # buy it back at 61,824.01
+    assert account[0, K_REALIZED] == 50_000_000 * 599  # +2.995 USDT
+    assert account[0, K_POSITION] == 0 and account[0, K_ENTRY_NOTIONAL] == 0
