@@ -51,6 +51,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.speed is not None:
             source = msgspec.structs.replace(source, replay_speed=args.speed)
         config = msgspec.structs.replace(config, source=source)
+        if source.kind == "replay" and not args.config:
+            config = msgspec.structs.replace(config, symbols=replay_symbols(source.replay_path))
         config.source.__post_init__()
     if args.plan:
         placement, warnings = plan_cores(config)
@@ -75,6 +77,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     if reason in ("worker-died", "sim-died") or failed:
         return 1
     return 0
+
+
+def replay_symbols(path: str) -> list:
+    """Configure the symbols a recording streams (no config given): price decimals from its snapshots."""
+    from hft.config import SymbolConfig
+    from hft.recording.formats import RecordingError, survey_symbols
+
+    try:
+        surveyed = survey_symbols(path)
+    except (RecordingError, OSError) as exc:
+        raise ConfigError(str(exc)) from None
+    if not surveyed:
+        raise ConfigError(f"{path}: no market-data streams in the recording")
+    return [
+        SymbolConfig(name=name, price_decimals=decimals, size_decimals=8, tick_size=f"{10.0 ** -decimals:.{decimals}f}",
+                     lot_size="0.00000001", sim_start_price="1")
+        for name, decimals in sorted(surveyed.items())
+    ][:16]
 
 
 def format_summary(summary: object, reason: str) -> str:

@@ -206,3 +206,43 @@ class RecordingWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Level(msgspec.Struct, array_like=True):
+    price: str
+    size: str
+
+
+class _SnapshotBody(msgspec.Struct):
+    bids: list[_Level] = []
+    asks: list[_Level] = []
+
+
+_SNAPSHOT_BODY = msgspec.json.Decoder(_SnapshotBody)
+
+
+def _decimals(text: str) -> int:
+    _, _, fraction = text.partition(".")
+    return len(fraction.rstrip("0"))
+
+
+def survey_symbols(path: str | Path) -> dict[str, int]:
+    """Return every symbol a recording streams, with the price decimals its REST snapshot needs.
+
+    Lets ``hft run --source replay FILE`` configure itself for a recording of unknown symbols (the snapshot holds
+    thousands of levels: enough to see the finest price step in use). Symbols without a snapshot get 8.
+    """
+    symbols: dict[str, int] = {}
+    for record in open_recording(path):
+        if record.kind == FRAME:
+            symbol = _stream_symbol(record.payload)
+            if symbol is not None:
+                symbols.setdefault(symbol, 8)
+            continue
+        try:
+            body = _SNAPSHOT_BODY.decode(record.payload)
+        except msgspec.DecodeError:
+            continue
+        prices = [level.price for level in body.bids + body.asks]
+        symbols[record.symbol] = max([2, *(_decimals(p) for p in prices)])
+    return symbols
