@@ -186,9 +186,14 @@ def _evaluate(
         quantity = -position  # holding period over: flatten
     if quantity == 0:
         return
-    if load_relaxed(control_words, kill_index) != 0 and abs(position + quantity) > abs(position):
-        counter_add(proc, C_RISK_REJECTS, 1)  # kill switch: only orders that reduce exposure pass
-        return
+    if load_relaxed(control_words, kill_index) != 0:
+        # kill switch: reduce-only. A reversal is cut to a flattening order; anything adding exposure is denied.
+        reduces = position != 0 and (position > 0) != (quantity > 0)
+        if not reduces:
+            counter_add(proc, C_RISK_REJECTS, 1)
+            return
+        if abs(quantity) > abs(position):
+            quantity = -position
     if abs(position + quantity) > state[symbol, S_MAX_POSITION]:
         counter_add(proc, C_RISK_REJECTS, 1)
         return

@@ -200,3 +200,16 @@ def test_loop_when_book_not_synced_then_no_tick_evaluated(harness: Harness) -> N
 def test_loop_when_stop_stage_reached_and_input_drained_then_returns_stopped(harness: Harness) -> None:
     harness.pipeline.control.words[W_STOP_REQUESTED] = STAGE_STRATEGY
     assert harness.step() == LOOP_STOPPED
+
+
+def test_reversal_when_kill_switch_active_then_cut_to_a_flattening_order(harness: Harness) -> None:
+    trend_up(harness)
+    harness.fill(harness.orders()[0], ORDER_SIZE)
+    harness.step()
+    harness.pipeline.control.words[W_KILL_SWITCH] = 1
+    for step in range(4):  # a sell signal while long: close, but do not go short
+        harness.book(bid_size=100, ask_size=900, mid_ticks=6_000_900 - step * 300)
+        harness.step()
+    orders = harness.orders()
+    assert len(orders) == 1
+    assert orders[0]["side"] == SIDE_SELL and orders[0]["size"] == ORDER_SIZE
