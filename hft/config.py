@@ -167,6 +167,9 @@ class PersistenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
         require(self.flush_ms > 0, "persistence.flush_ms must be positive")
 
 
+from hft.risk.config import RiskConfig  # noqa: E402  (risk validates with this module's helpers, lazily)
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The whole pipeline. ``instance`` names the shared-memory segments: hft.<instance>.<region>."""
 
@@ -176,6 +179,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     processes: ProcessesConfig = ProcessesConfig()
     rings: RingsConfig = RingsConfig()
     strategy: StrategyConfig = StrategyConfig()
+    risk: RiskConfig = RiskConfig()
     broker: BrokerConfig = BrokerConfig()
     persistence: PersistenceConfig = PersistenceConfig()
 

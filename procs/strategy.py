@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import numpy as np
 
+from hft.risk.config import build_limits
+from hft.risk.engine import RISK_REASON_NAMES, make_risk_state
 from hft.runtime import LOOP_STOPPED
 from hft.strategy.features import make_feature_state
 from hft.strategy.loop import N_STATE, S_MAX_POSITION, S_ORDER_SIZE, strategy_loop
@@ -21,7 +23,7 @@ from hft.strategy.signal import (
     P_VOLATILITY_SCALE,
 )
 from procs.common import LOOP_SLICE_NS, WorkerContext, worker_main
-from shm_layout.counters import C_LOST, C_OVERRUNS, W_COUNTERS
+from shm_layout.counters import C_LOST, C_OVERRUNS, W_COUNTERS, C
 from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, PROC_STRATEGY
 from shm_layout.records import BOOK_SNAPSHOT, EXEC_REPORT, MD_EVENT
 
@@ -52,6 +54,14 @@ def build_params(ctx: WorkerContext) -> tuple[np.ndarray, np.ndarray]:
     return params, state
 
 
+def risk_reason_counters() -> np.ndarray:
+    """Map each risk reason code to the shared-memory counter that counts its denials."""
+    counters = np.zeros(len(RISK_REASON_NAMES), np.int64)
+    for code, name in enumerate(RISK_REASON_NAMES):
+        counters[code] = C[f"risk_{name}"] if code else C["risk_rejects"]
+    return counters
+
+
 def run(ctx: WorkerContext) -> int:
     pipeline = ctx.pipeline
     md, orders, executions = (pipeline.rings[name] for name in (MD_EVENTS, ORDERS, EXECUTIONS))
@@ -63,6 +73,10 @@ def run(ctx: WorkerContext) -> int:
     exec_batch = np.zeros(EXEC_BATCH, EXEC_REPORT)
     snapshot = np.zeros(1, BOOK_SNAPSHOT)
     window_ns = ctx.config.strategy.feature_window_ms * 1_000_000
+    risk_limits = build_limits(ctx.config.risk, [(s.price_decimals, s.size_decimals) for s in ctx.config.symbols])
+    risk_state, risk_fstate = make_risk_state(risk_limits)
+    clock = np.zeros(1, np.int64)
+    reason_counters = risk_reason_counters()
     ctx.log.info("strategy running: %d symbols, md consumer %d", len(ctx.config.symbols), md_consumer)
     first_pass = True
     while not ctx.should_exit():
@@ -74,6 +88,7 @@ def run(ctx: WorkerContext) -> int:
             ctx.control_words, ctx.stop_index, ctx.stage, ctx.kill_index, ctx.abort_index, ctx.proc_words, state,
             params, window_ns, sample_ts, sample_logmid, cursor, accum, ctx.wait_strategy,
             0 if first_pass else LOOP_SLICE_NS,  # the first pass only compiles (nothing flows before we run)
+            risk_limits, risk_state, risk_fstate, clock, reason_counters,
         )
         first_pass = False
         # mirror this consumer's overrun counts (kept by the ring) into the process counters for stats

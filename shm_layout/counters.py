@@ -63,6 +63,16 @@ COUNTER_NAMES = (
     "truncated",  # levels beyond the book's capacity
     "events_overflow",  # a frame with more events than the feed's event buffer
     "lockstep_waits",  # feed (replay): frames it waited on strategy and broker for
+    # strategy: orders denied by pre-trade risk, by reason (hft.risk.engine.RISK_REASON_NAMES)
+    "risk_kill_switch",
+    "risk_max_position",
+    "risk_max_order_size",
+    "risk_max_notional",
+    "risk_order_rate",
+    "risk_stale_data",
+    "risk_max_drawdown",
+    "risk_reject_storm",
+    "risk_invalid_order",
 )
 assert len(COUNTER_NAMES) <= N_COUNTERS
 C = {name: index for index, name in enumerate(COUNTER_NAMES)}

@@ -17,6 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
+from hft.risk.engine import RISK_OK, risk_check, risk_on_execution, risk_on_market, risk_on_order_sent
 from hft.runtime import LOOP_CONTINUE, claim_waiting, idle_pass
 from hft.strategy.features import update_window_features
 from hft.strategy.signal import imbalance_signal
@@ -68,10 +69,20 @@ SNAPSHOT_MAX_RETRIES = 1000
 
 
 @njit(cache=True)
-def _apply_executions(executions: np.ndarray, n: int, state: np.ndarray) -> None:
+def _apply_executions(
+    executions: np.ndarray, n: int, state: np.ndarray, risk_limits: np.ndarray, risk_state: np.ndarray,
+    risk_fstate: np.ndarray, clock: np.ndarray, proc: np.ndarray, reason_counters: np.ndarray,
+) -> None:
     for k in range(n):
         report = executions[k]
         symbol = report.symbol_id
+        # a breaker tripped here shows as denials of that reason on the next orders
+        risk_on_execution(
+            risk_limits, risk_state, risk_fstate, symbol, report.status, report.price, report.position,
+            report.entry_notional, report.realized_pnl, clock[0],
+        )
+        if symbol < 0 or symbol >= state.shape[0]:
+            continue
         if report.order_id != state[symbol, S_OPEN_ORDER_ID]:
             # a report for an order of an earlier strategy life: the position is still the broker's truth
             if report.status == STATUS_FILLED or report.status == STATUS_PARTIALLY_FILLED:
@@ -149,6 +160,11 @@ def _evaluate(
     abort_index: int,
     proc: np.ndarray,
     wait_strategy: int,
+    risk_limits: np.ndarray,
+    risk_state: np.ndarray,
+    risk_fstate: np.ndarray,
+    clock: np.ndarray,
+    reason_counters: np.ndarray,
 ) -> None:
     retries = seqlock_read(snap_words, symbol, snapshot_words, SNAPSHOT_MAX_RETRIES)
     counter_add(proc, C_SEQLOCK_READS, 1)
@@ -170,6 +186,9 @@ def _evaluate(
     )
     momentum = PERCENT * log_return  # the signal takes returns in percent (see hft.strategy.signal)
     volatility = PERCENT * realized_vol
+    if book.ts_exch > clock[0]:
+        clock[0] = book.ts_exch  # the decision clock: the latest venue time seen on any symbol
+    risk_on_market(risk_limits, risk_state, risk_fstate, symbol, book.mid_x2 // 2, clock[0])
     if state[symbol, S_OPEN_ORDER_ID] != 0:
         return  # one order in flight per symbol: wait for its execution report
     position = state[symbol, S_POSITION]
@@ -186,24 +205,23 @@ def _evaluate(
         quantity = -position  # holding period over: flatten
     if quantity == 0:
         return
-    if load_relaxed(control_words, kill_index) != 0:
-        # kill switch: reduce-only. A reversal is cut to a flattening order; anything adding exposure is denied.
-        reduces = position != 0 and (position > 0) != (quantity > 0)
-        if not reduces:
-            counter_add(proc, C_RISK_REJECTS, 1)
-            return
-        if abs(quantity) > abs(position):
-            quantity = -position
-    if abs(position + quantity) > state[symbol, S_MAX_POSITION]:
-        counter_add(proc, C_RISK_REJECTS, 1)
-        return
+    kill = load_relaxed(control_words, kill_index)
+    if kill != 0 and position != 0 and (position > 0) != (quantity > 0) and abs(quantity) > abs(position):
+        quantity = -position  # kill switch is reduce-only: a reversal becomes a flattening order
     side = SIDE_BUY if quantity > 0 else SIDE_SELL
     touch = book.ask_price if side == SIDE_BUY else book.bid_price
+    reason = risk_check(risk_limits, risk_state, risk_fstate, symbol, side, abs(quantity), touch, clock[0], kill,
+                        position)
+    if reason != RISK_OK:
+        counter_add(proc, C_RISK_REJECTS, 1)
+        counter_add(proc, reason_counters[reason], 1)
+        return
     order_id = _publish_order(
         order_ctrl, order_slots, symbol, side, abs(quantity), touch, ts_recv, md_cursor, 1, control_words,
         abort_index, proc, wait_strategy,
     )
     if order_id != 0:
+        risk_on_order_sent(risk_limits, risk_state, clock[0])
         state[symbol, S_PENDING] = quantity
         state[symbol, S_OPEN_ORDER_ID] = order_id
 
@@ -238,6 +256,11 @@ def strategy_loop(
     accum: np.ndarray,
     wait_strategy: int,
     max_run_ns: int,
+    risk_limits: np.ndarray,
+    risk_state: np.ndarray,
+    risk_fstate: np.ndarray,
+    clock: np.ndarray,
+    reason_counters: np.ndarray,
 ) -> int:
     """Run until ``max_run_ns`` passed (LOOP_TIMEOUT) or the stop stage came and md.events is drained."""
     deadline = monotonic_ns() + max_run_ns
@@ -248,7 +271,8 @@ def strategy_loop(
         n_md = ring_read_hold(md_ctrl, md_slots, md_consumer, md_batch, md_batch.shape[0])
         n_exec = ring_read(exec_ctrl, exec_slots, exec_consumer, exec_batch, exec_batch.shape[0])
         if n_exec > 0:
-            _apply_executions(exec_batch, n_exec, state)
+            _apply_executions(exec_batch, n_exec, state, risk_limits, risk_state, risk_fstate, clock, proc,
+                              reason_counters)
         if n_md > 0:
             counter_add(proc, C_MSGS_IN, n_md)
             now = monotonic_ns()
@@ -260,7 +284,8 @@ def strategy_loop(
                     _evaluate(
                         event.symbol_id, event.ts_recv, snap_words, snapshot, snapshot_words, state, params,
                         window_ns, sample_ts, sample_logmid, cursor, accum, order_ctrl, order_slots, md_cursor,
-                        control_words, kill_index, abort_index, proc, wait_strategy,
+                        control_words, kill_index, abort_index, proc, wait_strategy, risk_limits, risk_state,
+                        risk_fstate, clock, reason_counters,
                     )
             # processed, not just copied: the cursor a lock-step replay feed waits on
             ring_release(md_ctrl, md_consumer, md_cursor)

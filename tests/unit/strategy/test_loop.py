@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from hft.risk.config import RiskConfig, build_limits
+from hft.risk.engine import make_risk_state
 from hft.runtime import LOOP_STOPPED, LOOP_TIMEOUT
 from hft.strategy.features import make_feature_state
 from hft.strategy.loop import (
@@ -17,7 +19,8 @@ from hft.strategy.loop import (
     S_POSITION,
     strategy_loop,
 )
-from shm_layout.counters import C_ORDERS, C_RISK_REJECTS, C_TICKS, W_COUNTERS
+from procs.strategy import risk_reason_counters
+from shm_layout.counters import C_ORDERS, C_RISK_REJECTS, C_TICKS, W_COUNTERS, C
 from shm_layout.layout import (
     EXECUTIONS,
     MD_EVENTS,
@@ -64,6 +67,10 @@ class Harness:
         self.snapshot = np.zeros(1, BOOK_SNAPSHOT)
         self.broker_reader = 0  # orders ring consumer slot of "broker"
         self.clock = 1_000_000_000
+        limits = build_limits(RiskConfig(max_position="0.001", max_order_size="0.001"), [(2, 8)])
+        self.risk = (limits, *make_risk_state(limits))  # 0.001 BTC at 8 decimals = MAX_POSITION
+        self.decision_clock = np.zeros(1, np.int64)
+        self.reason_counters = risk_reason_counters()
 
     def book(self, bid_size: int, ask_size: int, mid_ticks: int = 6_000_000) -> None:
         snap = np.zeros(1, BOOK_SNAPSHOT)
@@ -89,7 +96,7 @@ class Harness:
             orders.ctrl, orders.slots, execs.ctrl, execs.slots, 0, self.exec_batch, p.control.words,
             W_STOP_REQUESTED, STAGE_STRATEGY, W_KILL_SWITCH, W_ABORT_REQUESTED,
             p.control.process_words(PROC_STRATEGY), self.state, self.params, 10_000_000_000, *self.features, 0,
-            1_000_000,
+            1_000_000, *self.risk, self.decision_clock, self.reason_counters,
         )
 
     def orders(self) -> np.ndarray:
@@ -179,6 +186,7 @@ def test_submit_order_when_kill_switch_active_then_denied(harness: Harness) -> N
     harness.step()
     assert len(harness.orders()) == 0
     assert harness.counter(C_RISK_REJECTS) >= 1
+    assert harness.counter(C["risk_kill_switch"]) == harness.counter(C_RISK_REJECTS)
 
 
 def test_submit_order_when_it_would_exceed_max_position_then_denied(harness: Harness) -> None:
