@@ -1,6 +1,6 @@
 """A signal from an ONNX model: features in, ``(direction, strength, confidence, holding_ms)`` out.
 
-Model contract (what ``scripts/train_model.py`` writes and :class:`OnnxSignal` checks before it trades):
+Model contract (what ``hft/strategy/train_model.py`` writes and :class:`OnnxSignal` checks before it trades):
 
 * one input ``features``: float32 ``[1, N]``, the ``N`` features in the order of the normalizer's
   ``feature_names``, already z-scored (:class:`OnnxSignal` does that; see below);
@@ -81,7 +81,7 @@ DEFAULT_DEAD_BAND = 0.1  # |direction| below this is no signal
 # The features the shipped model uses, in its input order (the training script's list).
 FEATURE_NAMES = ("imbalance", "spread_bps", "momentum", "volatility", "depth_ratio", "trade_flow")
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+MODELS_DIR = Path(__file__).resolve().parent / "models"  # shipped with the package
 DEFAULT_MODEL_PATH = MODELS_DIR / "imbalance_mlp.onnx"
 DEFAULT_NORM_PATH = MODELS_DIR / "imbalance_mlp.norm.json"
 

@@ -47,9 +47,9 @@ Needs ``onnx`` (a training/dev dependency: ``pip install onnx``); the strategy n
 
 Usage::
 
-    python scripts/train_model.py                       # both recordings -> models/
-    python scripts/train_model.py --max-lines 5000 --out-dir /tmp/m   # a quick slice
-    python scripts/train_model.py --source sim          # 120 virtual seconds of the simulator, ~10 s
+    python -m hft.strategy.train_model                       # both recordings -> models/
+    python -m hft.strategy.train_model --max-lines 5000 --out-dir /tmp/m   # a quick slice
+    python -m hft.strategy.train_model --source sim          # 120 virtual seconds of the simulator, ~10 s
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 sys.path.insert(0, str(ROOT))
 
 from hft.feed.engine import FeedEngine, SymbolSpec  # noqa: E402
@@ -438,7 +438,7 @@ def export_onnx(p: dict[str, np.ndarray], feature_names: list[str], path: Path, 
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="hft scripts/train_model.py",
+        producer_name="hft hft/strategy/train_model.py",
         doc_string="imbalance MLP: z-scored features [1,N] -> direction (tanh), confidence (sigmoid), "
         "holding_period (ms)",
     )
@@ -484,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--l2", type=float, default=0.03, help="L2 penalty on the weights (not the biases)")
     parser.add_argument("--clip", type=float, default=5.0, help="clip z-scores to +-clip (0: off)")
     parser.add_argument("--dead-band", type=float, default=0.1)
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "models")
     parser.add_argument("--name", default=MODEL_NAME)
     args = parser.parse_args(argv)
     started = time.perf_counter()

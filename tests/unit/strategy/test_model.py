@@ -37,7 +37,7 @@ from hft.strategy.model import (
 
 ROOT = Path(__file__).resolve().parents[3]
 DATA_DIR = ROOT.parent / "shared" / "data" / "binance-spot"
-SCRIPT = ROOT / "scripts" / "train_model.py"
+SCRIPT = ROOT / "hft" / "strategy" / "train_model.py"
 NAMES = list(FEATURE_NAMES)
 
 
@@ -337,7 +337,7 @@ def test_contract_when_file_is_not_onnx_then_error(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------ training script
 @pytest.fixture(scope="module")
 def train_script() -> object:
-    """Import ``scripts/train_model.py`` as a module and warm the JIT it uses (feed kernels, features, predict).
+    """Import ``hft/strategy/train_model.py`` as a module and warm the JIT it uses (feed kernels, features, predict).
 
     numba's on-disk cache is keyed on every source file of the project (``shm_layout.numba_cache``): after any
     edit under ``hft/`` the first run recompiles the feed kernels, 15-30 s on two shared cores. That one-time
