@@ -131,6 +131,12 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     feature_window_ms: int = 1_000  # momentum and volatility look back this far
     max_position: str = "1.0"  # per symbol, in base units
     order_fraction: float = 0.5  # order size = fraction * max_position
+    generator: Literal["imbalance", "rules"] = "imbalance"  # which signal generator decides
+    rules: list[str] = msgspec.field(default_factory=list)  # generator "rules": "<condition> -> buy|sell|flat"
+    rule_holding_ms: int = 1_000  # holding period of a position opened by a rule
+    vpin_bucket_volume: str = "1.0"  # toxicity: base units per VPIN volume bucket
+    vpin_buckets: int = 50  # toxicity: buckets averaged
+    surge_half_life_ms: int = 60_000  # volume surge: half-life of the baseline volume
 
     def __post_init__(self) -> None:
         require(0 < self.imbalance_threshold <= 1, "strategy.imbalance_threshold must be in (0, 1]")
@@ -142,8 +148,20 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                 "strategy momentum/volatility scales must be positive")
         try:
             require(Decimal(self.max_position) > 0, "strategy.max_position must be positive")
+            require(Decimal(self.vpin_bucket_volume) > 0, "strategy.vpin_bucket_volume must be positive")
         except InvalidOperation:
-            raise ConfigError(f"strategy.max_position: {self.max_position!r} is not a number") from None
+            raise ConfigError("strategy.max_position and vpin_bucket_volume must be decimal strings") from None
+        require(self.rule_holding_ms > 0, "strategy.rule_holding_ms must be positive")
+        require(self.vpin_buckets > 0 and self.surge_half_life_ms > 0, "strategy.vpin_buckets/surge_half_life_ms > 0")
+        if self.generator == "rules":
+            require(bool(self.rules), 'strategy.rules: generator "rules" needs at least one rule')
+            from hft.strategy.kernels import FEATURE_NAMES
+            from hft.strategy.rules import RuleError, compile_rules
+
+            try:
+                compile_rules(self.rules, FEATURE_NAMES)
+            except RuleError as exc:
+                raise ConfigError(f"strategy.{exc}") from None
 
 
 class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

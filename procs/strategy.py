@@ -7,11 +7,14 @@ from decimal import Decimal
 
 import numpy as np
 
+from hft.config import decimal_to_fixed
 from hft.risk.config import build_limits
 from hft.risk.engine import RISK_REASON_NAMES, make_risk_state
 from hft.runtime import LOOP_STOPPED
 from hft.strategy.features import make_feature_state
-from hft.strategy.loop import N_STATE, S_MAX_POSITION, S_ORDER_SIZE, strategy_loop
+from hft.strategy.kernels import FEATURE_NAMES, configure_symbol, make_features, make_kernel_params, make_kernel_state
+from hft.strategy.loop import GENERATORS, N_STATE, S_MAX_POSITION, S_ORDER_SIZE, strategy_loop
+from hft.strategy.rules import compile_rules
 from hft.strategy.signal import (
     N_PARAMS,
     P_HOLD_MAX_MS,
@@ -54,6 +57,22 @@ def build_params(ctx: WorkerContext) -> tuple[np.ndarray, np.ndarray]:
     return params, state
 
 
+def build_kernels(ctx: WorkerContext) -> tuple[np.ndarray, tuple, np.ndarray]:
+    """Allocate the feature kernels' parameters, state and output rows once, from the config."""
+    cfg = ctx.config.strategy
+    n = len(ctx.config.symbols)
+    params = make_kernel_params(n)
+    for index, symbol in enumerate(ctx.config.symbols):
+        configure_symbol(
+            params, index, window_ns=cfg.feature_window_ms * 1_000_000,
+            bucket_volume=decimal_to_fixed(cfg.vpin_bucket_volume, symbol.size_decimals, "vpin_bucket_volume"),
+            n_buckets=cfg.vpin_buckets,
+            tick_size=decimal_to_fixed(symbol.tick_size, symbol.price_decimals, "tick_size"),
+            surge_half_life_ns=cfg.surge_half_life_ms * 1_000_000,
+        )
+    return params, tuple(make_kernel_state(n)), make_features(n)
+
+
 def risk_reason_counters() -> np.ndarray:
     """Map each risk reason code to the shared-memory counter that counts its denials."""
     counters = np.zeros(len(RISK_REASON_NAMES), np.int64)
@@ -77,6 +96,10 @@ def run(ctx: WorkerContext) -> int:
     risk_state, risk_fstate = make_risk_state(risk_limits)
     clock = np.zeros(1, np.int64)
     reason_counters = risk_reason_counters()
+    generator = GENERATORS[ctx.config.strategy.generator]
+    kparams, kstate, features = build_kernels(ctx)
+    compiled = compile_rules(ctx.config.strategy.rules or ["imbalance > 2 -> flat"], FEATURE_NAMES)
+    rule_stack = compiled.make_stack()
     ctx.log.info("strategy running: %d symbols, md consumer %d", len(ctx.config.symbols), md_consumer)
     first_pass = True
     while not ctx.should_exit():
@@ -88,7 +111,9 @@ def run(ctx: WorkerContext) -> int:
             ctx.control_words, ctx.stop_index, ctx.stage, ctx.kill_index, ctx.abort_index, ctx.proc_words, state,
             params, window_ns, sample_ts, sample_logmid, cursor, accum, ctx.wait_strategy,
             0 if first_pass else LOOP_SLICE_NS,  # the first pass only compiles (nothing flows before we run)
-            risk_limits, risk_state, risk_fstate, clock, reason_counters,
+            risk_limits, risk_state, risk_fstate, clock, reason_counters, generator, kparams, *kstate, features,
+            compiled.program, compiled.consts, compiled.rule_starts, compiled.actions, rule_stack,
+            float(ctx.config.strategy.rule_holding_ms),
         )
         first_pass = False
         # mirror this consumer's overrun counts (kept by the ring) into the process counters for stats

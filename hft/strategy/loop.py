@@ -20,6 +20,8 @@ from numba import njit
 from hft.risk.engine import RISK_OK, risk_check, risk_on_execution, risk_on_market, risk_on_order_sent
 from hft.runtime import LOOP_CONTINUE, claim_waiting, idle_pass
 from hft.strategy.features import update_window_features
+from hft.strategy.kernels import on_book, on_trade
+from hft.strategy.rules import ACTION_FLAT, evaluate_rules, rule_signal
 from hft.strategy.signal import imbalance_signal
 from shm_layout.atomics import load_relaxed, monotonic_ns
 from shm_layout.counters import (
@@ -38,6 +40,7 @@ from shm_layout.counters import (
 from shm_layout.records import (
     BOOK_SYNCED,
     CMD_NEW,
+    EV_TRADE,
     FLAG_LAST_IN_FRAME,
     ORDER_MARKET,
     SIDE_BUY,
@@ -52,6 +55,9 @@ from shm_layout.ring import ring_commit, ring_read, ring_read_hold, ring_release
 from shm_layout.seqlock import seqlock_read
 
 PERCENT = 100.0
+GENERATOR_IMBALANCE = 0  # the seed's order-book-imbalance rules (hft.strategy.signal)
+GENERATOR_RULES = 1  # rules from the config over the feature kernels' outputs (hft.strategy.rules)
+GENERATORS = {"imbalance": GENERATOR_IMBALANCE, "rules": GENERATOR_RULES}
 S_POSITION = 0
 S_PENDING = 1
 S_OPEN_ORDER_ID = 2
@@ -165,6 +171,21 @@ def _evaluate(
     risk_fstate: np.ndarray,
     clock: np.ndarray,
     reason_counters: np.ndarray,
+    generator: int,
+    kparams: np.ndarray,
+    kints: np.ndarray,
+    kaccs: np.ndarray,
+    kbook_ts: np.ndarray,
+    kbook_f: np.ndarray,
+    ktrades: np.ndarray,
+    kbuckets: np.ndarray,
+    features: np.ndarray,
+    rule_program: np.ndarray,
+    rule_consts: np.ndarray,
+    rule_starts: np.ndarray,
+    rule_actions: np.ndarray,
+    rule_stack: np.ndarray,
+    rule_holding_ms: float,
 ) -> None:
     retries = seqlock_read(snap_words, symbol, snapshot_words, SNAPSHOT_MAX_RETRIES)
     counter_add(proc, C_SEQLOCK_READS, 1)
@@ -186,6 +207,7 @@ def _evaluate(
     )
     momentum = PERCENT * log_return  # the signal takes returns in percent (see hft.strategy.signal)
     volatility = PERCENT * realized_vol
+    on_book(symbol, book, kparams, kints, kaccs, kbook_ts, kbook_f, ktrades, kbuckets, features)
     if book.ts_exch > clock[0]:
         clock[0] = book.ts_exch  # the decision clock: the latest venue time seen on any symbol
     risk_on_market(risk_limits, risk_state, risk_fstate, symbol, book.mid_x2 // 2, clock[0])
@@ -193,7 +215,15 @@ def _evaluate(
         return  # one order in flight per symbol: wait for its execution report
     position = state[symbol, S_POSITION]
     now = book.ts_exch  # decisions run on the venue's clock: a replay decides exactly as the live run did
-    direction, _strength, _confidence, holding_ms = imbalance_signal(book.imbalance, momentum, volatility, params)
+    flatten = False
+    if generator == GENERATOR_RULES:
+        action = evaluate_rules(rule_program, rule_consts, rule_starts, rule_actions, features[symbol], rule_stack)
+        flatten = action == ACTION_FLAT
+        direction, _strength, _confidence, holding_ms = rule_signal(action, rule_holding_ms)
+    else:
+        direction, _strength, _confidence, holding_ms = imbalance_signal(
+            book.imbalance, momentum, volatility, params
+        )
     quantity = 0
     if direction != 0:
         counter_add(proc, C_SIGNALS, 1)
@@ -201,8 +231,8 @@ def _evaluate(
         if position == 0 or (position > 0) != (direction > 0):
             quantity = target - position  # open, or close and reverse
         state[symbol, S_HOLD_UNTIL_NS] = now + int(holding_ms * 1e6)
-    elif position != 0 and now >= state[symbol, S_HOLD_UNTIL_NS]:
-        quantity = -position  # holding period over: flatten
+    elif position != 0 and (flatten or now >= state[symbol, S_HOLD_UNTIL_NS]):
+        quantity = -position  # a "flat" rule fired, or the holding period is over: flatten
     if quantity == 0:
         return
     kill = load_relaxed(control_words, kill_index)
@@ -261,6 +291,21 @@ def strategy_loop(
     risk_fstate: np.ndarray,
     clock: np.ndarray,
     reason_counters: np.ndarray,
+    generator: int,
+    kparams: np.ndarray,
+    kints: np.ndarray,
+    kaccs: np.ndarray,
+    kbook_ts: np.ndarray,
+    kbook_f: np.ndarray,
+    ktrades: np.ndarray,
+    kbuckets: np.ndarray,
+    features: np.ndarray,
+    rule_program: np.ndarray,
+    rule_consts: np.ndarray,
+    rule_starts: np.ndarray,
+    rule_actions: np.ndarray,
+    rule_stack: np.ndarray,
+    rule_holding_ms: float,
 ) -> int:
     """Run until ``max_run_ns`` passed (LOOP_TIMEOUT) or the stop stage came and md.events is drained."""
     deadline = monotonic_ns() + max_run_ns
@@ -279,13 +324,18 @@ def strategy_loop(
             md_cursor = ring_tail(md_ctrl, md_consumer) + n_md  # the market state the decisions below saw
             for k in range(n_md):
                 event = md_batch[k]
+                if event.kind == EV_TRADE and 0 <= event.symbol_id < state.shape[0]:
+                    on_trade(event.symbol_id, event.ts_exch, event.price, event.size, event.side, kparams, kints,
+                             kaccs, kbook_ts, kbook_f, ktrades, kbuckets, features)
                 if event.flags & FLAG_LAST_IN_FRAME:
                     hist_record(proc, H_MD_HOP, now - event.ts_init)
                     _evaluate(
                         event.symbol_id, event.ts_recv, snap_words, snapshot, snapshot_words, state, params,
                         window_ns, sample_ts, sample_logmid, cursor, accum, order_ctrl, order_slots, md_cursor,
                         control_words, kill_index, abort_index, proc, wait_strategy, risk_limits, risk_state,
-                        risk_fstate, clock, reason_counters,
+                        risk_fstate, clock, reason_counters, generator, kparams, kints, kaccs, kbook_ts, kbook_f,
+                        ktrades, kbuckets, features, rule_program, rule_consts, rule_starts, rule_actions,
+                        rule_stack, rule_holding_ms,
                     )
             # processed, not just copied: the cursor a lock-step replay feed waits on
             ring_release(md_ctrl, md_consumer, md_cursor)

@@ -11,7 +11,17 @@ from hft.risk.config import RiskConfig, build_limits
 from hft.risk.engine import make_risk_state
 from hft.runtime import LOOP_STOPPED, LOOP_TIMEOUT
 from hft.strategy.features import make_feature_state
+from hft.strategy.kernels import (
+    F_IMBALANCE,
+    F_SPREAD_BPS,
+    FEATURE_NAMES,
+    configure_symbol,
+    make_features,
+    make_kernel_params,
+    make_kernel_state,
+)
 from hft.strategy.loop import (
+    GENERATORS,
     N_STATE,
     S_MAX_POSITION,
     S_OPEN_ORDER_ID,
@@ -19,6 +29,7 @@ from hft.strategy.loop import (
     S_POSITION,
     strategy_loop,
 )
+from hft.strategy.rules import compile_rules
 from procs.strategy import risk_reason_counters
 from shm_layout.counters import C_ORDERS, C_RISK_REJECTS, C_TICKS, W_COUNTERS, C
 from shm_layout.layout import (
@@ -71,6 +82,13 @@ class Harness:
         self.risk = (limits, *make_risk_state(limits))  # 0.001 BTC at 8 decimals = MAX_POSITION
         self.decision_clock = np.zeros(1, np.int64)
         self.reason_counters = risk_reason_counters()
+        self.generator = GENERATORS["imbalance"]
+        self.kparams = make_kernel_params(1)
+        configure_symbol(self.kparams, 0, window_ns=10_000_000_000, bucket_volume=100_000_000)
+        self.kstate = tuple(make_kernel_state(1))
+        self.kfeatures = make_features(1)
+        self.rules = compile_rules(["imbalance > 2 -> flat"], FEATURE_NAMES)
+        self.rule_stack = self.rules.make_stack()
 
     def book(self, bid_size: int, ask_size: int, mid_ticks: int = 6_000_000) -> None:
         snap = np.zeros(1, BOOK_SNAPSHOT)
@@ -96,7 +114,9 @@ class Harness:
             orders.ctrl, orders.slots, execs.ctrl, execs.slots, 0, self.exec_batch, p.control.words,
             W_STOP_REQUESTED, STAGE_STRATEGY, W_KILL_SWITCH, W_ABORT_REQUESTED,
             p.control.process_words(PROC_STRATEGY), self.state, self.params, 10_000_000_000, *self.features, 0,
-            1_000_000, *self.risk, self.decision_clock, self.reason_counters,
+            1_000_000, *self.risk, self.decision_clock, self.reason_counters, self.generator, self.kparams,
+            *self.kstate, self.kfeatures, self.rules.program, self.rules.consts, self.rules.rule_starts,
+            self.rules.actions, self.rule_stack, 1000.0,
         )
 
     def orders(self) -> np.ndarray:
@@ -221,3 +241,22 @@ def test_reversal_when_kill_switch_active_then_cut_to_a_flattening_order(harness
     orders = harness.orders()
     assert len(orders) == 1
     assert orders[0]["side"] == SIDE_SELL and orders[0]["size"] == ORDER_SIZE
+
+
+def test_rules_generator_when_rule_matches_features_then_orders_follow_the_rule(harness: Harness) -> None:
+    harness.generator = GENERATORS["rules"]
+    harness.rules = compile_rules(["spread_bps < 5 and imbalance < -0.5 -> buy", "imbalance > 0.5 -> flat"],
+                                  FEATURE_NAMES)
+    harness.rule_stack = harness.rules.make_stack()
+    harness.book(bid_size=100, ask_size=900)  # imbalance -0.8, spread 2 ticks on 60,000.00: a contrarian buy
+    harness.step()
+    assert harness.kfeatures[0, F_IMBALANCE] == -0.8
+    assert harness.kfeatures[0, F_SPREAD_BPS] < 5
+    orders = harness.orders()
+    assert len(orders) == 1 and orders[0]["side"] == SIDE_BUY
+    harness.fill(orders[0], ORDER_SIZE)
+    harness.step()
+    harness.book(bid_size=900, ask_size=100)  # "flat" rule: close the long at once
+    harness.step()
+    orders = harness.orders()
+    assert len(orders) == 1 and orders[0]["side"] == SIDE_SELL and orders[0]["size"] == ORDER_SIZE

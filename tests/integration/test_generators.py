@@ -1,0 +1,38 @@
+"""Signal generators chosen by config alone trade in `hft run`; a bad rule is a clear config error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.integration.test_pipeline import hft
+
+RULES_CONFIG = """
+[strategy]
+generator = "rules"
+rules = [
+  "imbalance > 0.4 and trade_flow > 0 -> buy",
+  "imbalance < -0.4 and trade_flow < 0 -> sell",
+  "abs(imbalance) < 0.05 -> flat",
+]
+rule_holding_ms = 500
+"""
+
+
+def test_rules_generator_when_configured_then_pipeline_trades_on_it(instance: str, tmp_path: Path) -> None:
+    config = tmp_path / "rules.toml"
+    config.write_text(RULES_CONFIG)
+    result = hft("run", "--config", str(config), "--duration", "6", "--instance", instance,
+                 "--db", str(tmp_path / "r.db"), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["orders"] > 0 and summary["fills"] == summary["orders"]
+    assert summary["db_trades"] == summary["fills"]
+
+
+def test_rules_generator_when_rule_names_unknown_feature_then_config_error_points_at_it(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[strategy]\ngenerator = "rules"\nrules = ["imbalanse > 0.4 -> buy"]\n')
+    result = hft("run", "--config", str(config), "--duration", "1", timeout=60)
+    assert result.returncode == 2
+    assert "unknown feature 'imbalanse'; did you mean 'imbalance'?" in result.stderr
