@@ -1,0 +1,40 @@
+"""Smoke tests of bench/strategy.py and bench/feed.py: tiny runs must produce complete JSON reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+DATA = REPO.parent / "shared" / "data" / "binance-spot" / "hftbacktest_spot_btcusdt_20240808.gz"
+
+
+def run_bench(*args: str) -> dict:
+    result = subprocess.run([sys.executable, *args, "--json-only"], capture_output=True, text=True, timeout=300,
+                            check=False, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def test_strategy_bench_when_run_briefly_then_every_generator_orders_and_nothing_is_left() -> None:
+    report = run_bench(str(REPO / "bench" / "strategy.py"), "--ticks", "400")
+    for generator in ("imbalance", "rules"):
+        tick_to_order = report["results"][generator]["tick_to_order"]
+        assert tick_to_order["count"] > 0
+        assert 0 < tick_to_order["p50"] <= tick_to_order["p99"]
+        assert report["results"][generator]["md_hop"]["count"] == 400
+    assert not [name for name in os.listdir("/dev/shm") if name.startswith("hft.stratbench")]
+
+
+@pytest.mark.skipif(not DATA.is_file(), reason=f"recorded data {DATA} is absent")
+def test_feed_bench_when_run_then_reports_every_kind_and_the_target() -> None:
+    report = run_bench(str(REPO / "bench" / "feed.py"), "--repeats", "1")
+    latency = report["latency"]["jitted scanner (default)"]
+    assert {"bookTicker", "trade", "depth<=10", "depth>10"} <= set(latency)
+    assert report["sustained"]["jitted scanner (default)"]["events_per_s"] > 0
+    assert "depth<=10 p50 < 5 us" in report["target"]
