@@ -9,16 +9,10 @@ Pipeline, deterministic for given inputs and ``--seed``:
    through the same engine, the REST snapshot taken from the model when the engine asks for one.
 2. **Samples.** One row each time a synced book changes (the engine's ``dirty`` flag: what the strategy
    evaluates), on the venue clock (``ts_exch``, the depth diff's ``E``). Features, named as in the feature
-   library (``hft.strategy.model.FEATURE_NAMES``), computed here on purpose (simple, documented):
-
-   ``imbalance``    (bid_size - ask_size) / (bid_size + ask_size) at the touch (the snapshot's own field)
-   ``spread_bps``   (ask - bid) / mid * 1e4
-   ``momentum``     100 x log return of the mid over the trailing ``--window-ms`` (percent), from
-                    ``hft.strategy.features.update_window_features`` exactly as the strategy loop calls it
-   ``volatility``   100 x the per-tick std of log mid returns over that window (percent), same kernel
-   ``depth_ratio``  (sum bid sizes - sum ask sizes) / (sum of both) over the top 10 levels, in [-1, 1]
-   ``trade_flow``   (buy-aggressor volume - sell-aggressor volume) / total volume of the trades received over the
-                    trailing window (trade time ``E``), in [-1, 1]; 0 with no trade
+   library (``hft.strategy.model.FEATURE_NAMES``), computed by the strategy's own kernels
+   (``hft.strategy.kernels.on_book`` / ``on_trade``, formulas in that module): the model sees in production
+   exactly the numbers it was trained on. ``imbalance``, ``spread_bps``, ``momentum`` (exponentially weighted
+   log return, percent), ``volatility`` (percent), ``depth_ratio`` (log ratio of top-10 sizes), ``trade_flow``.
 
 3. **Labels** (per sample at time t, mid as of a time = the last book at or before it):
    ``sign``   = sign(mid(t + H) - mid(t)) in {-1, 0, +1}, H = ``--horizon-ms`` (1000), exact on the integer mid;
@@ -59,7 +53,6 @@ import json
 import math
 import sys
 import time
-from collections import deque
 from pathlib import Path
 from typing import NamedTuple
 
@@ -70,7 +63,10 @@ sys.path.insert(0, str(ROOT))
 
 from hft.feed.engine import FeedEngine, SymbolSpec  # noqa: E402
 from hft.recording.formats import FRAME, open_recording  # noqa: E402
-from hft.strategy.features import make_feature_state, update_window_features  # noqa: E402
+from hft.strategy.kernels import FEATURE_NAMES as KERNEL_FEATURE_NAMES  # noqa: E402
+from hft.strategy.kernels import configure_symbol, make_features, make_kernel_params, make_kernel_state  # noqa: E402
+from hft.strategy.kernels import on_book as kernel_on_book  # noqa: E402
+from hft.strategy.kernels import on_trade as kernel_on_trade  # noqa: E402
 from hft.strategy.model import (  # noqa: E402
     FEATURE_NAMES,
     INPUT_NAME,
@@ -82,7 +78,7 @@ from hft.strategy.model import (  # noqa: E402
     OnnxSignal,
     save_normalizer,
 )
-from shm_layout.records import BOOK_SYNCED, EV_TRADE, TOP_LEVELS  # noqa: E402
+from shm_layout.records import BOOK_SYNCED, EV_TRADE  # noqa: E402
 
 DATA_DIR = ROOT.parent / "shared" / "data" / "binance-spot"
 DEFAULT_FILES = [
@@ -110,44 +106,32 @@ class Series(NamedTuple):
 
 # ---------------------------------------------------------------------------------------------- features
 class FeatureBuilder:
-    """Per-symbol feature state fed from the engine's snapshots and trade events (see the module docstring)."""
+    """Per-symbol features from ``hft.strategy.kernels``: exactly what the strategy process computes live.
 
-    def __init__(self, n_symbols: int, window_ms: int) -> None:
-        self.window_ns = window_ms * 1_000_000
-        self.state = make_feature_state(n_symbols)
-        self.trades: list[deque[tuple[int, float]]] = [deque() for _ in range(n_symbols)]  # (ts, signed size)
+    The model's inputs are a subset of the kernels' rows (``FEATURE_NAMES``), taken at every changed two-sided
+    synced book, so a model trained here sees in production the very numbers it was trained on.
+    """
+
+    def __init__(self, n_symbols: int, window_ms: int, bucket_volume: int = 100_000_000) -> None:
+        self.params = make_kernel_params(n_symbols)
+        for sid in range(n_symbols):
+            configure_symbol(self.params, sid, window_ns=window_ms * 1_000_000, bucket_volume=bucket_volume)
+        self.state = tuple(make_kernel_state(n_symbols))
+        self.features = make_features(n_symbols)
+        self.columns = [KERNEL_FEATURE_NAMES.index(name) for name in FEATURE_NAMES]
         self.rows: list[list[tuple[int, int, list[float]]]] = [[] for _ in range(n_symbols)]
 
-    def on_trade(self, sid: int, ts_ns: int, side: int, size: float) -> None:
-        self.trades[sid].append((ts_ns, side * size))
+    def on_trade(self, sid: int, ts_ns: int, price: int, size: int, side: int) -> None:
+        kernel_on_trade(sid, ts_ns, price, size, side, self.params, *self.state, self.features)
 
     def on_book(self, sid: int, snap: np.void) -> None:
         ts = int(snap["ts_exch"])
         bid, ask = int(snap["bid_price"]), int(snap["ask_price"])
         if snap["status"] != BOOK_SYNCED or ts <= 0 or bid <= 0 or ask <= bid:
             return
-        mid_x2 = int(snap["mid_x2"])
-        log_return, realized_vol = update_window_features(
-            sid, ts, math.log(float(mid_x2)), self.window_ns, *self.state
-        )
-        bids = float(snap["bid_sizes"][:TOP_LEVELS].sum())
-        asks = float(snap["ask_sizes"][:TOP_LEVELS].sum())
-        depth_ratio = (bids - asks) / (bids + asks) if bids + asks > 0 else 0.0
-        trades = self.trades[sid]
-        while trades and ts - trades[0][0] > self.window_ns:
-            trades.popleft()
-        buy = sum(signed for _, signed in trades if signed > 0)  # a few dozen trades: summed, never drifts
-        sell = -sum(signed for _, signed in trades if signed < 0)
-        trade_flow = (buy - sell) / (buy + sell) if buy + sell > 0 else 0.0
-        row = [
-            float(snap["imbalance"]),
-            2e4 * (ask - bid) / mid_x2,
-            PERCENT * log_return,
-            PERCENT * realized_vol,
-            depth_ratio,
-            trade_flow,
-        ]
-        self.rows[sid].append((ts, mid_x2, row))
+        kernel_on_book(sid, snap, self.params, *self.state, self.features)
+        row = [float(self.features[sid, column]) for column in self.columns]
+        self.rows[sid].append((ts, int(snap["mid_x2"]), row))
 
     def series(self, names: list[str]) -> list[Series]:
         out = []
@@ -170,8 +154,8 @@ def _drain(engine: FeedEngine, n: int, builder: FeatureBuilder, size_scales: lis
     for k in range(n):
         ev = events[k]
         if ev["kind"] == EV_TRADE:
-            sid = int(ev["symbol_id"])
-            builder.on_trade(sid, int(ev["ts_exch"]), int(ev["side"]), float(ev["size"]) * size_scales[sid])
+            builder.on_trade(int(ev["symbol_id"]), int(ev["ts_exch"]), int(ev["price"]), int(ev["size"]),
+                             int(ev["side"]))
     for sid in np.flatnonzero(engine.dirty):
         engine.dirty[sid] = 0
         builder.on_book(int(sid), engine.snapshots[sid])
