@@ -131,9 +131,11 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     feature_window_ms: int = 1_000  # momentum and volatility look back this far
     max_position: str = "1.0"  # per symbol, in base units
     order_fraction: float = 0.5  # order size = fraction * max_position
-    generator: Literal["imbalance", "rules"] = "imbalance"  # which signal generator decides
+    generator: Literal["imbalance", "rules", "onnx"] = "imbalance"  # which signal generator decides
     rules: list[str] = msgspec.field(default_factory=list)  # generator "rules": "<condition> -> buy|sell|flat"
     rule_holding_ms: int = 1_000  # holding period of a position opened by a rule
+    model_path: str = ""  # generator "onnx": the model ("": the shipped hft/strategy/models/imbalance_mlp.onnx)
+    model_norm_path: str = ""  # its normalizer JSON ("": the shipped one beside the default model)
     vpin_bucket_volume: str = "1.0"  # toxicity: base units per VPIN volume bucket
     vpin_buckets: int = 50  # toxicity: buckets averaged
     surge_half_life_ms: int = 60_000  # volume surge: half-life of the baseline volume
@@ -153,6 +155,9 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ConfigError("strategy.max_position and vpin_bucket_volume must be decimal strings") from None
         require(self.rule_holding_ms > 0, "strategy.rule_holding_ms must be positive")
         require(self.vpin_buckets > 0 and self.surge_half_life_ms > 0, "strategy.vpin_buckets/surge_half_life_ms > 0")
+        for key in ("model_path", "model_norm_path"):
+            path = getattr(self, key)
+            require(not path or os.path.isfile(path), f"strategy.{key}: no such file {path!r}")
         if self.generator == "rules":
             require(bool(self.rules), 'strategy.rules: generator "rules" needs at least one rule')
             from hft.strategy.kernels import FEATURE_NAMES

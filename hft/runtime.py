@@ -15,6 +15,7 @@ LOOP_CONTINUE = -1
 LOOP_TIMEOUT = 0  # the time slice is over: back to Python for housekeeping
 LOOP_STOPPED = 1  # the stop stage reached this process and its input is drained
 LOOP_ABORTED = 2  # a forced shutdown interrupted a wait on a full ring
+LOOP_NEED_MODEL = 3  # the strategy handed a tick to a model that runs in Python (ONNX)
 
 
 @njit(cache=True)

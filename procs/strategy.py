@@ -10,10 +10,20 @@ import numpy as np
 from hft.config import decimal_to_fixed
 from hft.risk.config import build_limits
 from hft.risk.engine import RISK_REASON_NAMES, make_risk_state
-from hft.runtime import LOOP_STOPPED
+from hft.runtime import LOOP_NEED_MODEL, LOOP_STOPPED
 from hft.strategy.features import make_feature_state
 from hft.strategy.kernels import FEATURE_NAMES, configure_symbol, make_features, make_kernel_params, make_kernel_state
-from hft.strategy.loop import GENERATORS, N_STATE, S_MAX_POSITION, S_ORDER_SIZE, strategy_loop
+from hft.strategy.loop import (
+    GENERATOR_ONNX,
+    GENERATORS,
+    N_STATE,
+    P_SYMBOL,
+    S_MAX_POSITION,
+    S_ORDER_SIZE,
+    act_on_model,
+    strategy_loop,
+)
+from hft.strategy.model import DEFAULT_MODEL_PATH, DEFAULT_NORM_PATH, OnnxSignal
 from hft.strategy.rules import compile_rules
 from hft.strategy.signal import (
     N_PARAMS,
@@ -55,6 +65,17 @@ def build_params(ctx: WorkerContext) -> tuple[np.ndarray, np.ndarray]:
         if state[index, S_ORDER_SIZE] <= 0:
             raise ValueError(f"{symbol.name}: order size rounds to zero lots")
     return params, state
+
+
+def load_model(ctx: WorkerContext) -> OnnxSignal:
+    """Load the configured ONNX model (default: the shipped one) and check it against the kernels' features."""
+    cfg = ctx.config.strategy
+    model_path = cfg.model_path or str(DEFAULT_MODEL_PATH)
+    norm_path = cfg.model_norm_path or (str(DEFAULT_NORM_PATH) if not cfg.model_path else
+                                        str(model_path).removesuffix(".onnx") + ".norm.json")
+    model = OnnxSignal(model_path, norm_path, FEATURE_NAMES)
+    ctx.log.info("onnx model %s loaded (features %s)", model_path, ", ".join(model.normalizer.feature_names))
+    return model
 
 
 def build_kernels(ctx: WorkerContext) -> tuple[np.ndarray, tuple, np.ndarray]:
@@ -100,6 +121,13 @@ def run(ctx: WorkerContext) -> int:
     kparams, kstate, features = build_kernels(ctx)
     compiled = compile_rules(ctx.config.strategy.rules or ["imbalance > 2 -> flat"], FEATURE_NAMES)
     rule_stack = compiled.make_stack()
+    pending = np.zeros(4, np.int64)
+    model = load_model(ctx) if generator == GENERATOR_ONNX else None
+    if model is not None:  # compile and warm the hand-off before reporting ready (direction 0: no order)
+        model.predict(features[0])
+        act_on_model(0, 0, 0.0, snapshot, pending, state, orders.ctrl, orders.slots, ctx.control_words,
+                     ctx.kill_index, ctx.abort_index, ctx.proc_words, ctx.wait_strategy, risk_limits, risk_state,
+                     risk_fstate, clock, reason_counters)
     ctx.log.info("strategy running: %d symbols, md consumer %d", len(ctx.config.symbols), md_consumer)
     first_pass = True
     while not ctx.should_exit():
@@ -113,8 +141,15 @@ def run(ctx: WorkerContext) -> int:
             0 if first_pass else LOOP_SLICE_NS,  # the first pass only compiles (nothing flows before we run)
             risk_limits, risk_state, risk_fstate, clock, reason_counters, generator, kparams, *kstate, features,
             compiled.program, compiled.consts, compiled.rule_starts, compiled.actions, rule_stack,
-            float(ctx.config.strategy.rule_holding_ms),
+            float(ctx.config.strategy.rule_holding_ms), pending,
         )
+        if status == LOOP_NEED_MODEL:
+            symbol = int(pending[P_SYMBOL])
+            direction, _strength, _confidence, holding_ms = model.predict(features[symbol])
+            act_on_model(symbol, direction, holding_ms, snapshot, pending, state, orders.ctrl, orders.slots,
+                         ctx.control_words, ctx.kill_index, ctx.abort_index, ctx.proc_words, ctx.wait_strategy,
+                         risk_limits, risk_state, risk_fstate, clock, reason_counters)
+            continue
         first_pass = False
         # mirror this consumer's overrun counts (kept by the ring) into the process counters for stats
         consumer = md.control[0]["consumers"][md_consumer]

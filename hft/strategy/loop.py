@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit
 
 from hft.risk.engine import RISK_OK, risk_check, risk_on_execution, risk_on_market, risk_on_order_sent
-from hft.runtime import LOOP_CONTINUE, claim_waiting, idle_pass
+from hft.runtime import LOOP_CONTINUE, LOOP_NEED_MODEL, claim_waiting, idle_pass
 from hft.strategy.features import update_window_features
 from hft.strategy.kernels import on_book, on_trade
 from hft.strategy.rules import ACTION_FLAT, evaluate_rules, rule_signal
@@ -57,7 +57,13 @@ from shm_layout.seqlock import seqlock_read
 PERCENT = 100.0
 GENERATOR_IMBALANCE = 0  # the seed's order-book-imbalance rules (hft.strategy.signal)
 GENERATOR_RULES = 1  # rules from the config over the feature kernels' outputs (hft.strategy.rules)
-GENERATORS = {"imbalance": GENERATOR_IMBALANCE, "rules": GENERATOR_RULES}
+GENERATOR_ONNX = 2  # an ONNX model run by the process in Python (hft.strategy.model): the loop hands the tick over
+GENERATORS = {"imbalance": GENERATOR_IMBALANCE, "rules": GENERATOR_RULES, "onnx": GENERATOR_ONNX}
+EVAL_DONE = 0
+EVAL_NEED_MODEL = 1  # the tick is ready (features updated) and waits for the model's decision
+P_SYMBOL = 0  # pending[]: the tick handed to the model
+P_TS_RECV = 1
+P_MD_CURSOR = 2
 S_POSITION = 0
 S_PENDING = 1
 S_OPEN_ORDER_ID = 2
@@ -186,20 +192,20 @@ def _evaluate(
     rule_actions: np.ndarray,
     rule_stack: np.ndarray,
     rule_holding_ms: float,
-) -> None:
+) -> int:
     retries = seqlock_read(snap_words, symbol, snapshot_words, SNAPSHOT_MAX_RETRIES)
     counter_add(proc, C_SEQLOCK_READS, 1)
     if retries < 0:
         counter_add(proc, C_SEQLOCK_RETRIES, SNAPSHOT_MAX_RETRIES)
         counter_add(proc, C_ERRORS, 1)
-        return
+        return EVAL_DONE
     if retries > 0:
         counter_add(proc, C_SEQLOCK_RETRIES, retries)
     book = snapshot[0]
     if book.status != BOOK_SYNCED or book.bid_price <= 0 or book.ask_price <= book.bid_price:
-        return
+        return EVAL_DONE
     if book.seq == state[symbol, S_LAST_SNAPSHOT_SEQ]:
-        return  # a trade-only frame: the book did not change
+        return EVAL_DONE  # a trade-only frame: the book did not change
     state[symbol, S_LAST_SNAPSHOT_SEQ] = book.seq
     counter_add(proc, C_TICKS, 1)
     log_return, realized_vol = update_window_features(
@@ -212,9 +218,9 @@ def _evaluate(
         clock[0] = book.ts_exch  # the decision clock: the latest venue time seen on any symbol
     risk_on_market(risk_limits, risk_state, risk_fstate, symbol, book.mid_x2 // 2, clock[0])
     if state[symbol, S_OPEN_ORDER_ID] != 0:
-        return  # one order in flight per symbol: wait for its execution report
-    position = state[symbol, S_POSITION]
-    now = book.ts_exch  # decisions run on the venue's clock: a replay decides exactly as the live run did
+        return EVAL_DONE  # one order in flight per symbol: wait for its execution report
+    if generator == GENERATOR_ONNX:
+        return EVAL_NEED_MODEL
     flatten = False
     if generator == GENERATOR_RULES:
         action = evaluate_rules(rule_program, rule_consts, rule_starts, rule_actions, features[symbol], rule_stack)
@@ -224,6 +230,39 @@ def _evaluate(
         direction, _strength, _confidence, holding_ms = imbalance_signal(
             book.imbalance, momentum, volatility, params
         )
+    _act(symbol, direction, holding_ms, flatten, snapshot, ts_recv, md_cursor, state, order_ctrl, order_slots,
+         control_words, kill_index, abort_index, proc, wait_strategy, risk_limits, risk_state, risk_fstate, clock,
+         reason_counters)
+    return EVAL_DONE
+
+
+@njit(cache=True)
+def _act(
+    symbol: int,
+    direction: int,
+    holding_ms: float,
+    flatten: bool,
+    snapshot: np.ndarray,
+    ts_recv: int,
+    md_cursor: int,
+    state: np.ndarray,
+    order_ctrl: np.ndarray,
+    order_slots: np.ndarray,
+    control_words: np.ndarray,
+    kill_index: int,
+    abort_index: int,
+    proc: np.ndarray,
+    wait_strategy: int,
+    risk_limits: np.ndarray,
+    risk_state: np.ndarray,
+    risk_fstate: np.ndarray,
+    clock: np.ndarray,
+    reason_counters: np.ndarray,
+) -> None:
+    """Turn a generator's decision on the tick in ``snapshot`` into an order: sizing, holding, risk, publish."""
+    book = snapshot[0]
+    position = state[symbol, S_POSITION]
+    now = book.ts_exch  # decisions run on the venue's clock: a replay decides exactly as the live run did
     quantity = 0
     if direction != 0:
         counter_add(proc, C_SIGNALS, 1)
@@ -254,6 +293,35 @@ def _evaluate(
         risk_on_order_sent(risk_limits, risk_state, clock[0])
         state[symbol, S_PENDING] = quantity
         state[symbol, S_OPEN_ORDER_ID] = order_id
+
+
+
+
+@njit(cache=True)
+def act_on_model(
+    symbol: int,
+    direction: int,
+    holding_ms: float,
+    snapshot: np.ndarray,
+    pending: np.ndarray,
+    state: np.ndarray,
+    order_ctrl: np.ndarray,
+    order_slots: np.ndarray,
+    control_words: np.ndarray,
+    kill_index: int,
+    abort_index: int,
+    proc: np.ndarray,
+    wait_strategy: int,
+    risk_limits: np.ndarray,
+    risk_state: np.ndarray,
+    risk_fstate: np.ndarray,
+    clock: np.ndarray,
+    reason_counters: np.ndarray,
+) -> None:
+    """Act on the model's decision for the tick ``strategy_loop`` handed over (``LOOP_NEED_MODEL``)."""
+    _act(symbol, direction, holding_ms, False, snapshot, pending[P_TS_RECV], pending[P_MD_CURSOR], state,
+         order_ctrl, order_slots, control_words, kill_index, abort_index, proc, wait_strategy, risk_limits,
+         risk_state, risk_fstate, clock, reason_counters)
 
 
 @njit(cache=True)
@@ -306,6 +374,7 @@ def strategy_loop(
     rule_actions: np.ndarray,
     rule_stack: np.ndarray,
     rule_holding_ms: float,
+    pending: np.ndarray,
 ) -> int:
     """Run until ``max_run_ns`` passed (LOOP_TIMEOUT) or the stop stage came and md.events is drained."""
     deadline = monotonic_ns() + max_run_ns
@@ -329,7 +398,7 @@ def strategy_loop(
                              kaccs, kbook_ts, kbook_f, ktrades, kbuckets, features)
                 if event.flags & FLAG_LAST_IN_FRAME:
                     hist_record(proc, H_MD_HOP, now - event.ts_init)
-                    _evaluate(
+                    verdict = _evaluate(
                         event.symbol_id, event.ts_recv, snap_words, snapshot, snapshot_words, state, params,
                         window_ns, sample_ts, sample_logmid, cursor, accum, order_ctrl, order_slots, md_cursor,
                         control_words, kill_index, abort_index, proc, wait_strategy, risk_limits, risk_state,
@@ -337,6 +406,13 @@ def strategy_loop(
                         ktrades, kbuckets, features, rule_program, rule_consts, rule_starts, rule_actions,
                         rule_stack, rule_holding_ms,
                     )
+                    if verdict == EVAL_NEED_MODEL:
+                        # hand the tick to the model in Python; events after it stay unreleased for the next call
+                        pending[P_SYMBOL] = event.symbol_id
+                        pending[P_TS_RECV] = event.ts_recv
+                        pending[P_MD_CURSOR] = md_cursor - n_md + k + 1
+                        ring_release(md_ctrl, md_consumer, pending[P_MD_CURSOR])
+                        return LOOP_NEED_MODEL
             # processed, not just copied: the cursor a lock-step replay feed waits on
             ring_release(md_ctrl, md_consumer, md_cursor)
         if n_md == 0 and n_exec == 0:

@@ -36,3 +36,22 @@ def test_rules_generator_when_rule_names_unknown_feature_then_config_error_point
     result = hft("run", "--config", str(config), "--duration", "1", timeout=60)
     assert result.returncode == 2
     assert "unknown feature 'imbalanse'; did you mean 'imbalance'?" in result.stderr
+
+
+def test_onnx_generator_when_configured_then_the_shipped_model_trades(instance: str, tmp_path: Path) -> None:
+    config = tmp_path / "onnx.toml"
+    config.write_text('[strategy]\ngenerator = "onnx"\n')
+    result = hft("run", "--config", str(config), "--duration", "8", "--instance", instance,
+                 "--db", str(tmp_path / "o.db"), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert "onnx model" in result.stderr and "imbalance_mlp.onnx loaded" in result.stderr
+    assert summary["orders"] > 0 and summary["fills"] == summary["orders"]
+
+
+def test_onnx_generator_when_model_file_missing_then_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[strategy]\ngenerator = "onnx"\nmodel_path = "/nonexistent/model.onnx"\n')
+    result = hft("run", "--config", str(config), "--duration", "1", timeout=60)
+    assert result.returncode == 2
+    assert "strategy.model_path: no such file" in result.stderr

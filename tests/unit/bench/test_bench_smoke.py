@@ -23,7 +23,7 @@ def run_bench(*args: str) -> dict:
 
 def test_strategy_bench_when_run_briefly_then_every_generator_orders_and_nothing_is_left() -> None:
     report = run_bench(str(REPO / "bench" / "strategy.py"), "--ticks", "400")
-    for generator in ("imbalance", "rules"):
+    for generator in ("imbalance", "rules", "onnx"):
         tick_to_order = report["results"][generator]["tick_to_order"]
         assert tick_to_order["count"] > 0
         assert 0 < tick_to_order["p50"] <= tick_to_order["p99"]

@@ -55,6 +55,7 @@ from shm_layout.records import (
     STATUS_FILLED,
     SYMBOL_INFO,
 )
+from shm_layout.ring import ring_tail
 from tests.unit.strategy.test_signal_and_features import seed_params
 
 ORDER_SIZE = 50_000
@@ -89,6 +90,7 @@ class Harness:
         self.kfeatures = make_features(1)
         self.rules = compile_rules(["imbalance > 2 -> flat"], FEATURE_NAMES)
         self.rule_stack = self.rules.make_stack()
+        self.pending = np.zeros(4, np.int64)
 
     def book(self, bid_size: int, ask_size: int, mid_ticks: int = 6_000_000) -> None:
         snap = np.zeros(1, BOOK_SNAPSHOT)
@@ -116,7 +118,7 @@ class Harness:
             p.control.process_words(PROC_STRATEGY), self.state, self.params, 10_000_000_000, *self.features, 0,
             1_000_000, *self.risk, self.decision_clock, self.reason_counters, self.generator, self.kparams,
             *self.kstate, self.kfeatures, self.rules.program, self.rules.consts, self.rules.rule_starts,
-            self.rules.actions, self.rule_stack, 1000.0,
+            self.rules.actions, self.rule_stack, 1000.0, self.pending,
         )
 
     def orders(self) -> np.ndarray:
@@ -260,3 +262,27 @@ def test_rules_generator_when_rule_matches_features_then_orders_follow_the_rule(
     harness.step()
     orders = harness.orders()
     assert len(orders) == 1 and orders[0]["side"] == SIDE_SELL and orders[0]["size"] == ORDER_SIZE
+
+
+def test_onnx_generator_when_tick_ready_then_handed_to_python_and_model_decision_becomes_an_order(
+    harness: Harness,
+) -> None:
+    from hft.runtime import LOOP_NEED_MODEL
+    from hft.strategy.loop import P_MD_CURSOR, P_SYMBOL, act_on_model
+
+    harness.generator = GENERATORS["onnx"]
+    harness.book(bid_size=900, ask_size=100)
+    harness.book(bid_size=800, ask_size=100)  # a second frame: it must stay unread until the model decided
+    assert harness.step() == LOOP_NEED_MODEL
+    assert harness.pending[P_SYMBOL] == 0
+    md = harness.pipeline.rings[MD_EVENTS]
+    assert ring_tail(md.ctrl, 0) == harness.pending[P_MD_CURSOR] == 1  # only the first frame is consumed
+    assert harness.kfeatures[0, F_IMBALANCE] != 0.0  # features were updated before the hand-off
+    limits, risk_state, risk_fstate = harness.risk
+    orders = harness.pipeline.rings[ORDERS]
+    act_on_model(0, 1, 500.0, harness.snapshot, harness.pending, harness.state, orders.ctrl, orders.slots,
+                 harness.pipeline.control.words, W_KILL_SWITCH, W_ABORT_REQUESTED,
+                 harness.pipeline.control.process_words(PROC_STRATEGY), 0, limits, risk_state, risk_fstate,
+                 harness.decision_clock, harness.reason_counters)
+    placed = harness.orders()
+    assert len(placed) == 1 and placed[0]["side"] == SIDE_BUY and placed[0]["md_cursor"] == 1
