@@ -118,6 +118,45 @@ class RingsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             require(value >= 8 and value & (value - 1) == 0, f"rings.{name}: {value} is not a power of two >= 8")
 
 
+GeneratorName = Literal["imbalance", "rules", "onnx"]
+
+
+def _check_generator(where: str, generator: str, rules: list[str], model_path: str, model_norm_path: str) -> None:
+    for key, path in (("model_path", model_path), ("model_norm_path", model_norm_path)):
+        require(not path or os.path.isfile(path), f"{where}.{key}: no such file {path!r}")
+    if generator == "rules":
+        require(bool(rules), f'{where}.rules: generator "rules" needs at least one rule')
+        from hft.strategy.kernels import FEATURE_NAMES
+        from hft.strategy.rules import RuleError, compile_rules
+
+        try:
+            compile_rules(rules, FEATURE_NAMES)
+        except RuleError as exc:
+            raise ConfigError(f"{where}.{exc}") from None
+
+
+class InstanceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One strategy instance in the strategy process: a generator trading its own symbols.
+
+    Instances split the symbols between them (a symbol belongs to at most one instance, so the broker's
+    position per symbol is that instance's); orders carry the instance's number as ``strategy_id``.
+    """
+
+    name: str
+    generator: GeneratorName = "imbalance"
+    symbols: list[str] = msgspec.field(default_factory=list)  # empty: every symbol (only with one instance)
+    rules: list[str] = msgspec.field(default_factory=list)
+    rule_holding_ms: int = 1_000
+    model_path: str = ""
+    model_norm_path: str = ""
+
+    def __post_init__(self) -> None:
+        require(self.name.isidentifier(), f"strategy.instances: name {self.name!r} must be a simple name")
+        require(self.rule_holding_ms > 0, f"strategy.instances.{self.name}.rule_holding_ms must be positive")
+        _check_generator(f"strategy.instances.{self.name}", self.generator, self.rules, self.model_path,
+                         self.model_norm_path)
+
+
 class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The seed's order-book-imbalance strategy and its position limit."""
 
@@ -131,11 +170,12 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     feature_window_ms: int = 1_000  # momentum and volatility look back this far
     max_position: str = "1.0"  # per symbol, in base units
     order_fraction: float = 0.5  # order size = fraction * max_position
-    generator: Literal["imbalance", "rules", "onnx"] = "imbalance"  # which signal generator decides
+    generator: GeneratorName = "imbalance"  # which signal generator decides (the single-instance shorthand)
     rules: list[str] = msgspec.field(default_factory=list)  # generator "rules": "<condition> -> buy|sell|flat"
     rule_holding_ms: int = 1_000  # holding period of a position opened by a rule
     model_path: str = ""  # generator "onnx": the model ("": the shipped hft/strategy/models/imbalance_mlp.onnx)
     model_norm_path: str = ""  # its normalizer JSON ("": the shipped one beside the default model)
+    instances: list[InstanceConfig] = msgspec.field(default_factory=list)  # several generators in one process
     vpin_bucket_volume: str = "1.0"  # toxicity: base units per VPIN volume bucket
     vpin_buckets: int = 50  # toxicity: buckets averaged
     surge_half_life_ms: int = 60_000  # volume surge: half-life of the baseline volume
@@ -155,18 +195,18 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise ConfigError("strategy.max_position and vpin_bucket_volume must be decimal strings") from None
         require(self.rule_holding_ms > 0, "strategy.rule_holding_ms must be positive")
         require(self.vpin_buckets > 0 and self.surge_half_life_ms > 0, "strategy.vpin_buckets/surge_half_life_ms > 0")
-        for key in ("model_path", "model_norm_path"):
-            path = getattr(self, key)
-            require(not path or os.path.isfile(path), f"strategy.{key}: no such file {path!r}")
-        if self.generator == "rules":
-            require(bool(self.rules), 'strategy.rules: generator "rules" needs at least one rule')
-            from hft.strategy.kernels import FEATURE_NAMES
-            from hft.strategy.rules import RuleError, compile_rules
+        if not self.instances:
+            _check_generator("strategy", self.generator, self.rules, self.model_path, self.model_norm_path)
+        names = [instance.name for instance in self.instances]
+        require(len(set(names)) == len(names), f"strategy.instances: duplicate names in {names}")
 
-            try:
-                compile_rules(self.rules, FEATURE_NAMES)
-            except RuleError as exc:
-                raise ConfigError(f"strategy.{exc}") from None
+    def effective_instances(self) -> list[InstanceConfig]:
+        """The instances to run: the configured list, or one built from the single-instance keys."""
+        if self.instances:
+            return list(self.instances)
+        return [InstanceConfig(name="main", generator=self.generator, rules=self.rules,
+                               rule_holding_ms=self.rule_holding_ms, model_path=self.model_path,
+                               model_norm_path=self.model_norm_path)]
 
 
 class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -211,6 +251,17 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         require(1 <= len(self.symbols) <= 16, "symbols: between 1 and 16 symbols")
         names = [symbol.name for symbol in self.symbols]
         require(len(set(names)) == len(names), f"symbols: duplicate names in {names}")
+        instances = self.strategy.effective_instances()
+        claimed: dict[str, str] = {}
+        for instance in instances:
+            require(bool(instance.symbols) or len(instances) == 1,
+                    f"strategy.instances.{instance.name}.symbols: list the symbols when there are several instances")
+            for symbol in instance.symbols:
+                require(symbol in names, f"strategy.instances.{instance.name}: unknown symbol {symbol!r} "
+                                         f"(configured: {', '.join(names)})")
+                require(symbol not in claimed, f"strategy.instances: {symbol} is traded by both "
+                                               f"{claimed.get(symbol)} and {instance.name}")
+                claimed[symbol] = instance.name
 
 
 def load_config(path: str | os.PathLike[str] | None) -> Config:

@@ -4,6 +4,7 @@ broker.executions, and returns to Python only every ``LOOP_SLICE_NS`` for housek
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import NamedTuple
 
 import numpy as np
 
@@ -14,17 +15,17 @@ from hft.runtime import LOOP_NEED_MODEL, LOOP_STOPPED
 from hft.strategy.features import make_feature_state
 from hft.strategy.kernels import FEATURE_NAMES, configure_symbol, make_features, make_kernel_params, make_kernel_state
 from hft.strategy.loop import (
-    GENERATOR_ONNX,
     GENERATORS,
     N_STATE,
     P_SYMBOL,
     S_MAX_POSITION,
     S_ORDER_SIZE,
+    S_STRATEGY_ID,
     act_on_model,
     strategy_loop,
 )
 from hft.strategy.model import DEFAULT_MODEL_PATH, DEFAULT_NORM_PATH, OnnxSignal
-from hft.strategy.rules import compile_rules
+from hft.strategy.rules import CompiledRules, compile_rules
 from hft.strategy.signal import (
     N_PARAMS,
     P_HOLD_MAX_MS,
@@ -67,15 +68,63 @@ def build_params(ctx: WorkerContext) -> tuple[np.ndarray, np.ndarray]:
     return params, state
 
 
-def load_model(ctx: WorkerContext) -> OnnxSignal:
-    """Load the configured ONNX model (default: the shipped one) and check it against the kernels' features."""
-    cfg = ctx.config.strategy
-    model_path = cfg.model_path or str(DEFAULT_MODEL_PATH)
-    norm_path = cfg.model_norm_path or (str(DEFAULT_NORM_PATH) if not cfg.model_path else
-                                        str(model_path).removesuffix(".onnx") + ".norm.json")
-    model = OnnxSignal(model_path, norm_path, FEATURE_NAMES)
-    ctx.log.info("onnx model %s loaded (features %s)", model_path, ", ".join(model.normalizer.feature_names))
-    return model
+class InstancePlan(NamedTuple):
+    """The strategy instances laid out per symbol for the jitted loop."""
+
+    names: list[str]
+    generators: np.ndarray  # int64[n_symbols]: GENERATOR_* of the instance trading the symbol, -1: none
+    rules: CompiledRules  # every instance's rules, concatenated
+    rule_ranges: np.ndarray  # int64[n_symbols, 2]: first and end rule of the symbol's instance
+    rule_holding: np.ndarray  # float64[n_symbols]: holding period (ms) of a rule-opened position
+    rule_stack: np.ndarray
+    instance_of: list[int]  # per symbol: index into the effective instances, -1: none
+
+
+def plan_instances(ctx: WorkerContext, state: np.ndarray) -> InstancePlan:
+    """Assign each symbol to its instance; compile all rules once; stamp each symbol's strategy id."""
+    names = [s.name for s in ctx.config.symbols]
+    instances = ctx.config.strategy.effective_instances()
+    n = len(names)
+    generators = np.full(n, -1, np.int64)
+    rule_ranges = np.zeros((n, 2), np.int64)
+    rule_holding = np.ones(n, np.float64)
+    instance_of = [-1] * n
+    all_rules: list[str] = []
+    for number, instance in enumerate(instances):
+        first = len(all_rules)
+        all_rules.extend(instance.rules)
+        for symbol in instance.symbols or names:
+            sid = names.index(symbol)
+            generators[sid] = GENERATORS[instance.generator]
+            rule_ranges[sid] = (first, len(all_rules))
+            rule_holding[sid] = instance.rule_holding_ms
+            state[sid, S_STRATEGY_ID] = number + 1
+            instance_of[sid] = number
+        ctx.log.info("instance %d %r: %s on %s", number + 1, instance.name, instance.generator,
+                     ", ".join(instance.symbols or names))
+    rules = compile_rules(all_rules or ["imbalance > 2 -> flat"], FEATURE_NAMES)
+    return InstancePlan([i.name for i in instances], generators, rules, rule_ranges, rule_holding,
+                        rules.make_stack(), instance_of)
+
+
+def load_models(ctx: WorkerContext, plan: InstancePlan) -> dict[int, OnnxSignal]:
+    """Load each ONNX instance's model (default: the shipped one) once; return symbol -> model."""
+    instances = ctx.config.strategy.effective_instances()
+    by_instance: dict[int, OnnxSignal] = {}
+    models: dict[int, OnnxSignal] = {}
+    for sid, number in enumerate(plan.instance_of):
+        if number < 0 or instances[number].generator != "onnx":
+            continue
+        if number not in by_instance:
+            instance = instances[number]
+            model_path = instance.model_path or str(DEFAULT_MODEL_PATH)
+            norm_path = instance.model_norm_path or (
+                str(DEFAULT_NORM_PATH) if not instance.model_path else model_path.removesuffix(".onnx") + ".norm.json"
+            )
+            by_instance[number] = OnnxSignal(model_path, norm_path, FEATURE_NAMES)
+            ctx.log.info("onnx model %s loaded for %s", model_path, instance.name)
+        models[sid] = by_instance[number]
+    return models
 
 
 def build_kernels(ctx: WorkerContext) -> tuple[np.ndarray, tuple, np.ndarray]:
@@ -117,13 +166,11 @@ def run(ctx: WorkerContext) -> int:
     risk_state, risk_fstate = make_risk_state(risk_limits)
     clock = np.zeros(1, np.int64)
     reason_counters = risk_reason_counters()
-    generator = GENERATORS[ctx.config.strategy.generator]
     kparams, kstate, features = build_kernels(ctx)
-    compiled = compile_rules(ctx.config.strategy.rules or ["imbalance > 2 -> flat"], FEATURE_NAMES)
-    rule_stack = compiled.make_stack()
+    plan = plan_instances(ctx, state)
     pending = np.zeros(4, np.int64)
-    model = load_model(ctx) if generator == GENERATOR_ONNX else None
-    if model is not None:  # compile and warm the hand-off before reporting ready (direction 0: no order)
+    models = load_models(ctx, plan)
+    for model in set(models.values()):  # compile and warm the hand-off before reporting ready (no order)
         model.predict(features[0])
         act_on_model(0, 0, 0.0, snapshot, pending, state, orders.ctrl, orders.slots, ctx.control_words,
                      ctx.kill_index, ctx.abort_index, ctx.proc_words, ctx.wait_strategy, risk_limits, risk_state,
@@ -139,13 +186,13 @@ def run(ctx: WorkerContext) -> int:
             ctx.control_words, ctx.stop_index, ctx.stage, ctx.kill_index, ctx.abort_index, ctx.proc_words, state,
             params, window_ns, sample_ts, sample_logmid, cursor, accum, ctx.wait_strategy,
             0 if first_pass else LOOP_SLICE_NS,  # the first pass only compiles (nothing flows before we run)
-            risk_limits, risk_state, risk_fstate, clock, reason_counters, generator, kparams, *kstate, features,
-            compiled.program, compiled.consts, compiled.rule_starts, compiled.actions, rule_stack,
-            float(ctx.config.strategy.rule_holding_ms), pending,
+            risk_limits, risk_state, risk_fstate, clock, reason_counters, plan.generators, kparams, *kstate,
+            features, plan.rules.program, plan.rules.consts, plan.rules.rule_starts, plan.rules.actions,
+            plan.rule_stack, plan.rule_holding, plan.rule_ranges, pending,
         )
         if status == LOOP_NEED_MODEL:
             symbol = int(pending[P_SYMBOL])
-            direction, _strength, _confidence, holding_ms = model.predict(features[symbol])
+            direction, _strength, _confidence, holding_ms = models[symbol].predict(features[symbol])
             act_on_model(symbol, direction, holding_ms, snapshot, pending, state, orders.ctrl, orders.slots,
                          ctx.control_words, ctx.kill_index, ctx.abort_index, ctx.proc_words, ctx.wait_strategy,
                          risk_limits, risk_state, risk_fstate, clock, reason_counters)

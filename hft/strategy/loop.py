@@ -71,6 +71,7 @@ S_HOLD_UNTIL_NS = 3
 S_LAST_SNAPSHOT_SEQ = 4
 S_ORDER_SIZE = 5  # lots per order (config: order_fraction * max_position)
 S_MAX_POSITION = 6  # lots
+S_STRATEGY_ID = 7  # the strategy instance that trades the symbol (1-based; orders carry it)
 N_STATE = 8
 
 H_TICK_TO_ORDER = 0  # frame received by the feed -> order on the ring
@@ -177,7 +178,7 @@ def _evaluate(
     risk_fstate: np.ndarray,
     clock: np.ndarray,
     reason_counters: np.ndarray,
-    generator: int,
+    generators: np.ndarray,
     kparams: np.ndarray,
     kints: np.ndarray,
     kaccs: np.ndarray,
@@ -191,7 +192,8 @@ def _evaluate(
     rule_starts: np.ndarray,
     rule_actions: np.ndarray,
     rule_stack: np.ndarray,
-    rule_holding_ms: float,
+    rule_holding: np.ndarray,
+    rule_ranges: np.ndarray,
 ) -> int:
     retries = seqlock_read(snap_words, symbol, snapshot_words, SNAPSHOT_MAX_RETRIES)
     counter_add(proc, C_SEQLOCK_READS, 1)
@@ -219,13 +221,18 @@ def _evaluate(
     risk_on_market(risk_limits, risk_state, risk_fstate, symbol, book.mid_x2 // 2, clock[0])
     if state[symbol, S_OPEN_ORDER_ID] != 0:
         return EVAL_DONE  # one order in flight per symbol: wait for its execution report
+    generator = generators[symbol]  # the generator of the instance that trades this symbol (-1: none)
+    if generator < 0:
+        return EVAL_DONE
     if generator == GENERATOR_ONNX:
         return EVAL_NEED_MODEL
     flatten = False
     if generator == GENERATOR_RULES:
-        action = evaluate_rules(rule_program, rule_consts, rule_starts, rule_actions, features[symbol], rule_stack)
+        first, last = rule_ranges[symbol, 0], rule_ranges[symbol, 1]  # this instance's rules
+        action = evaluate_rules(rule_program, rule_consts, rule_starts[first : last + 1], rule_actions[first:last],
+                                features[symbol], rule_stack)
         flatten = action == ACTION_FLAT
-        direction, _strength, _confidence, holding_ms = rule_signal(action, rule_holding_ms)
+        direction, _strength, _confidence, holding_ms = rule_signal(action, rule_holding[symbol])
     else:
         direction, _strength, _confidence, holding_ms = imbalance_signal(
             book.imbalance, momentum, volatility, params
@@ -286,7 +293,8 @@ def _act(
         counter_add(proc, reason_counters[reason], 1)
         return
     order_id = _publish_order(
-        order_ctrl, order_slots, symbol, side, abs(quantity), touch, ts_recv, md_cursor, 1, control_words,
+        order_ctrl, order_slots, symbol, side, abs(quantity), touch, ts_recv, md_cursor, state[symbol, S_STRATEGY_ID],
+        control_words,
         abort_index, proc, wait_strategy,
     )
     if order_id != 0:
@@ -359,7 +367,7 @@ def strategy_loop(
     risk_fstate: np.ndarray,
     clock: np.ndarray,
     reason_counters: np.ndarray,
-    generator: int,
+    generators: np.ndarray,
     kparams: np.ndarray,
     kints: np.ndarray,
     kaccs: np.ndarray,
@@ -373,7 +381,8 @@ def strategy_loop(
     rule_starts: np.ndarray,
     rule_actions: np.ndarray,
     rule_stack: np.ndarray,
-    rule_holding_ms: float,
+    rule_holding: np.ndarray,
+    rule_ranges: np.ndarray,
     pending: np.ndarray,
 ) -> int:
     """Run until ``max_run_ns`` passed (LOOP_TIMEOUT) or the stop stage came and md.events is drained."""
@@ -402,9 +411,9 @@ def strategy_loop(
                         event.symbol_id, event.ts_recv, snap_words, snapshot, snapshot_words, state, params,
                         window_ns, sample_ts, sample_logmid, cursor, accum, order_ctrl, order_slots, md_cursor,
                         control_words, kill_index, abort_index, proc, wait_strategy, risk_limits, risk_state,
-                        risk_fstate, clock, reason_counters, generator, kparams, kints, kaccs, kbook_ts, kbook_f,
+                        risk_fstate, clock, reason_counters, generators, kparams, kints, kaccs, kbook_ts, kbook_f,
                         ktrades, kbuckets, features, rule_program, rule_consts, rule_starts, rule_actions,
-                        rule_stack, rule_holding_ms,
+                        rule_stack, rule_holding, rule_ranges,
                     )
                     if verdict == EVAL_NEED_MODEL:
                         # hand the tick to the model in Python; events after it stay unreleased for the next call

@@ -55,3 +55,42 @@ def test_onnx_generator_when_model_file_missing_then_config_error(tmp_path: Path
     result = hft("run", "--config", str(config), "--duration", "1", timeout=60)
     assert result.returncode == 2
     assert "strategy.model_path: no such file" in result.stderr
+
+
+TWO_INSTANCES = """
+[[strategy.instances]]
+name = "seed"
+generator = "imbalance"
+symbols = ["BTCUSDT"]
+
+[[strategy.instances]]
+name = "contrarian"
+generator = "rules"
+symbols = ["ETHUSDT"]
+rules = ["imbalance < -0.4 -> buy", "imbalance > 0.4 -> sell"]
+rule_holding_ms = 300
+"""
+
+
+def test_two_instances_when_configured_then_each_trades_its_symbols_with_its_own_id(
+    instance: str, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    config = tmp_path / "two.toml"
+    config.write_text(TWO_INSTANCES)
+    db = tmp_path / "two.db"
+    result = hft("run", "--config", str(config), "--duration", "8", "--instance", instance, "--db", str(db),
+                 "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    with sqlite3.connect(db) as conn:
+        ids = dict(conn.execute("SELECT symbol, GROUP_CONCAT(DISTINCT strategy_id) FROM orders GROUP BY symbol"))
+    assert ids == {"BTCUSDT": "1", "ETHUSDT": "2"}
+
+
+def test_instances_when_a_symbol_is_claimed_twice_then_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "clash.toml"
+    config.write_text(TWO_INSTANCES.replace('symbols = ["ETHUSDT"]', 'symbols = ["BTCUSDT"]'))
+    result = hft("run", "--config", str(config), "--duration", "1", timeout=60)
+    assert result.returncode == 2
+    assert "BTCUSDT is traded by both seed and contrarian" in result.stderr

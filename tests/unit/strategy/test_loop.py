@@ -83,7 +83,7 @@ class Harness:
         self.risk = (limits, *make_risk_state(limits))  # 0.001 BTC at 8 decimals = MAX_POSITION
         self.decision_clock = np.zeros(1, np.int64)
         self.reason_counters = risk_reason_counters()
-        self.generator = GENERATORS["imbalance"]
+        self.generators = np.full(1, GENERATORS["imbalance"], np.int64)
         self.kparams = make_kernel_params(1)
         configure_symbol(self.kparams, 0, window_ns=10_000_000_000, bucket_volume=100_000_000)
         self.kstate = tuple(make_kernel_state(1))
@@ -116,9 +116,10 @@ class Harness:
             orders.ctrl, orders.slots, execs.ctrl, execs.slots, 0, self.exec_batch, p.control.words,
             W_STOP_REQUESTED, STAGE_STRATEGY, W_KILL_SWITCH, W_ABORT_REQUESTED,
             p.control.process_words(PROC_STRATEGY), self.state, self.params, 10_000_000_000, *self.features, 0,
-            1_000_000, *self.risk, self.decision_clock, self.reason_counters, self.generator, self.kparams,
+            1_000_000, *self.risk, self.decision_clock, self.reason_counters, self.generators, self.kparams,
             *self.kstate, self.kfeatures, self.rules.program, self.rules.consts, self.rules.rule_starts,
-            self.rules.actions, self.rule_stack, 1000.0, self.pending,
+            self.rules.actions, self.rule_stack, np.full(1, 1000.0),
+            np.array([[0, len(self.rules.rules)]], np.int64), self.pending,
         )
 
     def orders(self) -> np.ndarray:
@@ -246,7 +247,7 @@ def test_reversal_when_kill_switch_active_then_cut_to_a_flattening_order(harness
 
 
 def test_rules_generator_when_rule_matches_features_then_orders_follow_the_rule(harness: Harness) -> None:
-    harness.generator = GENERATORS["rules"]
+    harness.generators[0] = GENERATORS["rules"]
     harness.rules = compile_rules(["spread_bps < 5 and imbalance < -0.5 -> buy", "imbalance > 0.5 -> flat"],
                                   FEATURE_NAMES)
     harness.rule_stack = harness.rules.make_stack()
@@ -270,7 +271,7 @@ def test_onnx_generator_when_tick_ready_then_handed_to_python_and_model_decision
     from hft.runtime import LOOP_NEED_MODEL
     from hft.strategy.loop import P_MD_CURSOR, P_SYMBOL, act_on_model
 
-    harness.generator = GENERATORS["onnx"]
+    harness.generators[0] = GENERATORS["onnx"]
     harness.book(bid_size=900, ask_size=100)
     harness.book(bid_size=800, ask_size=100)  # a second frame: it must stay unread until the model decided
     assert harness.step() == LOOP_NEED_MODEL
@@ -286,3 +287,10 @@ def test_onnx_generator_when_tick_ready_then_handed_to_python_and_model_decision
                  harness.decision_clock, harness.reason_counters)
     placed = harness.orders()
     assert len(placed) == 1 and placed[0]["side"] == SIDE_BUY and placed[0]["md_cursor"] == 1
+
+
+def test_symbol_when_no_instance_trades_it_then_features_update_but_no_order(harness: Harness) -> None:
+    harness.generators[0] = -1
+    trend_up(harness)
+    assert len(harness.orders()) == 0
+    assert harness.counter(C_TICKS) == 4 and harness.kfeatures[0, F_IMBALANCE] == 0.8
