@@ -168,6 +168,8 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     holding_min_ms: int = 100
     holding_max_ms: int = 10_000
     feature_window_ms: int = 1_000  # momentum and volatility look back this far
+    signal_decay_ms: int = 2_000  # half-life of a persisting signal's strength (0: no decay)
+    min_strength: float = 0.5  # a decayed signal weaker than this opens no new position
     max_position: str = "1.0"  # per symbol, in base units
     order_fraction: float = 0.5  # order size = fraction * max_position
     generator: GeneratorName = "imbalance"  # which signal generator decides (the single-instance shorthand)
@@ -185,6 +187,8 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         require(0 <= self.min_confidence <= 1, "strategy.min_confidence must be in [0, 1]")
         require(0 < self.holding_min_ms <= self.holding_max_ms, "strategy.holding_min_ms must be in (0, max]")
         require(self.feature_window_ms > 0, "strategy.feature_window_ms must be positive")
+        require(self.signal_decay_ms >= 0, "strategy.signal_decay_ms must be >= 0 (0: no decay)")
+        require(0 <= self.min_strength <= 1, "strategy.min_strength must be in [0, 1]")
         require(0 < self.order_fraction <= 1, "strategy.order_fraction must be in (0, 1]")
         require(self.momentum_scale > 0 and self.volatility_scale > 0 and self.volatility_floor > 0,
                 "strategy momentum/volatility scales must be positive")

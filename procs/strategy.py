@@ -28,9 +28,11 @@ from hft.strategy.model import DEFAULT_MODEL_PATH, DEFAULT_NORM_PATH, OnnxSignal
 from hft.strategy.rules import CompiledRules, compile_rules
 from hft.strategy.signal import (
     N_PARAMS,
+    P_DECAY_MS,
     P_HOLD_MAX_MS,
     P_HOLD_MIN_MS,
     P_MIN_CONFIDENCE,
+    P_MIN_STRENGTH,
     P_MOMENTUM_SCALE,
     P_THRESHOLD,
     P_VOLATILITY_FLOOR,
@@ -56,6 +58,8 @@ def build_params(ctx: WorkerContext) -> tuple[np.ndarray, np.ndarray]:
     params[P_VOLATILITY_FLOOR] = cfg.volatility_floor
     params[P_HOLD_MIN_MS] = cfg.holding_min_ms
     params[P_HOLD_MAX_MS] = cfg.holding_max_ms
+    params[P_DECAY_MS] = cfg.signal_decay_ms
+    params[P_MIN_STRENGTH] = cfg.min_strength
     state = np.zeros((len(ctx.config.symbols), N_STATE), np.int64)
     for index, symbol in enumerate(ctx.config.symbols):
         max_position = Decimal(cfg.max_position).scaleb(symbol.size_decimals)

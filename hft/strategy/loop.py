@@ -22,7 +22,7 @@ from hft.runtime import LOOP_CONTINUE, LOOP_NEED_MODEL, claim_waiting, idle_pass
 from hft.strategy.features import update_window_features
 from hft.strategy.kernels import on_book, on_trade
 from hft.strategy.rules import ACTION_FLAT, evaluate_rules, rule_signal
-from hft.strategy.signal import imbalance_signal
+from hft.strategy.signal import decayed_direction, imbalance_signal
 from shm_layout.atomics import load_relaxed, monotonic_ns
 from shm_layout.counters import (
     C_ERRORS,
@@ -72,7 +72,9 @@ S_LAST_SNAPSHOT_SEQ = 4
 S_ORDER_SIZE = 5  # lots per order (config: order_fraction * max_position)
 S_MAX_POSITION = 6  # lots
 S_STRATEGY_ID = 7  # the strategy instance that trades the symbol (1-based; orders carry it)
-N_STATE = 8
+S_SIGNAL_DIRECTION = 8  # direction of the persisting imbalance signal (for its decay)
+S_SIGNAL_SINCE_NS = 9  # venue time it first fired in that direction
+N_STATE = 10
 
 H_TICK_TO_ORDER = 0  # frame received by the feed -> order on the ring
 H_MD_HOP = 1  # event published by the feed -> read here
@@ -234,9 +236,14 @@ def _evaluate(
         flatten = action == ACTION_FLAT
         direction, _strength, _confidence, holding_ms = rule_signal(action, rule_holding[symbol])
     else:
-        direction, _strength, _confidence, holding_ms = imbalance_signal(
-            book.imbalance, momentum, volatility, params
-        )
+        direction, strength, _confidence, holding_ms = imbalance_signal(book.imbalance, momentum, volatility, params)
+        if direction != state[symbol, S_SIGNAL_DIRECTION]:
+            state[symbol, S_SIGNAL_DIRECTION] = direction
+            state[symbol, S_SIGNAL_SINCE_NS] = book.ts_exch
+        position = state[symbol, S_POSITION]
+        if position == 0 or (position > 0) == (direction > 0):  # a reversal is never decayed away
+            age_ms = (book.ts_exch - state[symbol, S_SIGNAL_SINCE_NS]) / 1e6
+            direction = decayed_direction(direction, strength, age_ms, params)
     _act(symbol, direction, holding_ms, flatten, snapshot, ts_recv, md_cursor, state, order_ctrl, order_slots,
          control_words, kill_index, abort_index, proc, wait_strategy, risk_limits, risk_state, risk_fstate, clock,
          reason_counters)

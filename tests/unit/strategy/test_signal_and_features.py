@@ -95,3 +95,39 @@ def test_window_features_when_random_walk_then_match_numpy_reference() -> None:
         assert momentum == pytest.approx(expected_momentum[i], abs=1e-12)
         assert volatility == pytest.approx(expected_vol[i], rel=1e-6, abs=1e-12)
     assert cursor[0, 1] == 0  # the other symbol's state is untouched
+
+
+def test_signal_when_it_persists_past_its_half_life_then_it_opens_no_new_position() -> None:
+    from hft.strategy.signal import P_DECAY_MS, P_MIN_STRENGTH, decayed_direction
+
+    params = seed_params()
+    params[P_DECAY_MS] = 2000.0
+    params[P_MIN_STRENGTH] = 0.5
+    assert decayed_direction(1, 1.0, 0.0, params) == 1
+    assert decayed_direction(1, 1.0, 1999.0, params) == 1  # 1.0 * 2**(-0.9995) > 0.5
+    assert decayed_direction(-1, -1.0, 2001.0, params) == 0  # below half strength
+    assert decayed_direction(0, 0.0, 0.0, params) == 0
+    params[P_DECAY_MS] = 0.0  # decay off
+    assert decayed_direction(1, 1.0, 1e9, params) == 1
+
+
+def test_loop_when_imbalance_persists_while_flat_then_stops_reentering_after_decay(instance: str) -> None:
+    from hft.strategy.signal import P_DECAY_MS, P_MIN_STRENGTH
+    from tests.unit.strategy.test_loop import Harness
+
+    harness = Harness(instance)
+    try:
+        harness.params[P_DECAY_MS] = 100.0  # half-life 100 ms of venue time; ticks are 50 ms apart
+        harness.params[P_MIN_STRENGTH] = 0.5
+        placed = []
+        for step in range(8):  # bid-heavy and rising for 400 ms: fresh at first, stale later
+            harness.book(bid_size=900, ask_size=100, mid_ticks=6_000_000 + step * 300)
+            harness.step()
+            for order in harness.orders():
+                placed.append(step)
+                harness.fill(order, 0)  # the broker reports the position flat again: only decay can stop re-entry
+                harness.step()
+        # the signal fires at step 1 (age 0); strength 2**(-age/100 ms) stays >= 0.5 up to 100 ms (step 3)
+        assert placed == [1, 2, 3]
+    finally:
+        harness.close()
