@@ -362,7 +362,7 @@ class Supervisor:
         fees: dict[str, float] = {}
         db_orders = db_trades = -1
         if Path(db_path).exists():
-            db = summarize_db(db_path)
+            db = summarize_db(db_path, run_id=control.generation)
             db_orders, db_trades = int(db["orders"]), int(db["trades"])
             for symbol, row in db["symbols"].items():
                 realized[symbol] = float(row["realized_pnl"])

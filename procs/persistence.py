@@ -35,7 +35,7 @@ def run(ctx: WorkerContext) -> int:
     exec_consumer = executions.consumer_index("persistence")
     symbols = [(s.name, s.price_decimals, s.size_decimals) for s in ctx.config.symbols]
     try:
-        store = TradeStore(cfg.db_path, symbols)
+        store = TradeStore(cfg.db_path, symbols, run_id=pipeline.control.generation)
     except StoreError as exc:
         ctx.log.error("%s", exc)
         return 2

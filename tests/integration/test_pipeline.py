@@ -239,3 +239,22 @@ def _all_gone(pids: list[int], timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_second_run_when_same_database_then_its_rows_are_kept_next_to_the_first_runs(
+    instance: str, tmp_path: Path, config_file: Path
+) -> None:
+    db = tmp_path / "shared.db"
+    summaries = []
+    for _ in range(2):
+        result = hft("run", "--config", str(config_file), "--duration", "4", "--instance", instance,
+                     "--db", str(db), "--json")
+        assert result.returncode == 0, result.stderr[-3000:]
+        summaries.append(json.loads(result.stdout))
+    for summary in summaries:  # ids restart at 1 every run; rows are keyed by run, so none is dropped
+        assert summary["orders"] > 0
+        assert summary["db_orders"] == summary["orders"] and summary["db_trades"] == summary["fills"]
+    with sqlite3.connect(db) as conn:
+        runs = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        total = conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
+    assert runs == 2 and total == summaries[0]["orders"] + summaries[1]["orders"]

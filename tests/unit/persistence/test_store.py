@@ -90,3 +90,29 @@ def test_write_when_database_becomes_read_only_then_store_error_and_nothing_half
     store.db.execute("PRAGMA query_only = OFF")
     assert summarize(path)["orders"] == 0
     assert store.cursor("strategy.orders") == 0
+
+
+def test_second_run_when_written_into_same_database_then_both_runs_keep_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "two_runs.db"
+    orders, reports = batch(4)  # ids restart at 1 in every run: they are ring sequence numbers
+    first = TradeStore(path, SYMBOLS, run_id=111)
+    first.write_batch(orders, reports, {"strategy.orders": 4})
+    first.close()
+    second = TradeStore(path, SYMBOLS, run_id=222)
+    second.write_batch(orders, reports, {"strategy.orders": 4})
+    assert second.cursor("strategy.orders") == 4
+    second.close()
+    assert summarize(path, run_id=111)["orders"] == 4
+    assert summarize(path, run_id=222)["orders"] == 4
+    assert summarize(path)["run_id"] == 222  # the latest run by default
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == 8
+
+
+def test_open_when_database_has_an_older_schema_then_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY, applied_at TEXT)")
+        db.execute("INSERT INTO schema_version (version) VALUES (1)")
+    with pytest.raises(StoreError, match="schema version 1"):
+        TradeStore(path, SYMBOLS)
