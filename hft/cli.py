@@ -204,16 +204,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     server = None
     kind = args.source[0] if args.source else "sim"
     if kind == "sim":
-        from hft.sim.config import SimConfig, SimSymbol
         from hft.sim.server import start_in_thread
+        from hft.supervisor import sim_config_for
 
-        sim_symbols = [
-            SimSymbol(name=s.name, start_price=s.sim_start_price, tick_size=s.tick_size, lot_size=s.lot_size,
-                      price_decimals=s.price_decimals, size_decimals=s.size_decimals)
-            for s in config.symbols if s.name in symbols
-        ]
-        server = start_in_thread(SimConfig(symbols=sim_symbols, seed=config.source.sim_seed,
-                                           events_per_second=config.source.sim_events_per_second))
+        server = start_in_thread(sim_config_for(config, symbols))
         ws_base, rest_base = server.ws_url.removesuffix("/stream"), server.http_url
     elif kind == "binance":
         ws_base, rest_base = "wss://stream.binance.com:9443", "https://api.binance.com"

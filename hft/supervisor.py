@@ -54,7 +54,6 @@ from shm_layout.layout import (
     PROC_STRATEGY,
     PROCESS_NAMES,
     PROCESS_STAGES,
-    RING_SPECS,
     RUN_RUNNING,
     RUN_STOPPING,
     W_ABORT_REQUESTED,
@@ -176,19 +175,25 @@ def _check_shm_space(bytes_needed: int) -> None:
         )
 
 
-def _sim_main(config_raw: bytes, port_queue: multiprocessing.Queue) -> None:
-    """Spawn target: run the exchange simulator until SIGTERM, reporting its port once listening."""
+def sim_config_for(config: Config, names: list[str] | None = None) -> object:
+    """Return the simulator's ``SimConfig`` for the pipeline config (all symbols, or only ``names``)."""
     from hft.sim.config import SimConfig, SimSymbol
-    from hft.sim.server import serve
 
-    config = msgspec.json.decode(config_raw, type=Config)
     symbols = [
         SimSymbol(name=s.name, start_price=s.sim_start_price, tick_size=s.tick_size, lot_size=s.lot_size,
                   price_decimals=s.price_decimals, size_decimals=s.size_decimals)
-        for s in config.symbols
+        for s in config.symbols if names is None or s.name in names
     ]
-    sim_config = SimConfig.from_preset(config.source.sim_volatility, symbols=symbols, seed=config.source.sim_seed,
-                                       events_per_second=config.source.sim_events_per_second)
+    return SimConfig.from_preset(config.source.sim_volatility, symbols=symbols, seed=config.source.sim_seed,
+                                 events_per_second=config.source.sim_events_per_second)
+
+
+def _sim_main(config_raw: bytes, port_queue: multiprocessing.Queue) -> None:
+    """Spawn target: run the exchange simulator until SIGTERM, reporting its port once listening."""
+    from hft.sim.server import serve
+
+    config = msgspec.json.decode(config_raw, type=Config)
+    sim_config = sim_config_for(config)
     from hft.process_utils import set_parent_death_signal
 
     set_parent_death_signal()
@@ -311,11 +316,8 @@ class Supervisor:
 
     def _release_consumer_slots(self, process: int) -> None:
         """Stop block rings from gating on a dead consumer (its cursor stays, so nothing is skipped for it)."""
-        name = PROCESS_NAMES[process]
-        for spec in RING_SPECS.values():
-            if name in spec.consumers:
-                ring = self.pipeline.rings[spec.name]
-                ring.deactivate_consumer(ring.consumer_index(name))
+        for ring, index in self.pipeline.consumer_slots(PROCESS_NAMES[process]):
+            ring.deactivate_consumer(index)
 
     # -- stop -------------------------------------------------------------------------------------------
     def stop(self) -> dict[str, int | None]:

@@ -31,7 +31,6 @@ from shm_layout.counters import PSTATE_RUNNING, PSTATE_STARTING, PSTATE_STOPPED,
 from shm_layout.layout import (
     PROCESS_NAMES,
     PROCESS_STAGES,
-    RING_SPECS,
     W_ABORT_REQUESTED,
     W_KILL_SWITCH,
     W_STOP_REQUESTED,
@@ -121,15 +120,12 @@ def worker_main(process: int, config_raw: bytes, parent_pid: int, run: Callable[
     record = pipeline.control.process_record(process)
     record["started_ns"] = monotonic_ns()
     record["core"] = placement.core
-    for spec in RING_SPECS.values():
-        if name in spec.consumers:
-            ring = pipeline.rings[spec.name]
-            index = ring.consumer_index(name)
-            ring.claim_consumer(index)
-            missed = ring.activate_consumer(index)
-            if missed:
-                log.error("%s: lapped while inactive, %d records were overwritten before this start",
-                          spec.name, missed)
+    for ring, index in pipeline.consumer_slots(name):
+        ring.claim_consumer(index)
+        missed = ring.activate_consumer(index)
+        if missed:
+            log.error("%s: lapped while inactive, %d records were overwritten before this start",
+                      ring.region.name, missed)
     code = 1
     try:
         code = run(ctx)  # run() warms its jitted code, then calls ctx.mark_running()
@@ -137,10 +133,8 @@ def worker_main(process: int, config_raw: bytes, parent_pid: int, run: Callable[
         log.exception("%s failed", name)
         code = 1
     finally:
-        for spec in RING_SPECS.values():
-            if name in spec.consumers:
-                ring = pipeline.rings[spec.name]
-                ring.deactivate_consumer(ring.consumer_index(name))
+        for ring, index in pipeline.consumer_slots(name):
+            ring.deactivate_consumer(index)
         block[W_STATE] = PSTATE_STOPPED
         pipeline.close()
         logging.shutdown()

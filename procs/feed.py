@@ -15,8 +15,6 @@ import queue
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import websocket
@@ -26,6 +24,7 @@ from hft.config import Config, ConfigError, decimal_to_fixed
 from hft.exchange_info import fetch_grids
 from hft.feed.engine import STAT_NAMES, FeedEngine, SymbolSpec
 from hft.recording.formats import FRAME, RecordingError, open_recording
+from hft.venue import combined_stream_url, fetch_depth_snapshot
 from procs.common import WorkerContext, worker_main
 from shm_layout.atomics import cpu_relax, load_acquire, monotonic_ns
 from shm_layout.counters import (
@@ -94,17 +93,11 @@ def publish_frame(
     return n_events
 
 
-def stream_url(base: str, symbols: list[str]) -> str:
-    """Return the combined-stream URL for depth diffs, bookTicker and trades of every symbol."""
-    streams = "/".join(f"{s.lower()}@depth@100ms/{s.lower()}@bookTicker/{s.lower()}@trade" for s in symbols)
-    return f"{base.rstrip('/')}/stream?streams={streams}"
-
-
 class SnapshotFetcher:
     """Fetch REST depth snapshots off the receive thread, so frames keep being read (and buffered) meanwhile."""
 
     def __init__(self, rest_base: str, limit: int, log: object) -> None:
-        self.rest_base = rest_base.rstrip("/")
+        self.rest_base = rest_base
         self.limit = limit
         self.log = log
         self.results: queue.Queue[tuple[str, bytes | None, int]] = queue.Queue()
@@ -117,11 +110,9 @@ class SnapshotFetcher:
         threading.Thread(target=self._fetch, args=(symbol,), daemon=True, name=f"snapshot-{symbol}").start()
 
     def _fetch(self, symbol: str) -> None:
-        url = f"{self.rest_base}/api/v3/depth?symbol={symbol}&limit={self.limit}"
         try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                body = response.read()
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            body = fetch_depth_snapshot(self.rest_base, symbol, self.limit)
+        except OSError as exc:
             self.log.warning("snapshot %s failed: %s", symbol, exc)
             body = None
         self.results.put((symbol, body, monotonic_ns()))
@@ -280,7 +271,7 @@ def run_live(runner: FeedRunner) -> int:
     """Combined stream over websocket-client, snapshots over REST, reconnect with backoff and jitter."""
     ctx, engine = runner.ctx, runner.engine
     config = ctx.config
-    url = stream_url(config.source.ws_url, [s.name for s in config.symbols])
+    url = combined_stream_url(config.source.ws_url, [s.name for s in config.symbols])
     fetcher = SnapshotFetcher(config.source.rest_url, config.source.depth_limit, ctx.log)
     backoff = BACKOFF_INITIAL_S
     while not runner.stopping():

@@ -141,6 +141,14 @@ class Pipeline:
     snapshots: SnapshotTable
     rings: dict[str, Ring]
 
+    def consumer_slots(self, process_name: str) -> list[tuple[Ring, int]]:
+        """Return ``(ring, consumer index)`` for every ring the named process consumes."""
+        return [
+            (self.rings[spec.name], spec.consumers.index(process_name))
+            for spec in ring_specs()
+            if process_name in spec.consumers
+        ]
+
     def regions(self) -> list[Region]:
         return [self.control.region, self.snapshots.region] + [ring.region for ring in self.rings.values()]
 

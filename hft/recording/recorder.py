@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import msgspec
 import websocket
 
 from hft.recording.formats import RecordingWriter
+from hft.venue import combined_stream_url, fetch_depth_snapshot
 
 log = logging.getLogger("hft.record")
 
@@ -42,18 +41,10 @@ class RecordResult:
     reconnects: int
 
 
-def combined_stream_url(ws_base: str, symbols: list[str]) -> str:
-    """Return the combined-stream URL of depth diffs, bookTicker and trades for ``symbols``."""
-    streams = "/".join(f"{s.lower()}@depth@100ms/{s.lower()}@bookTicker/{s.lower()}@trade" for s in symbols)
-    return f"{ws_base.rstrip('/')}/stream?streams={streams}"
-
-
 def _fetch_snapshot(rest_base: str, symbol: str, limit: int, writer: RecordingWriter, lock: threading.Lock) -> None:
-    url = f"{rest_base.rstrip('/')}/api/v3/depth?symbol={symbol}&limit={limit}"
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            body = response.read()
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        body = fetch_depth_snapshot(rest_base, symbol, limit)
+    except OSError as exc:
         log.warning("snapshot %s failed: %s (the replay will wait for a snapshot that never comes)", symbol, exc)
         return
     with lock:
