@@ -1,4 +1,4 @@
-"""The ``hft`` command: run, stats, clean, kill/resume, sim-exchange."""
+"""The ``hft`` command: run, stats, report, clean, kill/resume, sim-exchange."""
 
 from __future__ import annotations
 
@@ -225,6 +225,25 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0 if result.frames > 0 else 1
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from hft.report import ReportError, load_report, render_text, report_json, write_plot
+
+    db_path = args.db if args.db else load_config(args.config).persistence.db_path
+    try:
+        report = load_report(db_path, args.run)
+        plot = None if args.no_plot else write_plot(report, args.png)
+    except ReportError as exc:
+        print(f"hft report: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report_json(report) | {"plot": str(plot) if plot else None}, indent=2))
+    else:
+        print(render_text(report))
+        if plot:
+            print(f"plot: {plot}")
+    return 0
+
+
 def cmd_sim(argv: list[str]) -> int:
     from hft.sim.server import main as sim_main
 
@@ -255,6 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--watch", action="store_true", help="refresh every --interval seconds")
     stats.add_argument("--interval", type=float, default=1.0)
     stats.set_defaults(func=cmd_stats)
+
+    report = sub.add_parser("report", help="one run's PnL, Sharpe, drawdown and per-symbol table, plus an equity plot")
+    report.add_argument("db", nargs="?", metavar="DB",
+                        help="SQLite database (default: the config's persistence.db_path)")
+    report.add_argument("--config", help="TOML config file naming the database (default: built-in defaults)")
+    report.add_argument("--run", type=int, default=None, metavar="N", help="run id (default: the latest run)")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.add_argument("--png", metavar="PATH", help="plot file (default: <db stem>-run<N>.png next to the database)")
+    report.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    report.set_defaults(func=cmd_report)
 
     rec = sub.add_parser("record", help="record raw frames and REST snapshots of a source to a gzip file")
     rec.add_argument("--out", required=True, help="output file (gzip, '<ns> <json>' lines)")
