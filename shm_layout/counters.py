@@ -63,6 +63,12 @@ COUNTER_NAMES = (
     "truncated",  # levels beyond the book's capacity
     "events_overflow",  # a frame with more events than the feed's event buffer
     "lockstep_waits",  # feed (replay): frames it waited on strategy and broker for
+    # broker: the fill simulator
+    "resting",  # orders that rested in the book (did not fill in full on arrival)
+    "cancels",  # orders cancelled (cancel command, IOC remainder, shutdown)
+    "expired",  # GTD orders that expired
+    "maker_fills",  # fills of resting orders
+    "book_rebuilds",  # the broker was lapped on md.events: books rebuilt from the seqlock snapshots
     # strategy: orders denied by pre-trade risk, by reason (hft.risk.engine.RISK_REASON_NAMES)
     "risk_kill_switch",
     "risk_max_position",
@@ -101,6 +107,11 @@ C_RECONNECTS = C["reconnects"]
 C_SNAPSHOTS_PUBLISHED = C["snapshots_published"]
 C_STALE_READS = C["stale_reads"]
 C_LOCKSTEP_WAITS = C["lockstep_waits"]
+C_RESTING = C["resting"]
+C_CANCELS = C["cancels"]
+C_EXPIRED = C["expired"]
+C_MAKER_FILLS = C["maker_fills"]
+C_BOOK_REBUILDS = C["book_rebuilds"]
 
 # word indices inside one PROCESS_BLOCK viewed as int64
 W_HEARTBEAT = word_index(PROCESS_BLOCK, "heartbeat_ns")

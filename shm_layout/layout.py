@@ -6,7 +6,8 @@ region (channel)       kind        record         writer                        
 control                control     CONTROL        supervisor (line 0), hft kill     everyone
                                                   (line 1), each process its block
 md.snapshot            seqlock     BOOK_SNAPSHOT  feed                              strategy, broker, stats
-md.events              ring lossy  MD_EVENT       feed                              strategy
+md.events              ring lossy  MD_EVENT       feed                              strategy, broker (never
+                                                                                    past the strategy's cursor)
 strategy.orders        ring block  ORDER          strategy                          broker, persistence
 broker.executions      ring block  EXEC_REPORT    broker                            strategy, persistence
 =====================  ==========  =============  ================================  ===========================
@@ -66,6 +67,7 @@ W_ABORT_REQUESTED = word_index(CONTROL, "abort_requested")
 W_N_SYMBOLS = word_index(CONTROL, "n_symbols")
 W_KILL_SWITCH = word_index(CONTROL, "kill_switch")
 W_PROCESSES = word_index(CONTROL, "processes")
+W_STRATEGY_STATE = word_index(CONTROL, "strategy_state")  # blob: shm_layout.seqlock.blob_write/blob_read
 
 # stop stages (CONTROL.stop_requested): the supervisor raises them one by one, each after the previous
 # process exited, so every record in flight is drained downstream before its consumer stops.
@@ -94,7 +96,7 @@ class RingSpec:
 def ring_specs() -> tuple[RingSpec, ...]:
     """Return the pipeline's rings (the consumer order fixes each consumer's cursor slot)."""
     return (
-        RingSpec(MD_EVENTS, MD_EVENT, POLICY_LOSSY, "feed", ("strategy",)),
+        RingSpec(MD_EVENTS, MD_EVENT, POLICY_LOSSY, "feed", ("strategy", "broker")),
         RingSpec(ORDERS, ORDER, POLICY_BLOCK, "strategy", ("broker", "persistence")),
         RingSpec(EXECUTIONS, EXEC_REPORT, POLICY_BLOCK, "broker", ("strategy", "persistence")),
     )

@@ -15,12 +15,14 @@ Byte maps (offset: field)::
 
     MD_EVENT (64)     0 ts_exch | 8 ts_recv | 16 ts_init | 24 price | 32 size | 40 update_id
                       48 symbol_id:i4 | 52 kind:i4 | 56 side:i4 | 60 flags:i4
-    ORDER (64)        0 order_id | 8 ts_tick_recv | 16 ts_init | 24 price | 32 size | 40 md_cursor
-                      48 symbol_id:i4 | 52 side:i2 | 54 order_type:i2 | 56 tif:i2 | 58 command:i2 | 60 strategy_id:i4
-    EXEC_REPORT (128) 0 exec_id | 8 order_id | 16 ts_tick_recv | 24 ts_order_init | 32 ts_init | 40 price
-                      48 size | 56 leaves | 64 position | 72 entry_notional | 80 realized_pnl | 88 fee
-                      96 symbol_id:i4 | 100 side:i2 | 102 status:i2 | 104 reason:i2 | 106 order_type:i2
-                      108 liquidity:i2 | 110 pad | 112 spare[2]
+    ORDER (128)       0 order_id | 8 ts_tick_recv | 16 ts_init | 24 ts_exch | 32 price | 40 size | 48 md_cursor
+                      56 expire_ts | 64 target_order_id | 72 symbol_id:i4 | 76 strategy_id:i4 | 80 side:i2
+                      82 order_type:i2 | 84 tif:i2 | 86 command:i2 | 88 spare[5]
+    EXEC_REPORT (192) 0 exec_id | 8 order_id | 16 ts_tick_recv | 24 ts_order_init | 32 ts_init | 40 ts_exch
+                      48 price | 56 size | 64 leaves | 72 cum_filled | 80 cum_notional | 88 position
+                      96 entry_notional | 104 realized_pnl | 112 fill_pnl | 120 closed | 128 fee | 136 mid_x2
+                      144 symbol_id:i4 | 148 strategy_id:i4 | 152 side:i2 | 154 status:i2 | 156 reason:i2
+                      158 order_type:i2 | 160 tif:i2 | 162 liquidity:i2 | 164 flags:i4 | 168 total_fees | 176 spare[2]
     BOOK_SNAPSHOT (448) 0 seq | 8 ts_exch | 16 ts_recv | 24 ts_init | 32 update_id | 40 bid_price | 48 bid_size
                       56 ask_price | 64 ask_size | 72 mid_x2 | 80 spread | 88 imbalance:f8 | 96 symbol_id:i4
                       100 status:i4 | 104 n_bid_levels:i4 | 108 n_ask_levels:i4 | 112 bid_prices[10] | 192 bid_sizes[10]
@@ -41,8 +43,10 @@ MAX_CONSUMERS = 8  # consumer slots per ring
 MAX_PROCESSES = 8  # process blocks in the control region
 HIST_BUCKETS = 512  # log-linear latency buckets (see shm_layout.counters)
 HIST_HEADER_WORDS = 8  # count, sum, min, max, 4 spare
-N_COUNTERS = 48
+N_COUNTERS = 64
 N_HISTOGRAMS = 2
+BLOB_HEADER_WORDS = 8  # seq, length in bytes, ts_exch, 5 spare: one cache line
+STRATEGY_STATE_BYTES = 65536
 
 # --- market-data event kinds (MD_EVENT.kind) ---
 EV_BOOK_LEVEL = 1  # absolute size at a price level; size 0 removes the level
@@ -58,25 +62,59 @@ FLAG_SNAPSHOT = 2  # level comes from a REST snapshot, not a diff
 SIDE_BUY = 1  # bid side of the book, or a buy order / buyer-initiated trade
 SIDE_SELL = -1
 
-# --- orders ---
-ORDER_MARKET = 1
-ORDER_LIMIT = 2
+# --- orders (ORDER.order_type / tif / command) ---
+ORDER_MARKET = 1  # walks the visible book; never rests (a remainder is cancelled, or rejected under FOK)
+ORDER_LIMIT = 2  # the marketable part walks the book up to the limit price; the rest rests (GTC/GTD)
+ORDER_POST_ONLY = 3  # rests only: rejected if it would take liquidity on arrival
+ORDER_IOC = 4  # a limit order with time in force IOC, whatever ``tif`` says
+ORDER_FOK = 5  # a limit order with time in force FOK, whatever ``tif`` says
 TIF_GTC = 1
-TIF_IOC = 2
+TIF_IOC = 2  # fill what you can on arrival, cancel the rest
+TIF_FOK = 3  # fill in full on arrival or reject
+TIF_GTD = 4  # like GTC until ``expire_ts`` (venue clock), then EXPIRED
 CMD_NEW = 1
-CMD_CANCEL = 2
+CMD_CANCEL = 2  # cancel ``target_order_id``
+CMD_CANCEL_ALL = 3  # cancel every resting order of ``strategy_id`` (in ``symbol_id``, or all symbols if -1)
 
-# --- execution report status / reason / liquidity ---
+# --- execution report: status is the order's state after the report ---
 STATUS_FILLED = 1
 STATUS_PARTIALLY_FILLED = 2
 STATUS_REJECTED = 3
 STATUS_CANCELLED = 4
+STATUS_NEW = 5  # accepted and resting (the ack of an order that did not fill in full on arrival)
+STATUS_EXPIRED = 6  # a GTD order reached its expiry
+
 REASON_NONE = 0
-REASON_NO_MARKET = 1  # the symbol has no two-sided book yet
-REASON_NOT_MARKETABLE = 2  # a limit order that does not cross the touch (resting is a later feature)
-REASON_BAD_ORDER = 3  # non-positive size, unknown symbol or command
+REASON_NO_MARKET = 1  # the symbol has no two-sided book at the order's arrival
+REASON_NOT_MARKETABLE = 2  # unused since the fill simulator rests limit orders (kept: persisted value)
+REASON_BAD_ORDER = 3  # unknown command, side, type or time in force, or an impossible combination
+REASON_UNKNOWN_SYMBOL = 4
+REASON_BAD_SIZE = 5  # size <= 0
+REASON_OFF_LOT = 6  # size not a multiple of the symbol's lot
+REASON_BAD_PRICE = 7  # limit price <= 0
+REASON_OFF_TICK = 8  # limit price not a multiple of the symbol's tick
+REASON_POST_ONLY_WOULD_CROSS = 9
+REASON_FOK_UNFILLABLE = 10  # the visible book cannot fill the FOK order in full within its price
+REASON_GTD_EXPIRED = 11  # a GTD order whose expiry is not after its arrival
+REASON_UNKNOWN_ORDER = 12  # a cancel for an order that is not resting (filled, cancelled, never existed)
+REASON_TOO_MANY_ORDERS = 13  # the broker's table of open orders is full
+REASON_IOC_REMAINDER = 14  # cancelled: the part of an IOC or market order the book could not fill
+REASON_CANCEL_REQUESTED = 15  # cancelled by a CANCEL or CANCEL_ALL command
+REASON_SHUTDOWN = 16  # cancelled because the broker stopped
+REASON_EXPIRED = 17  # the GTD order's expiry passed
+REASON_NO_LIQUIDITY = 18  # a market order met an empty opposite side
+REASON_NAMES = (
+    "", "NO_MARKET", "NOT_MARKETABLE", "BAD_ORDER", "UNKNOWN_SYMBOL", "BAD_SIZE", "OFF_LOT", "BAD_PRICE",
+    "OFF_TICK", "POST_ONLY_WOULD_CROSS", "FOK_UNFILLABLE", "GTD_EXPIRED", "UNKNOWN_ORDER", "TOO_MANY_ORDERS",
+    "IOC_REMAINDER", "CANCEL_REQUESTED", "SHUTDOWN", "EXPIRED", "NO_LIQUIDITY",
+)
+STATUS_NAMES = ("", "FILLED", "PARTIALLY_FILLED", "REJECTED", "CANCELLED", "NEW", "EXPIRED")
+ORDER_TYPE_NAMES = ("", "MARKET", "LIMIT", "POST_ONLY", "IOC", "FOK")
+TIF_NAMES = ("", "GTC", "IOC", "FOK", "GTD")
+COMMAND_NAMES = ("", "NEW", "CANCEL", "CANCEL_ALL")
 LIQUIDITY_TAKER = 1
 LIQUIDITY_MAKER = 2
+EXEC_FIRST = 1  # EXEC_REPORT.flags: the first report of its order (ack, first fill or rejection)
 
 # --- book snapshot status ---
 BOOK_EMPTY = 0
@@ -114,43 +152,56 @@ MD_EVENT = np.dtype(
 
 ORDER = np.dtype(
     [
-        ("order_id", np.int64),
+        ("order_id", np.int64),  # the ring sequence + 1: unique in a run, for every command
         ("ts_tick_recv", np.int64),  # ts_recv of the market-data frame that caused the order
         ("ts_init", np.int64),  # when the strategy created the order
+        ("ts_exch", np.int64),  # venue time of the decision: the order arrives at ts_exch + entry latency
         ("price", np.int64),  # limit price; for market orders the touch the strategy saw
         ("size", np.int64),
-        ("md_cursor", np.int64),  # strategy's md.events cursor when it decided: the market state it saw
+        ("md_cursor", np.int64),  # md.events consumed when the strategy decided: the market state it saw
+        ("expire_ts", np.int64),  # TIF_GTD: venue time (ns) the order expires; else 0
+        ("target_order_id", np.int64),  # CMD_CANCEL: the order to cancel; else 0
         ("symbol_id", np.int32),
+        ("strategy_id", np.int32),
         ("side", np.int16),
         ("order_type", np.int16),
         ("tif", np.int16),
         ("command", np.int16),
-        ("strategy_id", np.int32),
+        ("spare", np.int64, 5),
     ],
     align=True,
 )
 
 EXEC_REPORT = np.dtype(
     [
-        ("exec_id", np.int64),  # 1, 2, 3 ... per broker run: the persistence primary key
+        ("exec_id", np.int64),  # 1, 2, 3 ... per run (the ring sequence + 1): the persistence primary key
         ("order_id", np.int64),
         ("ts_tick_recv", np.int64),
         ("ts_order_init", np.int64),
         ("ts_init", np.int64),
-        ("price", np.int64),  # fill price (0 when rejected)
-        ("size", np.int64),  # filled size of this execution
-        ("leaves", np.int64),  # size still open after it
-        ("position", np.int64),  # signed position in the symbol after the fill
+        ("ts_exch", np.int64),  # venue time at which the broker's simulated market produced this report
+        ("price", np.int64),  # fill price (0 without a fill)
+        ("size", np.int64),  # filled size of this execution (0 without a fill)
+        ("leaves", np.int64),  # size still open after it (0 once the order is done)
+        ("cum_filled", np.int64),  # the order's filled size so far
+        ("cum_notional", np.int64),  # sum of price * size of its fills: average price = cum_notional / cum_filled
+        ("position", np.int64),  # signed position in the symbol after the report
         ("entry_notional", np.int64),  # |position| * average entry price, money units
         ("realized_pnl", np.int64),  # cumulative realized PnL of the symbol, money units, after fees
-        ("fee", np.int64),  # fee of this execution, money units
+        ("fill_pnl", np.int64),  # this fill's change of realized PnL (after its fee)
+        ("closed", np.int64),  # size of the position this fill reduced (0: it opened or added)
+        ("fee", np.int64),  # fee of this execution, money units (negative: a maker rebate)
+        ("mid_x2", np.int64),  # bid + ask of the broker's book at the report: the mark for unrealized PnL
         ("symbol_id", np.int32),
+        ("strategy_id", np.int32),
         ("side", np.int16),
         ("status", np.int16),
         ("reason", np.int16),
         ("order_type", np.int16),
+        ("tif", np.int16),
         ("liquidity", np.int16),
-        ("pad", np.int16),
+        ("flags", np.int32),  # EXEC_FIRST: the order's first report (latency histograms use it)
+        ("total_fees", np.int64),  # cumulative fees of the symbol, money units
         ("spare", np.int64, 2),
     ],
     align=True,
@@ -263,6 +314,9 @@ CONTROL = np.dtype(
         ("spare1", np.int64, 7),
         ("symbols", SYMBOL_INFO, MAX_SYMBOLS),
         ("processes", PROCESS_BLOCK, MAX_PROCESSES),
+        # the strategy's latest state, msgspec-encoded, under a seqlock (shm_layout.seqlock.blob_*): written
+        # by the strategy process between loop slices, copied into strategy_snapshots by persistence
+        ("strategy_state", np.int64, BLOB_HEADER_WORDS + STRATEGY_STATE_BYTES // 8),
     ],
     align=True,
 )
@@ -270,8 +324,8 @@ CONTROL = np.dtype(
 EXPECTED_SIZES = {
     "SYMBOL_INFO": (SYMBOL_INFO, 64),
     "MD_EVENT": (MD_EVENT, 64),
-    "ORDER": (ORDER, 64),
-    "EXEC_REPORT": (EXEC_REPORT, 128),
+    "ORDER": (ORDER, 128),
+    "EXEC_REPORT": (EXEC_REPORT, 192),
     "BOOK_SNAPSHOT": (BOOK_SNAPSHOT, 448),
     "REGION_HEADER": (REGION_HEADER, 128),
     "RING_CONSUMER": (RING_CONSUMER, 64),
@@ -284,7 +338,7 @@ for _name, (_dtype, _size) in EXPECTED_SIZES.items():
 assert CONTROL.itemsize % CACHE_LINE == 0
 assert CONTROL.fields["kill_switch"][1] == CACHE_LINE  # the kill switch has its own line
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: ORDER 128 B (GTD, cancels), EXEC_REPORT 192 B (fill simulator)
 MAGIC = int.from_bytes(b"HFTSHM01", "little")
 
 

@@ -30,7 +30,7 @@ from shm_layout.atomics import (
     store_relaxed,
     store_release,
 )
-from shm_layout.records import BOOK_SNAPSHOT, word_index
+from shm_layout.records import BLOB_HEADER_WORDS, BOOK_SNAPSHOT, word_index
 from shm_layout.region import KIND_SEQLOCK, Region, attach_region, create_region
 
 SLOT_WORDS = BOOK_SNAPSHOT.itemsize // 8
@@ -122,3 +122,54 @@ class SnapshotTable:
         if retries == SEQLOCK_BUSY:
             raise TimeoutError(f"{self.region.name}[{slot}]: writer held the seqlock for {max_retries} retries")
         return dest, retries
+
+
+# --- blobs: variable-length bytes under the same protocol -------------------------------------------------
+# words[base + 0] seq, [base + 1] length in bytes, [base + 2] ts_exch, [base + 8 ...] the bytes as int64 words.
+BLOB_SEQ = 0
+BLOB_LENGTH = 1
+BLOB_TS = 2
+
+
+@njit(cache=True)
+def blob_write(words: np.ndarray, base: int, capacity_words: int, payload: np.ndarray, length: int, ts: int) -> int:
+    """Publish ``length`` bytes (``payload``: int64 words holding them) at ``words[base:]``; return the new seq,
+    or -1 if they do not fit. Single writer."""
+    n_words = (length + 7) // 8
+    if n_words > capacity_words or n_words > payload.shape[0]:
+        return -1
+    seq = load_relaxed(words, base + BLOB_SEQ)
+    seq += seq & 1
+    store_relaxed(words, base + BLOB_SEQ, seq + 1)
+    fence_release()
+    store_relaxed(words, base + BLOB_LENGTH, length)
+    store_relaxed(words, base + BLOB_TS, ts)
+    for k in range(n_words):
+        store_relaxed(words, base + BLOB_HEADER_WORDS + k, payload[k])
+    store_release(words, base + BLOB_SEQ, seq + 2)
+    return seq + 2
+
+
+@njit(cache=True)
+def blob_read(words: np.ndarray, base: int, dest: np.ndarray, header: np.ndarray, max_retries: int) -> int:
+    """Copy a consistent blob into ``dest`` (int64 words) and ``header`` (seq, length, ts); return the retries,
+    or ``SEQLOCK_BUSY``. A blob never written has seq 0 and length 0."""
+    retries = 0
+    while retries <= max_retries:
+        s0 = load_acquire(words, base + BLOB_SEQ)
+        if s0 & 1 == 0:
+            length = load_relaxed(words, base + BLOB_LENGTH)
+            ts = load_relaxed(words, base + BLOB_TS)
+            n_words = (length + 7) // 8
+            if 0 <= n_words <= dest.shape[0]:
+                for k in range(n_words):
+                    dest[k] = load_relaxed(words, base + BLOB_HEADER_WORDS + k)
+                fence_acquire()
+                if load_relaxed(words, base + BLOB_SEQ) == s0:
+                    header[0] = s0
+                    header[1] = length
+                    header[2] = ts
+                    return retries
+        retries += 1
+        cpu_relax()
+    return SEQLOCK_BUSY

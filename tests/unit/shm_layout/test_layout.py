@@ -79,7 +79,7 @@ def test_create_when_new_instance_then_control_block_and_rings_initialised(pipel
     assert not pipeline.control.stop_requested
     assert [bytes(n).rstrip(b"\0").decode() for n in pipeline.control.symbols["name"]] == [s[0] for s in SYMBOLS]
     assert pipeline.snapshots.n_slots == len(SYMBOLS)
-    expected = {MD_EVENTS: (MD_EVENT, POLICY_LOSSY, ("strategy",)),
+    expected = {MD_EVENTS: (MD_EVENT, POLICY_LOSSY, ("strategy", "broker")),
                 ORDERS: (ORDER, POLICY_BLOCK, ("broker", "persistence")),
                 EXECUTIONS: (EXEC_REPORT, POLICY_BLOCK, ("strategy", "persistence"))}
     assert set(pipeline.rings) == set(expected) == set(RING_SPECS)

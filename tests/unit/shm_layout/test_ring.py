@@ -116,7 +116,7 @@ def test_create_when_named_consumers_then_those_slots_active_at_zero(make_ring) 
 def test_attach_when_record_dtype_differs_then_layout_mismatch(make_ring) -> None:
     ring = make_ring()
     with pytest.raises(LayoutMismatchError, match="record size"):
-        Ring.attach(ring.region.name, np.dtype([*MD_EVENT.descr, ("extra", np.int64, 8)]))
+        Ring.attach(ring.region.name, np.dtype([*MD_EVENT.descr, ("extra", np.int64, 24)]))
     with pytest.raises(LayoutMismatchError, match="capacity"):
         Ring.attach(ring.region.name, ORDER, capacity=CAP * 2)
 
