@@ -105,6 +105,27 @@ class ProcessesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     persistence: ProcessConfig = ProcessConfig(core=0, wait="spin-sleep")
 
 
+class SupervisorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Restarts: a worker that dies (signal or crash, not a clean fatal exit 2) comes back after a backoff that
+    doubles with each restart, while the budget lasts; past it the run stops. Restarted workers re-attach to
+    shared memory and resume from their cursors."""
+
+    restart: list[str] = msgspec.field(default_factory=lambda: ["persistence"])  # processes brought back
+    restart_backoff_ms: int = 200  # first delay; doubles per restart, up to restart_backoff_max_ms
+    restart_backoff_max_ms: int = 5_000
+    restart_budget: int = 10  # restarts allowed per process within restart_window_s
+    restart_window_s: int = 60
+
+    def __post_init__(self) -> None:
+        for name in self.restart:
+            require(name in ("feed", "strategy", "broker", "persistence"),
+                    f"supervisor.restart: unknown process {name!r}")
+        require(0 < self.restart_backoff_ms <= self.restart_backoff_max_ms,
+                "supervisor.restart_backoff_ms must be in (0, restart_backoff_max_ms]")
+        require(self.restart_budget >= 0 and self.restart_window_s > 0,
+                "supervisor.restart_budget must be >= 0 and restart_window_s > 0")
+
+
 class RingsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Ring capacities in records (powers of two)."""
 
@@ -181,6 +202,9 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     vpin_bucket_volume: str = "1.0"  # toxicity: base units per VPIN volume bucket
     vpin_buckets: int = 50  # toxicity: buckets averaged
     surge_half_life_ms: int = 60_000  # volume surge: half-life of the baseline volume
+    order_type: OrderTypeName = "market"  # market; ioc (limit at the far touch); limit/post_only (join our touch)
+    order_ttl_ms: int = 1_000  # limit/post_only orders are GTD: they expire this long after the decision
+    snapshot_interval_ms: int = 1_000  # the strategy's state goes to strategy_snapshots this often
 
     def __post_init__(self) -> None:
         require(0 < self.imbalance_threshold <= 1, "strategy.imbalance_threshold must be in (0, 1]")
@@ -198,6 +222,8 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
         except InvalidOperation:
             raise ConfigError("strategy.max_position and vpin_bucket_volume must be decimal strings") from None
         require(self.rule_holding_ms > 0, "strategy.rule_holding_ms must be positive")
+        require(self.order_ttl_ms > 0, "strategy.order_ttl_ms must be positive")
+        require(self.snapshot_interval_ms >= 100, "strategy.snapshot_interval_ms must be >= 100")
         require(self.vpin_buckets > 0 and self.surge_half_life_ms > 0, "strategy.vpin_buckets/surge_half_life_ms > 0")
         if not self.instances:
             _check_generator("strategy", self.generator, self.rules, self.model_path, self.model_norm_path)
@@ -213,13 +239,31 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                                model_norm_path=self.model_norm_path)]
 
 
-class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Paper broker: fills at the touch, taker fee on every fill."""
+FillModelName = Literal["queue", "touch"]
+OrderTypeName = Literal["market", "ioc", "limit", "post_only"]
 
-    taker_fee_bps: float = 1.0
+
+class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The paper broker's fill simulator (``hft.broker.matching`` explains the model)."""
+
+    taker_fee_bps: float = 1.0  # on fills that take liquidity
+    maker_fee_bps: float = 0.0  # on fills of resting orders; negative: a rebate
+    entry_latency_us: int = 500  # decision -> the order reaches the venue and meets its book
+    fill_model: FillModelName = "queue"  # "queue": queue position; "touch": probability at touch x queue
+    queue_cancel_share: float = 0.5  # share of a level's unexplained size decrease assumed ahead of us
+    touch_fill_probability: float = 0.5  # "touch": fill probability at a trade at our price, first in queue
+    adverse_selection_bps: float = 0.0  # resting fills happen this much worse than the limit price
+    random_seed: int = 1  # the touch model's generator: the same seed gives the same fills
+    max_open_orders: int = 1024  # orders the broker holds at once (pending arrival or resting)
 
     def __post_init__(self) -> None:
         require(0 <= self.taker_fee_bps < 100, "broker.taker_fee_bps must be in [0, 100)")
+        require(-100 < self.maker_fee_bps < 100, "broker.maker_fee_bps must be in (-100, 100)")
+        require(0 <= self.entry_latency_us <= 10_000_000, "broker.entry_latency_us must be in [0, 10 s]")
+        require(0 <= self.queue_cancel_share <= 1, "broker.queue_cancel_share must be in [0, 1]")
+        require(0 <= self.touch_fill_probability <= 1, "broker.touch_fill_probability must be in [0, 1]")
+        require(0 <= self.adverse_selection_bps < 1000, "broker.adverse_selection_bps must be in [0, 1000)")
+        require(1 <= self.max_open_orders <= 65536, "broker.max_open_orders must be in [1, 65536]")
 
 
 class PersistenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -228,8 +272,12 @@ class PersistenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     db_path: str = "runs/hft.db"
     batch_size: int = 1024
     flush_ms: int = 50
+    metrics_interval_ms: int = 1_000  # a performance_metrics row this often (and at the end)
+    max_db_mib: int = 0  # cap on the database file (0: none); a full database stops the run cleanly
 
     def __post_init__(self) -> None:
+        require(self.metrics_interval_ms >= 100, "persistence.metrics_interval_ms must be >= 100")
+        require(self.max_db_mib >= 0, "persistence.max_db_mib must be >= 0")
         require(self.batch_size > 0, "persistence.batch_size must be positive")
         require(self.flush_ms > 0, "persistence.flush_ms must be positive")
 
@@ -244,6 +292,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     symbols: list[SymbolConfig] = msgspec.field(default_factory=_default_symbols)
     source: SourceConfig = SourceConfig()
     processes: ProcessesConfig = ProcessesConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
     rings: RingsConfig = RingsConfig()
     strategy: StrategyConfig = StrategyConfig()
     risk: RiskConfig = RiskConfig()

@@ -168,21 +168,26 @@ LOG_BURST_S = 5.0  # a reason that keeps firing is logged at most once per this 
 
 @njit(cache=True)
 def wait_lockstep(
-    md_ctrl: np.ndarray, md_consumer: int, order_ctrl: np.ndarray, order_consumer: int, max_spins: int
+    md_ctrl: np.ndarray, md_consumer: int, broker_md_consumer: int, order_ctrl: np.ndarray, order_consumer: int,
+    max_spins: int,
 ) -> bool:
-    """Spin until the strategy processed every published event and the broker every published order.
+    """Spin until the strategy processed every published event, the broker every published order and the
+    events up to the strategy's cursor (so every report those events caused is published).
 
     Order matters: the strategy publishes its orders before it releases the events that caused them, so once
-    its md cursor reaches the head, the order ring's head already includes those orders. Return False if
-    ``max_spins`` ran out (the caller checks for shutdown and calls again).
+    its md cursor reaches the head, the order ring's head already includes those orders; the broker publishes
+    its reports before it moves either cursor. Return False if ``max_spins`` ran out (the caller checks for
+    shutdown and calls again).
     """
     md_tail = W_CONSUMERS + md_consumer * CONSUMER_WORDS + W_TAIL
+    broker_md_tail = W_CONSUMERS + broker_md_consumer * CONSUMER_WORDS + W_TAIL
     order_tail = W_CONSUMERS + order_consumer * CONSUMER_WORDS + W_TAIL
     for _ in range(max_spins):
-        # short-circuit keeps the order of the loads: md cursor first, then the order ring
-        if load_acquire(md_ctrl, md_tail) >= load_acquire(md_ctrl, W_HEAD) and load_acquire(
-            order_ctrl, order_tail
-        ) >= load_acquire(order_ctrl, W_HEAD):
+        # short-circuit keeps the order of the loads: md cursor first, then the order ring, then the broker
+        head = load_acquire(md_ctrl, W_HEAD)
+        if (load_acquire(md_ctrl, md_tail) >= head
+                and load_acquire(order_ctrl, order_tail) >= load_acquire(order_ctrl, W_HEAD)
+                and load_acquire(md_ctrl, broker_md_tail) >= head):
             return True
         cpu_relax()
     return False
@@ -331,6 +336,7 @@ def run_replay(runner: FeedRunner) -> int:
     ctx, engine = runner.ctx, runner.engine
     source = ctx.config.source
     md_consumer = runner.md.consumer_index("strategy")
+    broker_md_consumer = runner.md.consumer_index("broker")
     order_consumer = runner.orders.consumer_index("broker")
     try:
         records = open_recording(source.replay_path)
@@ -365,7 +371,8 @@ def run_replay(runner: FeedRunner) -> int:
             runner.publish(n, ts_recv, monotonic_ns())
             if source.lockstep and n > 0:
                 counter_add(runner.proc, C_LOCKSTEP_WAITS, 1)
-                while not wait_lockstep(runner.md.ctrl, md_consumer, runner.orders.ctrl, order_consumer, 1_000_000):
+                while not wait_lockstep(runner.md.ctrl, md_consumer, broker_md_consumer, runner.orders.ctrl,
+                                        order_consumer, 1_000_000):
                     if runner.stopping():
                         return 0
             runner.housekeeping()
@@ -380,7 +387,7 @@ def run_replay(runner: FeedRunner) -> int:
 def run(ctx: WorkerContext) -> int:
     runner = FeedRunner(ctx)
     warm_up(runner.symbols, runner.md.slots)
-    wait_lockstep(runner.md.ctrl, 0, runner.orders.ctrl, 0, 0)  # compile
+    wait_lockstep(runner.md.ctrl, 0, 1, runner.orders.ctrl, 0, 0)  # compile
     ctx.mark_running()
     try:
         if ctx.config.source.kind == "replay":

@@ -17,9 +17,12 @@ from hft.strategy.kernels import FEATURE_NAMES, configure_symbol, make_features,
 from hft.strategy.loop import (
     GENERATORS,
     N_STATE,
+    ORDER_KINDS,
     P_SYMBOL,
     S_MAX_POSITION,
+    S_ORDER_KIND,
     S_ORDER_SIZE,
+    S_ORDER_TTL_NS,
     S_STRATEGY_ID,
     act_on_model,
     strategy_loop,
@@ -38,10 +41,12 @@ from hft.strategy.signal import (
     P_VOLATILITY_FLOOR,
     P_VOLATILITY_SCALE,
 )
+from hft.strategy.snapshot import publish_snapshot, take_snapshot
 from procs.common import LOOP_SLICE_NS, WorkerContext, worker_main
+from shm_layout.atomics import monotonic_ns
 from shm_layout.counters import C_LOST, C_OVERRUNS, W_COUNTERS, C
-from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, PROC_STRATEGY
-from shm_layout.records import BOOK_SNAPSHOT, EXEC_REPORT, MD_EVENT
+from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, PROC_STRATEGY, W_STRATEGY_STATE
+from shm_layout.records import BOOK_SNAPSHOT, EXEC_REPORT, MD_EVENT, STRATEGY_STATE_BYTES
 
 MD_BATCH = 1024
 EXEC_BATCH = 256
@@ -67,6 +72,8 @@ def build_params(ctx: WorkerContext) -> tuple[np.ndarray, np.ndarray]:
         order_size = (max_position * Decimal(str(cfg.order_fraction)) / lot).to_integral_value(rounding="ROUND_DOWN")
         state[index, S_MAX_POSITION] = int(max_position)
         state[index, S_ORDER_SIZE] = int(order_size * lot)
+        state[index, S_ORDER_KIND] = ORDER_KINDS[cfg.order_type]
+        state[index, S_ORDER_TTL_NS] = cfg.order_ttl_ms * 1_000_000
         if state[index, S_ORDER_SIZE] <= 0:
             raise ValueError(f"{symbol.name}: order size rounds to zero lots")
     return params, state
@@ -180,6 +187,11 @@ def run(ctx: WorkerContext) -> int:
                      ctx.kill_index, ctx.abort_index, ctx.proc_words, ctx.wait_strategy, risk_limits, risk_state,
                      risk_fstate, clock, reason_counters)
     ctx.log.info("strategy running: %d symbols, md consumer %d", len(ctx.config.symbols), md_consumer)
+    names = [s.name for s in ctx.config.symbols]
+    size_decimals = [s.size_decimals for s in ctx.config.symbols]
+    instance_names = [plan.names[i] if i >= 0 else "" for i in plan.instance_of]
+    snapshot_every_ns = ctx.config.strategy.snapshot_interval_ms * 1_000_000
+    next_snapshot_ns = 0
     first_pass = True
     while not ctx.should_exit():
         if not first_pass:
@@ -202,6 +214,12 @@ def run(ctx: WorkerContext) -> int:
                          risk_limits, risk_state, risk_fstate, clock, reason_counters)
             continue
         first_pass = False
+        now = monotonic_ns()
+        if now >= next_snapshot_ns or status == LOOP_STOPPED:
+            next_snapshot_ns = now + snapshot_every_ns
+            taken = take_snapshot(names, size_decimals, instance_names, state, features, int(clock[0]))
+            if publish_snapshot(ctx.control_words, W_STRATEGY_STATE, taken) < 0:
+                ctx.log.warning("strategy snapshot larger than %d bytes: not published", STRATEGY_STATE_BYTES)
         # mirror this consumer's overrun counts (kept by the ring) into the process counters for stats
         consumer = md.control[0]["consumers"][md_consumer]
         ctx.proc_words[W_COUNTERS + C_OVERRUNS] = consumer["overruns"]

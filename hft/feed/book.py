@@ -55,6 +55,7 @@ __all__ = [
     "book_levels_best_first",
     "book_load",
     "book_set_level",
+    "book_size_at",
     "new_book",
     "side_row",
 ]
@@ -290,6 +291,19 @@ def book_best(prices, sizes, counts, side: int) -> tuple[int, int, int]:
     if n <= 0:
         return BOOK_NOOP, 0, 0
     return BOOK_OK, prices[row, n - 1], sizes[row, n - 1]
+
+
+@njit(cache=True, nogil=True)
+def book_size_at(prices, sizes, counts, side: int, price: int) -> int:
+    """Return the size resting at ``price`` on ``side`` (0 if there is no such level)."""
+    row = side_row(side)
+    if row < 0:
+        return 0
+    n = counts[row]
+    i = _find(prices[row], n, price, row == BID_ROW)
+    if i < n and prices[row, i] == price:
+        return sizes[row, i]
+    return 0
 
 
 @njit(cache=True, nogil=True)

@@ -42,13 +42,16 @@ from shm_layout.records import (
     CMD_NEW,
     EV_TRADE,
     FLAG_LAST_IN_FRAME,
+    ORDER_IOC,
+    ORDER_LIMIT,
     ORDER_MARKET,
+    ORDER_POST_ONLY,
     SIDE_BUY,
     SIDE_SELL,
-    STATUS_CANCELLED,
     STATUS_FILLED,
+    STATUS_NEW,
     STATUS_PARTIALLY_FILLED,
-    STATUS_REJECTED,
+    TIF_GTD,
     TIF_IOC,
 )
 from shm_layout.ring import ring_commit, ring_read, ring_read_hold, ring_release, ring_tail
@@ -74,7 +77,16 @@ S_MAX_POSITION = 6  # lots
 S_STRATEGY_ID = 7  # the strategy instance that trades the symbol (1-based; orders carry it)
 S_SIGNAL_DIRECTION = 8  # direction of the persisting imbalance signal (for its decay)
 S_SIGNAL_SINCE_NS = 9  # venue time it first fired in that direction
-N_STATE = 10
+S_ORDER_KIND = 10  # ORDER_KIND_*: how the strategy's orders meet the market (config: strategy.order_type)
+S_ORDER_TTL_NS = 11  # limit/post-only orders are GTD: they expire this long after the decision
+N_STATE = 12
+
+ORDER_KIND_MARKET = 0  # MARKET (IOC): walks the book
+ORDER_KIND_IOC = 1  # IOC limit at the far touch: takes what the touch offers, never worse
+ORDER_KIND_LIMIT = 2  # GTD limit joining our own touch: rests and fills by queue position
+ORDER_KIND_POST_ONLY = 3  # the same, but rejected rather than taking liquidity
+ORDER_KINDS = {"market": ORDER_KIND_MARKET, "ioc": ORDER_KIND_IOC, "limit": ORDER_KIND_LIMIT,
+               "post_only": ORDER_KIND_POST_ONLY}
 
 H_TICK_TO_ORDER = 0  # frame received by the feed -> order on the ring
 H_MD_HOP = 1  # event published by the feed -> read here
@@ -106,7 +118,8 @@ def _apply_executions(
         if report.status == STATUS_FILLED or report.status == STATUS_PARTIALLY_FILLED:
             state[symbol, S_POSITION] = report.position
             state[symbol, S_PENDING] -= report.size * report.side
-        if report.leaves == 0 or report.status == STATUS_REJECTED or report.status == STATUS_CANCELLED:
+        if report.status != STATUS_NEW and report.leaves == 0:
+            # filled, cancelled, rejected or expired: the symbol is free for the next decision
             state[symbol, S_PENDING] = 0
             state[symbol, S_OPEN_ORDER_ID] = 0
 
@@ -118,32 +131,47 @@ def _publish_order(
     symbol: int,
     side: int,
     size: int,
-    price: int,
+    book: np.void,
+    state: np.ndarray,
     ts_tick_recv: int,
     md_cursor: int,
-    strategy_id: int,
     control_words: np.ndarray,
     abort_index: int,
     proc: np.ndarray,
     wait_strategy: int,
 ) -> int:
-    """Claim one slot (waiting on a full ring until aborted), fill it, publish; return the order id or 0."""
+    """Claim one slot (waiting on a full ring until aborted), fill it, publish; return the order id or 0.
+
+    The order carries the venue time and md.events cursor of the decision: the broker makes it arrive
+    ``entry_latency`` later in the same market-data sequence (``hft.broker.matching``)."""
     seq = claim_waiting(order_ctrl, 1, control_words, abort_index, proc, wait_strategy)
     if seq < 0:
         return 0
     slot = order_slots[seq & (order_slots.shape[0] - 1)]
     order_id = seq + 1  # the ring's head only grows, across strategy restarts too: ids are unique
+    kind = state[symbol, S_ORDER_KIND]
+    far_touch = book.ask_price if side == SIDE_BUY else book.bid_price
+    near_touch = book.bid_price if side == SIDE_BUY else book.ask_price
     slot.order_id = order_id
     slot.ts_tick_recv = ts_tick_recv
-    slot.price = price
+    slot.ts_exch = book.ts_exch
     slot.size = size
     slot.md_cursor = md_cursor
+    slot.target_order_id = 0
     slot.symbol_id = symbol
     slot.side = side
-    slot.order_type = ORDER_MARKET
-    slot.tif = TIF_IOC
     slot.command = CMD_NEW
-    slot.strategy_id = strategy_id
+    slot.strategy_id = state[symbol, S_STRATEGY_ID]
+    if kind in (ORDER_KIND_LIMIT, ORDER_KIND_POST_ONLY):
+        slot.order_type = ORDER_LIMIT if kind == ORDER_KIND_LIMIT else ORDER_POST_ONLY
+        slot.tif = TIF_GTD
+        slot.price = near_touch
+        slot.expire_ts = book.ts_exch + state[symbol, S_ORDER_TTL_NS]
+    else:
+        slot.order_type = ORDER_IOC if kind == ORDER_KIND_IOC else ORDER_MARKET
+        slot.tif = TIF_IOC
+        slot.price = far_touch  # a market order's price is the touch the strategy saw (for the record)
+        slot.expire_ts = 0
     ts_init = monotonic_ns()
     slot.ts_init = ts_init
     ring_commit(order_ctrl, seq + 1)
@@ -300,8 +328,7 @@ def _act(
         counter_add(proc, reason_counters[reason], 1)
         return
     order_id = _publish_order(
-        order_ctrl, order_slots, symbol, side, abs(quantity), touch, ts_recv, md_cursor, state[symbol, S_STRATEGY_ID],
-        control_words,
+        order_ctrl, order_slots, symbol, side, abs(quantity), book, state, ts_recv, md_cursor, control_words,
         abort_index, proc, wait_strategy,
     )
     if order_id != 0:
@@ -406,13 +433,14 @@ def strategy_loop(
         if n_md > 0:
             counter_add(proc, C_MSGS_IN, n_md)
             now = monotonic_ns()
-            md_cursor = ring_tail(md_ctrl, md_consumer) + n_md  # the market state the decisions below saw
+            md_start = ring_tail(md_ctrl, md_consumer)
             for k in range(n_md):
                 event = md_batch[k]
                 if event.kind == EV_TRADE and 0 <= event.symbol_id < state.shape[0]:
                     on_trade(event.symbol_id, event.ts_exch, event.price, event.size, event.side, kparams, kints,
                              kaccs, kbook_ts, kbook_f, ktrades, kbuckets, features)
                 if event.flags & FLAG_LAST_IN_FRAME:
+                    md_cursor = md_start + k + 1  # the market state a decision on this frame saw
                     hist_record(proc, H_MD_HOP, now - event.ts_init)
                     verdict = _evaluate(
                         event.symbol_id, event.ts_recv, snap_words, snapshot, snapshot_words, state, params,
@@ -426,11 +454,11 @@ def strategy_loop(
                         # hand the tick to the model in Python; events after it stay unreleased for the next call
                         pending[P_SYMBOL] = event.symbol_id
                         pending[P_TS_RECV] = event.ts_recv
-                        pending[P_MD_CURSOR] = md_cursor - n_md + k + 1
+                        pending[P_MD_CURSOR] = md_cursor
                         ring_release(md_ctrl, md_consumer, pending[P_MD_CURSOR])
                         return LOOP_NEED_MODEL
             # processed, not just copied: the cursor a lock-step replay feed waits on
-            ring_release(md_ctrl, md_consumer, md_cursor)
+            ring_release(md_ctrl, md_consumer, md_start + n_md)
         if n_md == 0 and n_exec == 0:
             status = idle_pass(proc, control_words, stop_index, my_stage, deadline, wait_strategy, idle_rounds)
             if status != LOOP_CONTINUE:

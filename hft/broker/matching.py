@@ -1,0 +1,750 @@
+"""The paper broker's fill simulator: order types, time in force, queue position, fees, entry latency.
+
+The broker keeps its own L2 book per symbol, built from md.events exactly as the feed built its own, and
+advances it only as far as the strategy has consumed md.events (the strategy's cursor). Every order carries
+the cursor and venue time at which the strategy decided (``ORDER.md_cursor``, ``ORDER.ts_exch``); it *arrives*
+at ``ts_exch + entry latency`` and meets the book at the first event at or after its cursor whose venue time
+is later than its arrival. The fills are therefore a function of the market-data sequence and the orders
+alone: a replay gives the same fills on every run.
+
+Live (not lock-step) runs add a clock fallback: an order whose arrival time has passed on this machine's clock
+(``ORDER.ts_init + latency``, monotonic) meets the book as it is once every event the strategy consumed is
+applied, so a quiet market does not hold orders back.
+
+How orders fill (all prices and sizes fixed-point int64, money = price * size units):
+
+* Marketable orders (MARKET, the crossing part of LIMIT/IOC/FOK) walk the visible opposite side level by level
+  up to their limit; one report carries the filled size and average price (exact ``cum_notional``), taker fee.
+  What is left is cancelled (MARKET, IOC), rests (GTC, GTD), or the order is rejected beforehand (FOK that the
+  visible book cannot fill in full, POST_ONLY that would cross). There is no market impact: a walk does not
+  consume the simulated book, the venue's next update does.
+* A resting order joins the back of its level: ``queue_ahead`` starts at the level's visible size. Trades at
+  its price reduce ``queue_ahead`` and fill the order once they print through it; size decreases of the level
+  not explained by those trades are cancellations, of which ``queue_cancel_share`` is assumed to be ahead of
+  us. A trade at a better price for the aggressor (through our price), or the opposite side reaching our price,
+  fills the order in full. Fills are at the limit price, maker fee, worsened by ``adverse_selection_bps``.
+* The touch model (``fill_model = "touch"``) instead fills a resting order in full, with probability
+  ``touch_fill_probability * (1 - queue_ahead / queue at arrival)``, at each trade at its price (numba's
+  generator, seeded from the config: deterministic too).
+
+State, all plain arrays owned by the broker process (single writer, no shared memory):
+
+* ``table[MAX, O_*]`` int64: one row per order the broker holds, pending arrival or resting.
+* ``state[ST_*]`` int64 scalars; ``params[P_*]`` int64 parameters.
+* books: ``prices[S, 2, depth]``, ``sizes[S, 2, depth]``, ``counts[S, 2]`` (``hft.feed.book`` layout);
+  ``grid[S, 2]`` tick and lot; ``account[S, K_*]`` positions and PnL (``hft.broker.accounting``).
+* ``out``: EXEC_REPORT records waiting to be published (``state[ST_N_OUT]`` of them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from hft.broker.accounting import (
+    K_ENTRY_NOTIONAL,
+    K_FEES,
+    K_POSITION,
+    K_REALIZED,
+    apply_trade,
+    charge_fee,
+    fee_for,
+)
+from hft.feed.book import ASK_ROW, BID_ROW, book_clear, book_set_level, book_size_at
+from shm_layout.records import (
+    CMD_CANCEL,
+    CMD_CANCEL_ALL,
+    CMD_NEW,
+    EV_BOOK_LEVEL,
+    EV_BOOK_RESET,
+    EV_TRADE,
+    EXEC_FIRST,
+    LIQUIDITY_MAKER,
+    LIQUIDITY_TAKER,
+    ORDER_FOK,
+    ORDER_IOC,
+    ORDER_MARKET,
+    ORDER_POST_ONLY,
+    REASON_BAD_ORDER,
+    REASON_BAD_PRICE,
+    REASON_BAD_SIZE,
+    REASON_CANCEL_REQUESTED,
+    REASON_EXPIRED,
+    REASON_FOK_UNFILLABLE,
+    REASON_GTD_EXPIRED,
+    REASON_IOC_REMAINDER,
+    REASON_NO_LIQUIDITY,
+    REASON_NO_MARKET,
+    REASON_NONE,
+    REASON_OFF_LOT,
+    REASON_OFF_TICK,
+    REASON_POST_ONLY_WOULD_CROSS,
+    REASON_SHUTDOWN,
+    REASON_TOO_MANY_ORDERS,
+    REASON_UNKNOWN_ORDER,
+    REASON_UNKNOWN_SYMBOL,
+    SIDE_BUY,
+    SIDE_SELL,
+    STATUS_CANCELLED,
+    STATUS_EXPIRED,
+    STATUS_FILLED,
+    STATUS_NEW,
+    STATUS_PARTIALLY_FILLED,
+    STATUS_REJECTED,
+    TIF_FOK,
+    TIF_GTC,
+    TIF_GTD,
+    TIF_IOC,
+)
+
+# --- table columns ---
+O_STATE = 0
+O_ORDER_ID = 1
+O_SEQ = 2  # position on strategy.orders: ties between orders are broken by it
+O_COMMAND = 3
+O_SYMBOL = 4
+O_SIDE = 5
+O_TYPE = 6
+O_TIF = 7  # the effective time in force (MARKET -> IOC or FOK, IOC/FOK types -> their TIF)
+O_PRICE = 8
+O_SIZE = 9
+O_LEAVES = 10
+O_CUM_FILLED = 11
+O_CUM_NOTIONAL = 12
+O_ARRIVAL_TS = 13  # venue time of arrival: decision + entry latency
+O_ARRIVAL_MONO = 14  # the same on this machine's monotonic clock (the live fallback)
+O_MD_CURSOR = 15
+O_EXPIRE_TS = 16
+O_TARGET = 17  # CMD_CANCEL's order id
+O_QUEUE_AHEAD = 18  # visible size ahead of us at our level
+O_TRADED_PENDING = 19  # traded at our level since its last size update (not a cancellation)
+O_QUEUE_AT_ARRIVAL = 20
+O_TS_TICK_RECV = 21
+O_TS_ORDER_INIT = 22
+O_STRATEGY_ID = 23
+O_REPORTED = 24  # 1 once the order had a report (the next ones are not EXEC_FIRST)
+N_O = 25
+
+ROW_FREE = 0
+ROW_PENDING = 1  # read from the ring, not yet arrived at the venue
+ROW_RESTING = 2
+
+# --- state scalars ---
+ST_N_OUT = 0
+ST_N_PENDING = 1
+ST_N_RESTING = 2
+ST_MD_POS = 3  # md.events sequence of the next event to apply
+ST_VENUE_NOW = 4  # venue time of the last event applied
+ST_VENUE_MONO = 5  # monotonic time it was applied (the live fallback's venue-clock estimate)
+ST_HIGH = 6  # rows below this index may be in use: scans stop here
+N_ST = 8
+
+# --- parameters ---
+P_LATENCY_NS = 0
+P_TAKER_FEE = 1  # hundredths of a bp
+P_MAKER_FEE = 2  # hundredths of a bp, negative = rebate
+P_ADVERSE_X100 = 3  # adverse selection, hundredths of a bp
+P_CANCEL_SHARE_PPM = 4  # share of unexplained level decreases taken from ahead of us, parts per million
+P_FILL_MODEL = 5
+P_TOUCH_PROB_PPM = 6
+P_CLOCK_FALLBACK = 7  # 1: live run, orders also arrive by the machine's clock
+P_SEED = 8
+N_P = 10
+
+FILL_MODEL_QUEUE = 0
+FILL_MODEL_TOUCH = 1
+FILL_MODELS = {"queue": FILL_MODEL_QUEUE, "touch": FILL_MODEL_TOUCH}
+
+PPM = 1_000_000
+
+
+def new_state(max_open_orders: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Allocate ``(table, state, out)``: ``out`` holds every report one event can cause, with room to spare."""
+    from shm_layout.records import EXEC_REPORT
+
+    return (np.zeros((max_open_orders, N_O), np.int64), np.zeros(N_ST, np.int64),
+            np.zeros(2 * max_open_orders + 64, EXEC_REPORT))
+
+
+@njit(cache=True)
+def seed_random(seed: int) -> None:
+    """Seed numba's generator (per process) for the touch model."""
+    np.random.seed(seed)
+
+
+# ------------------------------------------------------------------------------------------------ reports
+
+
+@njit(cache=True)
+def _mid_x2(prices, counts, symbol: int) -> int:
+    nb = counts[symbol, BID_ROW]
+    na = counts[symbol, ASK_ROW]
+    if nb == 0 or na == 0:
+        return 0
+    return prices[symbol, BID_ROW, nb - 1] + prices[symbol, ASK_ROW, na - 1]
+
+
+@njit(cache=True)
+def _emit(out, state, table, row: int, status: int, reason: int, price: int, size: int, fee: int, fill_pnl: int,
+          closed: int, liquidity: int, ts_exch: int, account, prices, counts) -> None:
+    """Append the report of ``table[row]`` after an event; ``price``/``size`` describe its fill (0: none)."""
+    report = out[state[ST_N_OUT]]
+    state[ST_N_OUT] += 1
+    symbol = table[row, O_SYMBOL]
+    report.exec_id = 0  # set when published
+    report.order_id = table[row, O_ORDER_ID]
+    report.ts_tick_recv = table[row, O_TS_TICK_RECV]
+    report.ts_order_init = table[row, O_TS_ORDER_INIT]
+    report.ts_init = 0
+    report.ts_exch = ts_exch
+    report.price = price
+    report.size = size
+    report.leaves = table[row, O_LEAVES]
+    report.cum_filled = table[row, O_CUM_FILLED]
+    report.cum_notional = table[row, O_CUM_NOTIONAL]
+    if 0 <= symbol < account.shape[0]:
+        report.position = account[symbol, K_POSITION]
+        report.entry_notional = account[symbol, K_ENTRY_NOTIONAL]
+        report.realized_pnl = account[symbol, K_REALIZED]
+        report.total_fees = account[symbol, K_FEES]
+        report.mid_x2 = _mid_x2(prices, counts, symbol)
+    else:
+        report.total_fees = 0
+        report.position = 0
+        report.entry_notional = 0
+        report.realized_pnl = 0
+        report.mid_x2 = 0
+    report.fill_pnl = fill_pnl
+    report.closed = closed
+    report.fee = fee
+    report.symbol_id = symbol
+    report.strategy_id = table[row, O_STRATEGY_ID]
+    report.side = table[row, O_SIDE]
+    report.status = status
+    report.reason = reason
+    report.order_type = table[row, O_TYPE]
+    report.tif = table[row, O_TIF]
+    report.liquidity = liquidity
+    report.flags = EXEC_FIRST if table[row, O_REPORTED] == 0 else 0
+    table[row, O_REPORTED] = 1
+
+
+@njit(cache=True)
+def _free(table, state, row: int) -> None:
+    if table[row, O_STATE] == ROW_PENDING:
+        state[ST_N_PENDING] -= 1
+    elif table[row, O_STATE] == ROW_RESTING:
+        state[ST_N_RESTING] -= 1
+    table[row, O_STATE] = ROW_FREE
+    high = state[ST_HIGH]
+    while high > 0 and table[high - 1, O_STATE] == ROW_FREE:
+        high -= 1
+    state[ST_HIGH] = high
+
+
+@njit(cache=True)
+def _close(out, state, table, row: int, status: int, reason: int, ts_exch: int, account, prices, counts) -> None:
+    """End the order in ``row`` without a fill (cancel, expiry, rejection): report it and free the row."""
+    table[row, O_LEAVES] = 0
+    _emit(out, state, table, row, status, reason, 0, 0, 0, 0, 0, 0, ts_exch, account, prices, counts)
+    _free(table, state, row)
+
+
+# ------------------------------------------------------------------------------------------------ intake
+
+
+@njit(cache=True)
+def validate(order, n_symbols: int, grid) -> int:
+    """Return the static rejection reason of an order (one that needs no market), or REASON_NONE."""
+    command = order.command
+    if command == CMD_CANCEL:
+        return REASON_NONE
+    if command == CMD_CANCEL_ALL:
+        return REASON_NONE if -1 <= order.symbol_id < n_symbols else REASON_UNKNOWN_SYMBOL
+    if command != CMD_NEW:
+        return REASON_BAD_ORDER
+    symbol = order.symbol_id
+    if symbol < 0 or symbol >= n_symbols:
+        return REASON_UNKNOWN_SYMBOL
+    if order.side != SIDE_BUY and order.side != SIDE_SELL:
+        return REASON_BAD_ORDER
+    kind = order.order_type
+    if kind < ORDER_MARKET or kind > ORDER_FOK:
+        return REASON_BAD_ORDER
+    tif = order.tif
+    if tif < TIF_GTC or tif > TIF_GTD:
+        return REASON_BAD_ORDER
+    if kind == ORDER_POST_ONLY and tif != TIF_GTC and tif != TIF_GTD:
+        return REASON_BAD_ORDER  # a post-only order exists to rest
+    if order.size <= 0:
+        return REASON_BAD_SIZE
+    lot = grid[symbol, 1]
+    if lot > 0 and order.size % lot != 0:
+        return REASON_OFF_LOT
+    if kind != ORDER_MARKET:
+        if order.price <= 0:
+            return REASON_BAD_PRICE
+        tick = grid[symbol, 0]
+        if tick > 0 and order.price % tick != 0:
+            return REASON_OFF_TICK
+    if effective_tif(kind, tif) == TIF_GTD and order.expire_ts <= 0:
+        return REASON_BAD_ORDER
+    return REASON_NONE
+
+
+@njit(cache=True)
+def effective_tif(kind: int, tif: int) -> int:
+    if kind == ORDER_IOC:
+        return TIF_IOC
+    if kind == ORDER_FOK:
+        return TIF_FOK
+    if kind == ORDER_MARKET:
+        return TIF_FOK if tif == TIF_FOK else TIF_IOC
+    return tif
+
+
+@njit(cache=True)
+def accept(order, seq: int, table, state, params, grid, out, account, prices, counts) -> int:
+    """Take one order off strategy.orders: reject it now if it is invalid, else hold it until it arrives.
+
+    Return the reason it was rejected (REASON_NONE if held)."""
+    reason = validate(order, account.shape[0], grid)
+    target = -1
+    if reason == REASON_NONE:
+        for row in range(table.shape[0]):
+            if table[row, O_STATE] == ROW_FREE:
+                target = row
+                break
+        if target < 0:
+            reason = REASON_TOO_MANY_ORDERS
+    if reason != REASON_NONE:
+        return _reject_unheld(order, reason, out, state, account, prices, counts)
+    table[target, O_STATE] = ROW_PENDING
+    table[target, O_ORDER_ID] = order.order_id
+    table[target, O_SEQ] = seq
+    table[target, O_COMMAND] = order.command
+    table[target, O_SYMBOL] = order.symbol_id
+    table[target, O_SIDE] = order.side
+    table[target, O_TYPE] = order.order_type
+    table[target, O_TIF] = effective_tif(order.order_type, order.tif)
+    table[target, O_PRICE] = order.price
+    table[target, O_SIZE] = order.size
+    table[target, O_LEAVES] = order.size if order.command == CMD_NEW else 0
+    table[target, O_CUM_FILLED] = 0
+    table[target, O_CUM_NOTIONAL] = 0
+    table[target, O_ARRIVAL_TS] = order.ts_exch + params[P_LATENCY_NS]
+    table[target, O_ARRIVAL_MONO] = order.ts_init + params[P_LATENCY_NS]
+    table[target, O_MD_CURSOR] = order.md_cursor
+    table[target, O_EXPIRE_TS] = order.expire_ts
+    table[target, O_TARGET] = order.target_order_id
+    table[target, O_QUEUE_AHEAD] = 0
+    table[target, O_TRADED_PENDING] = 0
+    table[target, O_QUEUE_AT_ARRIVAL] = 0
+    table[target, O_TS_TICK_RECV] = order.ts_tick_recv
+    table[target, O_TS_ORDER_INIT] = order.ts_init
+    table[target, O_STRATEGY_ID] = order.strategy_id
+    table[target, O_REPORTED] = 0
+    state[ST_N_PENDING] += 1
+    if target + 1 > state[ST_HIGH]:
+        state[ST_HIGH] = target + 1
+    return REASON_NONE
+
+
+@njit(cache=True)
+def _reject_unheld(order, reason: int, out, state, account, prices, counts) -> int:
+    """Report the rejection of an order that never got a row."""
+    report = out[state[ST_N_OUT]]
+    state[ST_N_OUT] += 1
+    symbol = order.symbol_id
+    report.exec_id = 0
+    report.order_id = order.order_id
+    report.ts_tick_recv = order.ts_tick_recv
+    report.ts_order_init = order.ts_init
+    report.ts_init = 0
+    report.ts_exch = order.ts_exch
+    report.price = 0
+    report.size = 0
+    report.leaves = 0
+    report.cum_filled = 0
+    report.cum_notional = 0
+    known = 0 <= symbol < account.shape[0]
+    report.position = account[symbol, K_POSITION] if known else 0
+    report.entry_notional = account[symbol, K_ENTRY_NOTIONAL] if known else 0
+    report.realized_pnl = account[symbol, K_REALIZED] if known else 0
+    report.total_fees = account[symbol, K_FEES] if known else 0
+    report.mid_x2 = _mid_x2(prices, counts, symbol) if known else 0
+    report.fill_pnl = 0
+    report.closed = 0
+    report.fee = 0
+    report.symbol_id = symbol
+    report.strategy_id = order.strategy_id
+    report.side = order.side
+    report.status = STATUS_REJECTED
+    report.reason = reason
+    report.order_type = order.order_type
+    report.tif = order.tif
+    report.liquidity = 0
+    report.flags = EXEC_FIRST
+    return reason
+
+
+# ------------------------------------------------------------------------------------------------ arrival
+
+
+@njit(cache=True)
+def _fill(table, row: int, quantity: int, price: int, account, fee_x100: int) -> tuple[int, int, int]:
+    """Book ``quantity`` (unsigned) of ``table[row]`` at ``price``; return (fee, pnl after fee, closed)."""
+    symbol = table[row, O_SYMBOL]
+    signed = quantity if table[row, O_SIDE] == SIDE_BUY else -quantity
+    pnl, closed = apply_trade(account, symbol, signed, price)
+    fee = fee_for(quantity * price, fee_x100)
+    charge_fee(account, symbol, fee)
+    table[row, O_LEAVES] -= quantity
+    table[row, O_CUM_FILLED] += quantity
+    table[row, O_CUM_NOTIONAL] += quantity * price
+    return fee, pnl - fee, closed
+
+
+@njit(cache=True)
+def _walkable(prices, sizes, counts, symbol: int, side: int, limit: int, wanted: int) -> int:
+    """Size the visible opposite side offers within ``limit`` (<= 0 for a market order), up to ``wanted``."""
+    row = ASK_ROW if side == SIDE_BUY else BID_ROW
+    total = 0
+    for i in range(counts[symbol, row] - 1, -1, -1):
+        level = prices[symbol, row, i]
+        if limit > 0 and (level > limit if side == SIDE_BUY else level < limit):
+            break
+        total += sizes[symbol, row, i]
+        if total >= wanted:
+            return wanted
+    return total
+
+
+@njit(cache=True)
+def _take(out, state, table, row: int, params, account, prices, sizes, counts, ts_exch: int) -> None:
+    """Walk the opposite side for ``table[row]`` up to its limit; report the aggregate fill (if any)."""
+    symbol = table[row, O_SYMBOL]
+    side = table[row, O_SIDE]
+    limit = 0 if table[row, O_TYPE] == ORDER_MARKET else table[row, O_PRICE]
+    book_row = ASK_ROW if side == SIDE_BUY else BID_ROW
+    filled = 0
+    notional = 0
+    pnl = 0
+    closed = 0
+    for i in range(counts[symbol, book_row] - 1, -1, -1):
+        leaves = table[row, O_LEAVES]
+        if leaves == 0:
+            break
+        level = prices[symbol, book_row, i]
+        if limit > 0 and (level > limit if side == SIDE_BUY else level < limit):
+            break
+        quantity = sizes[symbol, book_row, i]
+        if quantity > leaves:
+            quantity = leaves
+        signed = quantity if side == SIDE_BUY else -quantity
+        level_pnl, level_closed = apply_trade(account, symbol, signed, level)
+        pnl += level_pnl
+        closed += level_closed
+        filled += quantity
+        notional += quantity * level
+        table[row, O_LEAVES] = leaves - quantity
+    if filled == 0:
+        return
+    fee = fee_for(notional, params[P_TAKER_FEE])
+    charge_fee(account, symbol, fee)
+    table[row, O_CUM_FILLED] += filled
+    table[row, O_CUM_NOTIONAL] += notional
+    average = (2 * notional + filled) // (2 * filled)  # rounded half up; cum_notional stays exact
+    status = STATUS_FILLED if table[row, O_LEAVES] == 0 else STATUS_PARTIALLY_FILLED
+    _emit(out, state, table, row, status, REASON_NONE, average, filled, fee, pnl - fee, closed, LIQUIDITY_TAKER,
+          ts_exch, account, prices, counts)
+
+
+@njit(cache=True)
+def _arrive_new(out, state, table, row: int, params, account, prices, sizes, counts, ts_exch: int) -> None:
+    symbol = table[row, O_SYMBOL]
+    side = table[row, O_SIDE]
+    kind = table[row, O_TYPE]
+    tif = table[row, O_TIF]
+    n_bid = counts[symbol, BID_ROW]
+    n_ask = counts[symbol, ASK_ROW]
+    if n_bid == 0 and n_ask == 0:
+        _close(out, state, table, row, STATUS_REJECTED, REASON_NO_MARKET, ts_exch, account, prices, counts)
+        return
+    opposite_empty = n_ask == 0 if side == SIDE_BUY else n_bid == 0
+    if kind == ORDER_MARKET and opposite_empty:
+        _close(out, state, table, row, STATUS_REJECTED, REASON_NO_LIQUIDITY, ts_exch, account, prices, counts)
+        return
+    if tif == TIF_GTD and table[row, O_EXPIRE_TS] <= ts_exch:
+        _close(out, state, table, row, STATUS_REJECTED, REASON_GTD_EXPIRED, ts_exch, account, prices, counts)
+        return
+    limit = table[row, O_PRICE]
+    crosses = False
+    if not opposite_empty:
+        if kind == ORDER_MARKET:
+            crosses = True
+        elif side == SIDE_BUY:
+            crosses = prices[symbol, ASK_ROW, n_ask - 1] <= limit
+        else:
+            crosses = prices[symbol, BID_ROW, n_bid - 1] >= limit
+    if kind == ORDER_POST_ONLY and crosses:
+        _close(out, state, table, row, STATUS_REJECTED, REASON_POST_ONLY_WOULD_CROSS, ts_exch, account, prices,
+               counts)
+        return
+    if tif == TIF_FOK:
+        wanted = table[row, O_LEAVES]
+        market_limit = 0 if kind == ORDER_MARKET else limit
+        if not crosses or _walkable(prices, sizes, counts, symbol, side, market_limit, wanted) < wanted:
+            _close(out, state, table, row, STATUS_REJECTED, REASON_FOK_UNFILLABLE, ts_exch, account, prices, counts)
+            return
+    if crosses:
+        _take(out, state, table, row, params, account, prices, sizes, counts, ts_exch)
+    if table[row, O_LEAVES] == 0:
+        _free(table, state, row)
+        return
+    if tif in (TIF_IOC, TIF_FOK):
+        _close(out, state, table, row, STATUS_CANCELLED, REASON_IOC_REMAINDER, ts_exch, account, prices, counts)
+        return
+    # rest at the back of our level
+    ahead = book_size_at(prices[symbol], sizes[symbol], counts[symbol], side, limit)
+    table[row, O_QUEUE_AHEAD] = ahead
+    table[row, O_QUEUE_AT_ARRIVAL] = ahead
+    table[row, O_TRADED_PENDING] = 0
+    table[row, O_STATE] = ROW_RESTING
+    state[ST_N_PENDING] -= 1
+    state[ST_N_RESTING] += 1
+    if table[row, O_REPORTED] == 0:
+        _emit(out, state, table, row, STATUS_NEW, REASON_NONE, 0, 0, 0, 0, 0, 0, ts_exch, account, prices, counts)
+
+
+@njit(cache=True)
+def _arrive_cancel(out, state, table, row: int, account, prices, counts, ts_exch: int) -> int:
+    """Cancel what ``table[row]`` (a CANCEL or CANCEL_ALL) names; return how many orders it cancelled."""
+    command = table[row, O_COMMAND]
+    cancelled = 0
+    for other in range(state[ST_HIGH]):
+        if other == row or table[other, O_STATE] == ROW_FREE or table[other, O_COMMAND] != CMD_NEW:
+            continue
+        if table[other, O_SEQ] > table[row, O_SEQ]:
+            continue  # sent after the cancel
+        if command == CMD_CANCEL:
+            hit = table[other, O_ORDER_ID] == table[row, O_TARGET]
+        else:
+            hit = (table[row, O_STRATEGY_ID] <= 0 or table[other, O_STRATEGY_ID] == table[row, O_STRATEGY_ID]) and (
+                table[row, O_SYMBOL] < 0 or table[other, O_SYMBOL] == table[row, O_SYMBOL])
+        if hit:
+            status = STATUS_CANCELLED
+            _close(out, state, table, other, status, REASON_CANCEL_REQUESTED, ts_exch, account, prices, counts)
+            cancelled += 1
+    if command == CMD_CANCEL and cancelled == 0:
+        _close(out, state, table, row, STATUS_REJECTED, REASON_UNKNOWN_ORDER, ts_exch, account, prices, counts)
+    else:
+        _free(table, state, row)
+    return cancelled
+
+
+@njit(cache=True)
+def _arrive(out, state, table, row: int, params, account, prices, sizes, counts, ts_exch: int) -> None:
+    if table[row, O_COMMAND] == CMD_NEW:
+        _arrive_new(out, state, table, row, params, account, prices, sizes, counts, ts_exch)
+    else:
+        _arrive_cancel(out, state, table, row, account, prices, counts, ts_exch)
+
+
+@njit(cache=True)
+def arrive_due(out, state, table, params, account, prices, sizes, counts, md_pos: int, before_ts: int,
+               mono_now: int, at_ts: int) -> int:
+    """Let pending orders arrive, oldest first: those whose cursor is <= ``md_pos`` and whose venue arrival is
+    before ``before_ts`` (the next event's venue time), or, if ``mono_now`` > 0, whose arrival on the machine's
+    clock has passed. They meet the book as it is now, at venue time ``at_ts`` (or their arrival). Return how
+    many arrived; stops early when ``out`` could overflow (the caller flushes and calls again)."""
+    arrived = 0
+    limit = out.shape[0] - table.shape[0] - 8
+    while state[ST_N_PENDING] > 0 and state[ST_N_OUT] < limit:
+        best = -1
+        for row in range(state[ST_HIGH]):
+            if table[row, O_STATE] != ROW_PENDING or table[row, O_MD_CURSOR] > md_pos:
+                continue
+            due = table[row, O_ARRIVAL_TS] < before_ts or (mono_now > 0 and table[row, O_ARRIVAL_MONO] <= mono_now)
+            if due and (best < 0 or table[row, O_SEQ] < table[best, O_SEQ]):
+                best = row
+        if best < 0:
+            break
+        ts = table[best, O_ARRIVAL_TS]
+        if at_ts > ts:
+            ts = at_ts
+        _arrive(out, state, table, best, params, account, prices, sizes, counts, ts)
+        arrived += 1
+    return arrived
+
+
+# ------------------------------------------------------------------------------------------------ market events
+
+
+@njit(cache=True)
+def _maker_fill(out, state, table, row: int, quantity: int, params, account, prices, counts, ts_exch: int) -> None:
+    """Fill a resting order at its limit price, worsened by the adverse selection, as maker."""
+    price = table[row, O_PRICE]
+    adverse = (price * params[P_ADVERSE_X100] + PPM - 1) // PPM if params[P_ADVERSE_X100] > 0 else 0
+    price = price + adverse if table[row, O_SIDE] == SIDE_BUY else price - adverse
+    fee, pnl, closed = _fill(table, row, quantity, price, account, params[P_MAKER_FEE])
+    status = STATUS_FILLED if table[row, O_LEAVES] == 0 else STATUS_PARTIALLY_FILLED
+    _emit(out, state, table, row, status, REASON_NONE, price, quantity, fee, pnl, closed, LIQUIDITY_MAKER, ts_exch,
+          account, prices, counts)
+    if table[row, O_LEAVES] == 0:
+        _free(table, state, row)
+
+
+@njit(cache=True)
+def _on_level(out, state, table, params, account, prices, sizes, counts, symbol: int, side: int, price: int,
+              new_size: int, ts_exch: int) -> None:
+    """A level changed to ``new_size``: move queue positions at it, and fill orders the other side now crosses."""
+    old_size = book_size_at(prices[symbol], sizes[symbol], counts[symbol], side, price)
+    book_set_level(prices[symbol], sizes[symbol], counts[symbol], side, price, new_size)
+    if state[ST_N_RESTING] == 0:
+        return
+    for row in range(state[ST_HIGH]):
+        if table[row, O_STATE] != ROW_RESTING or table[row, O_SYMBOL] != symbol:
+            continue
+        mine = table[row, O_PRICE]
+        if table[row, O_SIDE] == side:
+            if mine != price:
+                continue
+            decrease = old_size - new_size
+            if decrease > 0:
+                traded = table[row, O_TRADED_PENDING]
+                cancels = decrease - traded if decrease > traded else 0
+                table[row, O_TRADED_PENDING] = traded - decrease if traded > decrease else 0
+                ahead = table[row, O_QUEUE_AHEAD] - cancels * params[P_CANCEL_SHARE_PPM] // PPM
+                table[row, O_QUEUE_AHEAD] = ahead if ahead > 0 else 0
+            if table[row, O_QUEUE_AHEAD] > new_size:
+                table[row, O_QUEUE_AHEAD] = new_size  # what is ahead of us is part of the visible level
+        elif new_size > 0 and (price <= mine if side == SIDE_SELL else price >= mine):
+            # liquidity rests on the other side at or through our price: it traded through us first
+            _maker_fill(out, state, table, row, table[row, O_LEAVES], params, account, prices, counts, ts_exch)
+
+
+@njit(cache=True)
+def _on_trade(out, state, table, params, account, prices, counts, symbol: int, aggressor: int, price: int,
+              size: int, ts_exch: int) -> None:
+    """A print: it fills resting orders on the passive side that it reaches (through them, or past the queue)."""
+    if state[ST_N_RESTING] == 0:
+        return
+    passive = -aggressor
+    touch_model = params[P_FILL_MODEL] == FILL_MODEL_TOUCH
+    for row in range(state[ST_HIGH]):
+        if table[row, O_STATE] != ROW_RESTING or table[row, O_SYMBOL] != symbol or table[row, O_SIDE] != passive:
+            continue
+        mine = table[row, O_PRICE]
+        through = price < mine if passive == SIDE_BUY else price > mine
+        if through:
+            _maker_fill(out, state, table, row, table[row, O_LEAVES], params, account, prices, counts, ts_exch)
+            continue
+        if price != mine:
+            continue
+        ahead = table[row, O_QUEUE_AHEAD]
+        table[row, O_TRADED_PENDING] += size
+        if ahead >= size:
+            table[row, O_QUEUE_AHEAD] = ahead - size
+            reached = 0
+        else:
+            table[row, O_QUEUE_AHEAD] = 0
+            reached = size - ahead
+        if touch_model:
+            at_arrival = table[row, O_QUEUE_AT_ARRIVAL]
+            probability = params[P_TOUCH_PROB_PPM] / PPM
+            if at_arrival > 0:
+                probability *= 1.0 - table[row, O_QUEUE_AHEAD] / at_arrival
+            if np.random.random() < probability:
+                _maker_fill(out, state, table, row, table[row, O_LEAVES], params, account, prices, counts, ts_exch)
+        elif reached > 0:
+            leaves = table[row, O_LEAVES]
+            _maker_fill(out, state, table, row, reached if reached < leaves else leaves, params, account, prices,
+                        counts, ts_exch)
+
+
+@njit(cache=True)
+def expire_due(out, state, table, account, prices, counts, venue_ts: int) -> int:
+    """Expire resting GTD orders whose expiry is at or before ``venue_ts``; return how many."""
+    expired = 0
+    if state[ST_N_RESTING] == 0:
+        return 0
+    for row in range(state[ST_HIGH]):
+        if table[row, O_STATE] == ROW_RESTING and table[row, O_TIF] == TIF_GTD and table[row, O_EXPIRE_TS] <= venue_ts:
+            _close(out, state, table, row, STATUS_EXPIRED, REASON_EXPIRED, venue_ts, account, prices, counts)
+            expired += 1
+    return expired
+
+
+@njit(cache=True)
+def on_event(event, out, state, table, params, account, prices, sizes, counts) -> None:
+    """Apply one md.events record at ``state[ST_MD_POS]``: arrivals due before it, expiries, then the event."""
+    ts = event.ts_exch
+    if state[ST_N_PENDING] > 0:
+        arrive_due(out, state, table, params, account, prices, sizes, counts, state[ST_MD_POS], ts, 0, 0)
+    if state[ST_N_RESTING] > 0:
+        expire_due(out, state, table, account, prices, counts, ts)
+    symbol = event.symbol_id
+    if 0 <= symbol < account.shape[0]:
+        kind = event.kind
+        if kind == EV_BOOK_LEVEL:
+            _on_level(out, state, table, params, account, prices, sizes, counts, symbol, event.side, event.price,
+                      event.size, ts)
+        elif kind == EV_TRADE:
+            _on_trade(out, state, table, params, account, prices, counts, symbol, event.side, event.price,
+                      event.size, ts)
+        elif kind == EV_BOOK_RESET:
+            book_clear(prices[symbol], sizes[symbol], counts[symbol])
+    state[ST_MD_POS] += 1
+    if ts > state[ST_VENUE_NOW]:
+        state[ST_VENUE_NOW] = ts
+
+
+@njit(cache=True)
+def shutdown(out, state, table, params, account, prices, sizes, counts) -> int:
+    """At stop: every pending order arrives against the final book, then every resting order is cancelled.
+
+    Return how many orders are still pending because ``out`` filled up: publish it and call again."""
+    venue = state[ST_VENUE_NOW]
+    arrive_due(out, state, table, params, account, prices, sizes, counts, 1 << 62, 1 << 62, 0, venue)
+    if state[ST_N_PENDING] > 0:
+        return state[ST_N_PENDING]
+    for row in range(state[ST_HIGH]):
+        if table[row, O_STATE] == ROW_RESTING:
+            _close(out, state, table, row, STATUS_CANCELLED, REASON_SHUTDOWN, venue, account, prices, counts)
+    return 0
+
+
+@njit(cache=True)
+def load_levels_from_snapshot(snapshot, symbol: int, prices, sizes, counts) -> None:
+    """Rebuild one symbol's book from a seqlock snapshot (top levels only): the recovery after being lapped."""
+    book_clear(prices[symbol], sizes[symbol], counts[symbol])
+    for i in range(snapshot.n_bid_levels):
+        book_set_level(prices[symbol], sizes[symbol], counts[symbol], SIDE_BUY, snapshot.bid_prices[i],
+                       snapshot.bid_sizes[i])
+    for i in range(snapshot.n_ask_levels):
+        book_set_level(prices[symbol], sizes[symbol], counts[symbol], SIDE_SELL, snapshot.ask_prices[i],
+                       snapshot.ask_sizes[i])
+
+
+__all__ = [
+    "FILL_MODELS",
+    "N_P",
+    "P_ADVERSE_X100",
+    "P_CANCEL_SHARE_PPM",
+    "P_CLOCK_FALLBACK",
+    "P_FILL_MODEL",
+    "P_LATENCY_NS",
+    "P_MAKER_FEE",
+    "P_SEED",
+    "P_TAKER_FEE",
+    "P_TOUCH_PROB_PPM",
+    "accept",
+    "arrive_due",
+    "expire_due",
+    "load_levels_from_snapshot",
+    "new_state",
+    "on_event",
+    "seed_random",
+    "shutdown",
+]
