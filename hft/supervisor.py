@@ -62,7 +62,7 @@ from shm_layout.layout import (
     W_STOP_REQUESTED,
     Pipeline,
 )
-from shm_layout.records import SYMBOL_INFO
+from shm_layout.records import EXEC_REPORT, MD_EVENT, ORDER, SYMBOL_INFO
 from shm_layout.region import find_segments, remove_segment
 
 log = logging.getLogger("hft.supervisor")
@@ -221,6 +221,9 @@ class Supervisor:
         self.sim: multiprocessing.process.BaseProcess | None = None
         self.stop_signal = threading.Event()
         self.placement: dict[str, int] = {}
+        self.worker_config_raw = b""
+        self.restart_at: dict[int, float] = {}  # process -> monotonic time of its scheduled restart
+        self.restart_times: dict[int, list[float]] = {}  # process -> when it was restarted (budget window)
 
     # -- start ------------------------------------------------------------------------------------------
     def _resolve_source(self) -> Config:
@@ -255,7 +258,8 @@ class Supervisor:
                         ", ".join(removed))
         capacities = {MD_EVENTS: config.rings.md_events, ORDERS: config.rings.orders,
                       EXECUTIONS: config.rings.executions}
-        _check_shm_space(config.rings.md_events * 64 + (config.rings.orders + config.rings.executions) * 128 + 2**20)
+        _check_shm_space(config.rings.md_events * MD_EVENT.itemsize + config.rings.orders * ORDER.itemsize
+                         + config.rings.executions * EXEC_REPORT.itemsize + 2**20)
         self.placement, warnings = plan_cores(config)
         for warning in warnings:
             log.warning("%s", warning)
@@ -270,13 +274,9 @@ class Supervisor:
                 processes, **{name: msgspec.structs.replace(getattr(processes, name), core=core)}
             )
         worker_config = msgspec.structs.replace(worker_config, processes=processes)
-        raw = encode_config(worker_config)
+        self.worker_config_raw = encode_config(worker_config)
         for process in START_ORDER:
-            worker = self.mp.Process(
-                target=_worker_entry, args=(process, raw, os.getpid()), name=f"hft-{PROCESS_NAMES[process]}"
-            )
-            worker.start()
-            self.workers[process] = worker
+            self._spawn(process)
         deadline = time.monotonic() + START_TIMEOUT_S
         for process in START_ORDER:
             block = control.process_words(process)
@@ -292,6 +292,51 @@ class Supervisor:
                  ", ".join(f"{name} pid {self.workers[i].pid} core {self.placement[name]}"
                            for i, name in enumerate(PROCESS_NAMES)))
 
+    def _spawn(self, process: int) -> None:
+        worker = self.mp.Process(
+            target=_worker_entry, args=(process, self.worker_config_raw, os.getpid()),
+            name=f"hft-{PROCESS_NAMES[process]}",
+        )
+        worker.start()
+        self.workers[process] = worker
+
+    # -- restarts ---------------------------------------------------------------------------------------
+    def _on_death(self, process: int, code: int | None) -> str | None:
+        """Decide what a worker's death means: schedule its restart (None), or stop the run (the reason).
+
+        Exit code 2 is a worker's clean fatal stop (bad database, bad recording): restarting would only
+        repeat it, so the run stops. Signals and crashes restart while the budget lasts."""
+        cfg = self.config.supervisor
+        name = PROCESS_NAMES[process]
+        if name not in cfg.restart or code == 2:
+            return "worker-died"
+        now = time.monotonic()
+        recent = [t for t in self.restart_times.get(process, []) if now - t < cfg.restart_window_s]
+        self.restart_times[process] = recent
+        if len(recent) >= cfg.restart_budget:
+            log.error("%s died again (code %s): restart budget of %d per %d s spent, stopping the pipeline",
+                      name, code, cfg.restart_budget, cfg.restart_window_s)
+            return "restart-budget-spent"
+        backoff = min(cfg.restart_backoff_ms * 2 ** len(recent), cfg.restart_backoff_max_ms) / 1000.0
+        log.error("%s (pid %d) died with code %s: restarting it in %.1f s (%d of %d restarts in %d s)", name,
+                  self.workers[process].pid, code, backoff, len(recent) + 1, cfg.restart_budget,
+                  cfg.restart_window_s)
+        self.restart_at[process] = now + backoff
+        return None
+
+    def _restart_due(self) -> None:
+        now = time.monotonic()
+        for process, when in list(self.restart_at.items()):
+            if now < when:
+                continue
+            del self.restart_at[process]
+            self.restart_times.setdefault(process, []).append(now)
+            record = self.pipeline.control.process_record(process)
+            record["restarts"] += 1
+            self._spawn(process)
+            log.info("%s restarted (pid %d, restart %d)", PROCESS_NAMES[process], self.workers[process].pid,
+                     int(record["restarts"]))
+
     # -- run --------------------------------------------------------------------------------------------
     def wait(self, duration_s: float | None) -> str:
         """Block until the duration passed, a stop signal came, or a worker died; return why."""
@@ -305,11 +350,15 @@ class Supervisor:
                 if (process == PROC_FEED and worker.exitcode == 0
                         and self.config.source.kind == "replay"):
                     return "replay-finished"  # end of the recorded file: lock step left nothing in flight
-                if not worker.is_alive():
-                    log.error("%s (pid %d) exited unexpectedly with code %s: stopping the pipeline",
-                              PROCESS_NAMES[process], worker.pid, worker.exitcode)
-                    self._release_consumer_slots(process)
-                    return "worker-died"
+                if not worker.is_alive() and process not in self.restart_at:
+                    # its consumer slots stay active: producers back-pressure (counted) until it is back
+                    why = self._on_death(process, worker.exitcode)
+                    if why is not None:
+                        log.error("%s (pid %d) exited unexpectedly with code %s: stopping the pipeline",
+                                  PROCESS_NAMES[process], worker.pid, worker.exitcode)
+                        self._release_consumer_slots(process)
+                        return why
+            self._restart_due()
             if self.sim is not None and not self.sim.is_alive():
                 log.error("the exchange simulator exited with code %s", self.sim.exitcode)
                 return "sim-died"
@@ -327,6 +376,9 @@ class Supervisor:
             return codes
         words = self.pipeline.control.words
         words[W_RUN_STATE] = RUN_STOPPING
+        for process in list(self.restart_at):
+            self.restart_at[process] = 0.0  # a worker waiting for its restart comes back to drain its inputs
+        self._restart_due()
         for process in (PROC_FEED, PROC_STRATEGY, PROC_BROKER, PROC_PERSISTENCE):
             words[W_STOP_REQUESTED] = PROCESS_STAGES[process]
             worker = self.workers.get(process)

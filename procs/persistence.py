@@ -1,12 +1,23 @@
 """The persistence process: copies orders and execution reports out of their block rings, commits them with
-the ring cursors in one SQLite transaction, then releases the slots (see ``hft.persistence.store``)."""
+the ring cursors in one SQLite transaction, then releases the slots (see ``hft.persistence.store``).
+
+Restart: the rings keep every unreleased record and the database holds the committed cursors. A restarted
+process first releases the rings up to the committed cursors (it may have died between COMMIT and release),
+then continues: nothing is lost and nothing is written twice.
+
+Besides the batches it writes, every ``metrics_interval_ms``, a performance sample (PnL marked to the
+seqlock mids, Sharpe, drawdown, win rate) and, when the strategy published a new one, the strategy's state.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 
+import msgspec
 import numpy as np
 
+from hft.persistence.metrics import performance
 from hft.persistence.store import StoreError, TradeStore
 from procs.common import WorkerContext, worker_main
 from shm_layout.atomics import monotonic_ns
@@ -20,11 +31,122 @@ from shm_layout.counters import (
     heartbeat,
     hist_record,
 )
-from shm_layout.layout import EXECUTIONS, ORDERS, PROC_PERSISTENCE
+from shm_layout.layout import EXECUTIONS, ORDERS, PROC_PERSISTENCE, W_STRATEGY_STATE
+from shm_layout.records import BOOK_SNAPSHOT, STRATEGY_STATE_BYTES
 from shm_layout.ring import ring_peek, ring_release, ring_tail
+from shm_layout.seqlock import blob_read, seqlock_read
 
 H_EXEC_TO_COMMIT = 0  # execution report published -> its row committed
 H_COMMIT = 1  # duration of one transaction
+
+
+def reports_ready(reports: np.ndarray, n: int, order_cursor: int) -> int:
+    """How many leading reports can be written now: those whose order (id = ring sequence + 1) is below
+    ``order_cursor``, i.e. already committed or in this batch. The rest wait for their order's row."""
+    if n == 0:
+        return 0
+    late = np.flatnonzero(reports["order_id"][:n] > order_cursor)
+    return int(late[0]) if len(late) else n
+
+
+class Marks:
+    """Mids from the seqlock snapshots, for unrealized PnL (persistence reads them, never the hot path)."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.words = ctx.pipeline.snapshots.words
+        self.snapshot = np.zeros(1, BOOK_SNAPSHOT)
+        self.view = self.snapshot.view(np.int64)
+        self.n = len(ctx.config.symbols)
+
+    def read(self) -> tuple[list[int], int]:
+        """``(mid_x2 per symbol (0: unknown), latest venue time)``."""
+        mids, latest = [], 0
+        for symbol in range(self.n):
+            if seqlock_read(self.words, symbol, self.view, 1000) < 0:
+                mids.append(0)
+                continue
+            book = self.snapshot[0]
+            mids.append(int(book["mid_x2"]) if book["bid_price"] > 0 and book["ask_price"] > 0 else 0)
+            latest = max(latest, int(book["ts_exch"]))
+        return mids, latest
+
+
+class Periodic:
+    """Performance samples and strategy snapshots, each at most every interval."""
+
+    def __init__(self, ctx: WorkerContext, store: TradeStore) -> None:
+        self.ctx = ctx
+        self.store = store
+        self.marks = Marks(ctx)
+        self.symbols = ctx.config.symbols
+        self.interval_ns = ctx.config.persistence.metrics_interval_ms * 1_000_000
+        self.snapshot_interval_ns = ctx.config.strategy.snapshot_interval_ms * 1_000_000
+        self.next_metrics = monotonic_ns() + self.interval_ns
+        self.next_snapshot = 0
+        self.sample_id = store.next_id("performance_metrics", "sample_id")
+        self.snapshot_id = store.next_id("strategy_snapshots", "snapshot_id")
+        rows = store.db.execute("SELECT ts_exch, total_pnl FROM performance_metrics WHERE run_id = ? "
+                                "ORDER BY sample_id", (store.run_id,)).fetchall()
+        self.ts = [int(r[0]) for r in rows]
+        self.equity = [float(r[1]) for r in rows]
+        self.blob = np.zeros(STRATEGY_STATE_BYTES // 8, np.int64)
+        self.header = np.zeros(3, np.int64)
+        self.last_seq = 0
+
+    def due(self, now: int, final: bool = False) -> None:
+        if final or now >= self.next_metrics:
+            self.next_metrics = now + self.interval_ns
+            self.sample()
+        if final or now >= self.next_snapshot:
+            self.next_snapshot = now + self.snapshot_interval_ns
+            self.snapshot()
+
+    def sample(self) -> None:
+        mids, venue_ts = self.marks.read()
+        closing, realized, fees = self.store.closing_pnls()
+        unrealized = 0.0
+        for symbol, position_fp, entry_price in self.store.positions():
+            spec = self.symbols[symbol]
+            if position_fp == 0 or mids[symbol] <= 0 or entry_price is None:
+                continue
+            size = position_fp * 10.0 ** -spec.size_decimals
+            mid = mids[symbol] / 2 * 10.0 ** -spec.price_decimals
+            unrealized += size * (mid - entry_price)
+        if venue_ts <= 0:
+            if not self.ts:
+                return  # no market yet: a sample would put the curve's start at the epoch
+            venue_ts = self.ts[-1]
+        self.ts.append(venue_ts)
+        self.equity.append(realized + unrealized)
+        result = performance(np.array(self.equity), np.array(self.ts, np.int64), closing, realized, unrealized, fees)
+        self.store.write_metrics(self.sample_id, venue_ts, msgspec.structs.asdict(result))
+        self.sample_id += 1
+
+    def snapshot(self) -> None:
+        if blob_read(self.ctx.control_words, W_STRATEGY_STATE, self.blob, self.header, 1000) < 0:
+            return
+        seq, length, ts = (int(v) for v in self.header)
+        if seq == 0 or seq == self.last_seq:
+            return
+        self.last_seq = seq
+        self.store.write_snapshot(self.snapshot_id, ts, self.blob.view(np.uint8)[:length].tobytes())
+        self.snapshot_id += 1
+
+
+def resume_cursors(ctx: WorkerContext, store: TradeStore, rings: dict[str, tuple[object, int]]) -> None:
+    """Release every ring up to its committed cursor: this process may have died between COMMIT and release."""
+    for name, (ring, consumer) in rings.items():
+        committed = store.cursor(name)
+        tail = ring_tail(ring.ctrl, consumer)
+        if committed > tail:
+            ctx.log.warning("%s: resuming at committed cursor %d (released only up to %d before a crash)",
+                            name, committed, tail)
+            ring_release(ring.ctrl, consumer, committed)
+        elif committed < tail:
+            ctx.log.error("%s: ring cursor %d is ahead of the committed %d: records %d..%d were released "
+                          "uncommitted", name, tail, committed, committed, tail - 1)
+        elif committed:
+            ctx.log.info("%s: resuming at committed cursor %d", name, committed)
 
 
 def run(ctx: WorkerContext) -> int:
@@ -35,10 +157,14 @@ def run(ctx: WorkerContext) -> int:
     exec_consumer = executions.consumer_index("persistence")
     symbols = [(s.name, s.price_decimals, s.size_decimals) for s in ctx.config.symbols]
     try:
-        store = TradeStore(cfg.db_path, symbols, run_id=pipeline.control.generation)
+        store = TradeStore(cfg.db_path, symbols, run_id=pipeline.control.generation,
+                           max_db_bytes=cfg.max_db_mib * 2**20,
+                           config_json=json.dumps(msgspec.to_builtins(ctx.config)))
+        periodic = Periodic(ctx, store)
     except StoreError as exc:
         ctx.log.error("%s", exc)
         return 2
+    resume_cursors(ctx, store, {ORDERS: (orders, order_consumer), EXECUTIONS: (executions, exec_consumer)})
     order_buffer = np.zeros(cfg.batch_size, orders.record_dtype)
     exec_buffer = np.zeros(cfg.batch_size, executions.record_dtype)
     block = ctx.proc_words
@@ -50,25 +176,25 @@ def run(ctx: WorkerContext) -> int:
     try:
         while True:
             stopping = ctx.stop_reached() or ctx.should_exit()
-            n_orders = ring_peek(orders.ctrl, orders.slots, order_consumer, order_buffer, cfg.batch_size)
+            # reports first: their orders were published before them, so the order peek below sees those
             n_execs = ring_peek(executions.ctrl, executions.slots, exec_consumer, exec_buffer, cfg.batch_size)
-            heartbeat(block, monotonic_ns())
+            n_orders = ring_peek(orders.ctrl, orders.slots, order_consumer, order_buffer, cfg.batch_size)
+            now = monotonic_ns()
+            heartbeat(block, now)
+            order_cursor = ring_tail(orders.ctrl, order_consumer) + n_orders
+            n_execs = reports_ready(exec_buffer, n_execs, order_cursor)
             if n_orders == 0 and n_execs == 0:
                 if stopping:
+                    periodic.due(now, final=True)
                     break
+                periodic.due(now)
                 time.sleep(flush_s)
                 continue
-            order_cursor = ring_tail(orders.ctrl, order_consumer) + n_orders
             exec_cursor = ring_tail(executions.ctrl, exec_consumer) + n_execs
             started = monotonic_ns()
-            try:
-                rows_orders, rows_trades = store.write_batch(
-                    order_buffer[:n_orders], exec_buffer[:n_execs], {ORDERS: order_cursor, EXECUTIONS: exec_cursor}
-                )
-            except StoreError as exc:
-                counter_add(block, C_ERRORS, 1)
-                ctx.log.error("%s: stopping; unwritten records stay in the rings", exc)
-                return 2
+            rows_orders, rows_trades = store.write_batch(
+                order_buffer[:n_orders], exec_buffer[:n_execs], {ORDERS: order_cursor, EXECUTIONS: exec_cursor}
+            )
             committed = monotonic_ns()
             # durable: only now may the producers reuse these slots
             ring_release(orders.ctrl, order_consumer, order_cursor)
@@ -80,8 +206,13 @@ def run(ctx: WorkerContext) -> int:
             hist_record(block, H_COMMIT, committed - started)
             for k in range(n_execs):
                 hist_record(block, H_EXEC_TO_COMMIT, committed - int(exec_buffer[k]["ts_init"]))
+            periodic.due(committed)
             if n_orders < cfg.batch_size and n_execs < cfg.batch_size and not stopping:
                 time.sleep(flush_s)  # batch up: at most flush_ms between commits
+    except StoreError as exc:
+        counter_add(block, C_ERRORS, 1)
+        ctx.log.error("%s: stopping; unwritten records stay in the rings", exc)
+        return 2
     finally:
         store.close()
     ctx.log.info("persistence stopped: %s", cfg.db_path)

@@ -1,16 +1,27 @@
-"""SQLite store for orders and trades: WAL mode, one transaction per batch, ring cursors in the same commit.
+"""SQLite store: WAL mode, one transaction per batch, the ring cursors committed in the same transaction.
 
-Exactly-once groundwork: the persistence process copies records out of the rings *without* releasing them,
-commits the rows together with the new ring cursors (table ``ring_cursors``), and only then releases the
-slots. After a crash, records above the committed cursor are still in the ring and are written again; rows
-are keyed by ``(run_id, id)`` with ``INSERT OR IGNORE`` so a replay of the last batch can never duplicate a row.
+Exactly once: the persistence process copies records out of the rings *without* releasing them, commits the
+rows together with the new ring cursors (table ``ring_cursors``), and only then releases the slots. After a
+crash (even between the commit and the release) the restarted process releases up to its committed cursors
+first, so records are never written twice; records above the cursors are still in the rings (block policy:
+the producers cannot overwrite unreleased slots) and are written then. Rows are also keyed by
+``(run_id, id)`` with ``INSERT OR IGNORE``, so even a replayed batch could not duplicate a row.
 
 Order and execution ids restart at 1 with every pipeline run (they are ring sequence numbers), so every row
-carries the run's id (the shared memory's generation): a second run into the same database adds its rows next
-to the first run's instead of colliding with them.
+carries the run's id (the shared memory's generation).
+
+What is written:
+
+* ``orders``: every command; a NEW order's row also holds its latest state (status, filled size, average
+  price, last reason), updated from the execution reports in the same transaction. A report is written only
+  once its order's row is (``write_batch`` cuts the batch at the first report whose order is not yet read),
+  so the update always finds its row.
+* ``executions``: every report; ``trades``: the fills; ``positions``: the latest position per symbol.
+* ``performance_metrics`` and ``strategy_snapshots``: periodic rows (``write_metrics``, ``write_snapshot``).
 
 Prices and sizes are stored both as the exact fixed-point integers of the hot path (``*_fp``) and as REAL
-for people and tools (converted here, at the edge).
+for people and tools (converted here, at the edge). The seed's own pragmas and schema text were not
+available to this project; the pragmas below are chosen and documented instead.
 """
 
 from __future__ import annotations
@@ -22,9 +33,19 @@ from pathlib import Path
 
 import numpy as np
 
-from shm_layout.records import SIDE_BUY, STATUS_FILLED, STATUS_PARTIALLY_FILLED
+from shm_layout.records import (
+    COMMAND_NAMES,
+    LIQUIDITY_MAKER,
+    LIQUIDITY_TAKER,
+    ORDER_TYPE_NAMES,
+    REASON_NAMES,
+    SIDE_BUY,
+    SIDE_SELL,
+    STATUS_NAMES,
+    TIF_NAMES,
+)
 
-SCHEMA_VERSION = 2  # 2: rows keyed by (run_id, id)
+SCHEMA_VERSION = 3  # 2: rows keyed by (run_id, id); 3: executions, positions, snapshots, metrics
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",  # readers never block the writer; one fsync per checkpoint, not per commit
@@ -41,57 +62,133 @@ SCHEMA = (
         version INTEGER NOT NULL PRIMARY KEY,
         applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
     )""",
+    # one row per pipeline run; config is the run's configuration as JSON (msgspec)
     """CREATE TABLE IF NOT EXISTS runs (
         run_id INTEGER PRIMARY KEY,
-        started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        config TEXT NOT NULL DEFAULT '{}'
     )""",
+    # every command the strategy sent (NEW, CANCEL, CANCEL_ALL) and, for NEW, the order's latest state as the
+    # broker's execution reports left it (updated in the same transaction as the reports)
     """CREATE TABLE IF NOT EXISTS orders (
         run_id INTEGER NOT NULL,
         order_id INTEGER NOT NULL,
+        command TEXT NOT NULL CHECK (command IN ('NEW', 'CANCEL', 'CANCEL_ALL')),
         symbol TEXT NOT NULL,
-        side TEXT NOT NULL CHECK (side IN ('BUY', 'SELL')),
-        order_type INTEGER NOT NULL,
-        tif INTEGER NOT NULL,
+        side TEXT NOT NULL CHECK (side IN ('BUY', 'SELL', '')),
+        order_type TEXT NOT NULL,
+        tif TEXT NOT NULL,
         price REAL NOT NULL,
         size REAL NOT NULL,
         price_fp INTEGER NOT NULL,
         size_fp INTEGER NOT NULL,
+        expire_ts INTEGER NOT NULL,
+        target_order_id INTEGER NOT NULL,
         strategy_id INTEGER NOT NULL,
+        ts_exch INTEGER NOT NULL,
         ts_tick_recv INTEGER NOT NULL,
         ts_init INTEGER NOT NULL,
         md_cursor INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'PENDING' CHECK (status IN
+            ('PENDING', 'NEW', 'PARTIALLY_FILLED', 'FILLED', 'CANCELLED', 'REJECTED', 'EXPIRED')),
+        reason TEXT NOT NULL DEFAULT '',
+        filled REAL NOT NULL DEFAULT 0,
+        filled_fp INTEGER NOT NULL DEFAULT 0,
+        avg_price REAL,
+        last_exec_id INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (run_id, order_id)
     )""",
+    # every execution report, fills or not: the broker's complete audit log
+    """CREATE TABLE IF NOT EXISTS executions (
+        run_id INTEGER NOT NULL,
+        exec_id INTEGER NOT NULL,
+        order_id INTEGER NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        liquidity TEXT NOT NULL CHECK (liquidity IN ('', 'MAKER', 'TAKER')),
+        price REAL NOT NULL,
+        size REAL NOT NULL,
+        leaves REAL NOT NULL,
+        fee REAL NOT NULL,
+        price_fp INTEGER NOT NULL,
+        size_fp INTEGER NOT NULL,
+        leaves_fp INTEGER NOT NULL,
+        fee_fp INTEGER NOT NULL,
+        ts_exch INTEGER NOT NULL,
+        ts_init INTEGER NOT NULL,
+        PRIMARY KEY (run_id, exec_id)
+    )""",
+    # the fills: pnl is this fill's change of realized PnL (after its fee); closed > 0 marks a fill that
+    # reduced, closed or flipped a position (the "trades" of win rate and average trade PnL)
     """CREATE TABLE IF NOT EXISTS trades (
         run_id INTEGER NOT NULL,
         exec_id INTEGER NOT NULL,
         order_id INTEGER NOT NULL,
         symbol TEXT NOT NULL,
         side TEXT NOT NULL CHECK (side IN ('BUY', 'SELL')),
+        liquidity TEXT NOT NULL CHECK (liquidity IN ('MAKER', 'TAKER')),
         price REAL NOT NULL,
         size REAL NOT NULL,
         fee REAL NOT NULL,
-        realized_pnl REAL NOT NULL,
+        pnl REAL NOT NULL,
+        closed REAL NOT NULL,
         position REAL NOT NULL,
+        entry_price REAL,
+        realized_pnl REAL NOT NULL,
         price_fp INTEGER NOT NULL,
         size_fp INTEGER NOT NULL,
         fee_fp INTEGER NOT NULL,
-        realized_pnl_fp INTEGER NOT NULL,
+        pnl_fp INTEGER NOT NULL,
         position_fp INTEGER NOT NULL,
-        liquidity INTEGER NOT NULL,
+        realized_pnl_fp INTEGER NOT NULL,
+        ts_exch INTEGER NOT NULL,
         ts_tick_recv INTEGER NOT NULL,
         ts_order_init INTEGER NOT NULL,
         ts_init INTEGER NOT NULL,
         PRIMARY KEY (run_id, exec_id)
     )""",
-    """CREATE TABLE IF NOT EXISTS rejections (
+    # latest position per symbol: absolute values, so rewriting it after a crash is idempotent
+    """CREATE TABLE IF NOT EXISTS positions (
         run_id INTEGER NOT NULL,
-        exec_id INTEGER NOT NULL,
-        order_id INTEGER NOT NULL,
         symbol TEXT NOT NULL,
-        reason INTEGER NOT NULL,
-        ts_init INTEGER NOT NULL,
-        PRIMARY KEY (run_id, exec_id)
+        position REAL NOT NULL,
+        entry_price REAL,
+        mark_price REAL,
+        realized_pnl REAL NOT NULL,
+        unrealized_pnl REAL NOT NULL,
+        fees REAL NOT NULL,
+        position_fp INTEGER NOT NULL,
+        last_exec_id INTEGER NOT NULL,
+        ts_exch INTEGER NOT NULL,
+        PRIMARY KEY (run_id, symbol)
+    )""",
+    # strategy state, msgspec-encoded (msgpack) by the strategy process
+    """CREATE TABLE IF NOT EXISTS strategy_snapshots (
+        run_id INTEGER NOT NULL,
+        snapshot_id INTEGER NOT NULL,
+        ts_exch INTEGER NOT NULL,
+        taken_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        state BLOB NOT NULL,
+        PRIMARY KEY (run_id, snapshot_id)
+    )""",
+    # periodic performance of the whole run, money in the quote currency, marked to mid
+    """CREATE TABLE IF NOT EXISTS performance_metrics (
+        run_id INTEGER NOT NULL,
+        sample_id INTEGER NOT NULL,
+        ts_exch INTEGER NOT NULL,
+        taken_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        total_pnl REAL NOT NULL,
+        realized_pnl REAL NOT NULL,
+        unrealized_pnl REAL NOT NULL,
+        fees REAL NOT NULL,
+        sharpe REAL,
+        max_drawdown REAL NOT NULL,
+        win_rate REAL,
+        avg_trade_pnl REAL,
+        trade_count INTEGER NOT NULL,
+        PRIMARY KEY (run_id, sample_id)
     )""",
     """CREATE TABLE IF NOT EXISTS ring_cursors (
         run_id INTEGER NOT NULL,
@@ -99,9 +196,12 @@ SCHEMA = (
         cursor INTEGER NOT NULL,
         PRIMARY KEY (run_id, ring)
     )""",
-    "CREATE INDEX IF NOT EXISTS idx_trades_symbol_ts ON trades (symbol, ts_init)",
-    "CREATE INDEX IF NOT EXISTS idx_trades_order ON trades (order_id)",
-    "CREATE INDEX IF NOT EXISTS idx_orders_symbol_ts ON orders (symbol, ts_init)",
+    "CREATE INDEX IF NOT EXISTS idx_orders_symbol_ts ON orders (run_id, symbol, ts_init)",
+    "CREATE INDEX IF NOT EXISTS idx_orders_status ON orders (run_id, status)",
+    "CREATE INDEX IF NOT EXISTS idx_executions_order ON executions (run_id, order_id)",
+    "CREATE INDEX IF NOT EXISTS idx_trades_symbol_ts ON trades (run_id, symbol, ts_exch)",
+    "CREATE INDEX IF NOT EXISTS idx_trades_order ON trades (run_id, order_id)",
+    "CREATE INDEX IF NOT EXISTS idx_metrics_ts ON performance_metrics (run_id, ts_exch)",
 )
 
 
@@ -109,28 +209,45 @@ class StoreError(RuntimeError):
     """The database cannot be opened or written (read-only, full, corrupt): the process stops cleanly."""
 
 
+def _names(table: tuple[str, ...], values: np.ndarray) -> list[str]:
+    return [table[v] if 0 <= v < len(table) else "?" for v in values.tolist()]
+
+
+def _sides(values: np.ndarray) -> list[str]:
+    return ["BUY" if v == SIDE_BUY else "SELL" if v == SIDE_SELL else "" for v in values.tolist()]
+
+
+LIQUIDITY_LABELS = {LIQUIDITY_TAKER: "TAKER", LIQUIDITY_MAKER: "MAKER"}
+
+
 class TradeStore:
     """One SQLite connection owned by the persistence process."""
 
     def __init__(
-        self, path: str | os.PathLike[str], symbols: list[tuple[str, int, int]], run_id: int = 0
+        self, path: str | os.PathLike[str], symbols: list[tuple[str, int, int]], run_id: int = 0,
+        max_db_bytes: int = 0, config_json: str = "{}",
     ) -> None:
         """Open (creating) the database; ``symbols[i] = (name, price_decimals, size_decimals)``; rows of this
-        run carry ``run_id``."""
+        run carry ``run_id``. ``max_db_bytes`` > 0 caps the file (``max_page_count``): a full database then
+        fails a write with a clear error instead of filling the disk."""
         self.path = Path(path)
         self.run_id = run_id
         self.names = [name for name, _, _ in symbols]
         self.price_scale = np.array([10.0**-pd for _, pd, _ in symbols])
         self.size_scale = np.array([10.0**-sd for _, _, sd in symbols])
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             for pragma in PRAGMAS:
                 self.db.execute(pragma)
             mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
             if mode.lower() != "wal":
                 raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode})")
-            self.db.execute("BEGIN")
+            if max_db_bytes > 0:
+                page = self.db.execute("PRAGMA page_size").fetchone()[0]
+                self.db.execute(f"PRAGMA max_page_count={max(1, max_db_bytes // page)}")
+            self.db.execute("BEGIN IMMEDIATE")
             self.db.execute(SCHEMA[0])
             versions = {row[0] for row in self.db.execute("SELECT version FROM schema_version")}
             if versions and SCHEMA_VERSION not in versions:
@@ -140,7 +257,7 @@ class TradeStore:
             for statement in SCHEMA:
                 self.db.execute(statement)
             self.db.execute("INSERT OR IGNORE INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            self.db.execute("INSERT OR IGNORE INTO runs (run_id) VALUES (?)", (run_id,))
+            self.db.execute("INSERT OR IGNORE INTO runs (run_id, config) VALUES (?, ?)", (run_id, config_json))
             self.db.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
@@ -152,71 +269,211 @@ class TradeStore:
         ).fetchone()
         return int(row[0]) if row else 0
 
+    def next_id(self, table: str, column: str) -> int:
+        """1 + the largest ``column`` of this run in ``table`` (periodic rows continue after a restart)."""
+        row = self.db.execute(f"SELECT MAX({column}) FROM {table} WHERE run_id = ?", (self.run_id,)).fetchone()
+        return int(row[0] or 0) + 1
+
+    # -------------------------------------------------------------------------------------------- row builders
+
     def _order_rows(self, orders: np.ndarray) -> list[tuple]:
         symbols = orders["symbol_id"]
-        prices = orders["price"] * self.price_scale[symbols]
-        sizes = orders["size"] * self.size_scale[symbols]
-        return [
-            (self.run_id, int(o["order_id"]), self.names[s], "BUY" if o["side"] == SIDE_BUY else "SELL",
-             int(o["order_type"]), int(o["tif"]), float(p), float(q), int(o["price"]), int(o["size"]),
-             int(o["strategy_id"]), int(o["ts_tick_recv"]), int(o["ts_init"]), int(o["md_cursor"]))
-            for o, s, p, q in zip(orders, symbols.tolist(), prices.tolist(), sizes.tolist(), strict=True)
-        ]
+        known = (symbols >= 0) & (symbols < len(self.names))
+        safe = np.where(known, symbols, 0)
+        prices = (orders["price"] * self.price_scale[safe]).tolist()
+        sizes = (orders["size"] * self.size_scale[safe]).tolist()
+        names = [self.names[s] if k else "*" for s, k in zip(safe.tolist(), known.tolist(), strict=True)]
+        return list(zip(
+            [self.run_id] * len(orders), orders["order_id"].tolist(), _names(COMMAND_NAMES, orders["command"]),
+            names, _sides(orders["side"]), _names(ORDER_TYPE_NAMES, orders["order_type"]),
+            _names(TIF_NAMES, orders["tif"]), prices, sizes, orders["price"].tolist(), orders["size"].tolist(),
+            orders["expire_ts"].tolist(), orders["target_order_id"].tolist(), orders["strategy_id"].tolist(),
+            orders["ts_exch"].tolist(), orders["ts_tick_recv"].tolist(), orders["ts_init"].tolist(),
+            orders["md_cursor"].tolist(), strict=True,
+        ))
 
-    def _trade_rows(self, reports: np.ndarray) -> tuple[list[tuple], list[tuple]]:
-        filled = (reports["status"] == STATUS_FILLED) | (reports["status"] == STATUS_PARTIALLY_FILLED)
-        fills = reports[filled]
-        symbols = fills["symbol_id"]
-        price_scale = self.price_scale[symbols]
-        size_scale = self.size_scale[symbols]
-        money_scale = price_scale * size_scale
-        trades = [
-            (self.run_id, int(r["exec_id"]), int(r["order_id"]), self.names[s],
-             "BUY" if r["side"] == SIDE_BUY else "SELL",
-             float(r["price"] * ps), float(r["size"] * ss), float(r["fee"] * ms), float(r["realized_pnl"] * ms),
-             float(r["position"] * ss), int(r["price"]), int(r["size"]), int(r["fee"]), int(r["realized_pnl"]),
-             int(r["position"]), int(r["liquidity"]), int(r["ts_tick_recv"]), int(r["ts_order_init"]),
-             int(r["ts_init"]))
-            for r, s, ps, ss, ms in zip(fills, symbols.tolist(), price_scale.tolist(), size_scale.tolist(),
-                                        money_scale.tolist(), strict=True)
-        ]
-        rejected = reports[~filled]
-        rejections = [
-            (self.run_id, int(r["exec_id"]), int(r["order_id"]),
-             self.names[r["symbol_id"]] if 0 <= r["symbol_id"] < len(self.names) else "?",
-             int(r["reason"]), int(r["ts_init"]))
-            for r in rejected
-        ]
-        return trades, rejections
+    def _report_rows(self, reports: np.ndarray) -> tuple[list[tuple], list[tuple], list[tuple], list[tuple]]:
+        """Return (executions, trades, order updates, positions) rows of a batch of reports."""
+        n = len(reports)
+        symbols = reports["symbol_id"]
+        known = (symbols >= 0) & (symbols < len(self.names))
+        safe = np.where(known, symbols, 0)
+        ps = self.price_scale[safe]
+        ss = self.size_scale[safe]
+        ms = ps * ss
+        names = [self.names[s] if k else "?" for s, k in zip(safe.tolist(), known.tolist(), strict=True)]
+        run = [self.run_id] * n
+        exec_ids = reports["exec_id"].tolist()
+        order_ids = reports["order_id"].tolist()
+        sides = _sides(reports["side"])
+        statuses = _names(STATUS_NAMES, reports["status"])
+        liquidity = [LIQUIDITY_LABELS.get(v, "") for v in reports["liquidity"].tolist()]
+        price = (reports["price"] * ps).tolist()
+        size = (reports["size"] * ss).tolist()
+        fee = (reports["fee"] * ms).tolist()
+        ts_exch = reports["ts_exch"].tolist()
+        executions = list(zip(
+            run, exec_ids, order_ids, names, sides, statuses, _names(REASON_NAMES, reports["reason"]), liquidity,
+            price, size, (reports["leaves"] * ss).tolist(), fee, reports["price"].tolist(), reports["size"].tolist(),
+            reports["leaves"].tolist(), reports["fee"].tolist(), ts_exch, reports["ts_init"].tolist(), strict=True,
+        ))
+        filled = np.flatnonzero((reports["size"] > 0) & known)
+        trades = []
+        if len(filled):
+            f = reports[filled]
+            fps, fss, fms = ps[filled], ss[filled], ms[filled]
+            position = f["position"]
+            entry = np.where(position != 0, f["entry_notional"] / np.maximum(np.abs(position), 1) * fps, np.nan)
+            trades = list(zip(
+                [self.run_id] * len(f), f["exec_id"].tolist(), f["order_id"].tolist(),
+                [names[i] for i in filled.tolist()], [sides[i] for i in filled.tolist()],
+                [liquidity[i] or "TAKER" for i in filled.tolist()], (f["price"] * fps).tolist(),
+                (f["size"] * fss).tolist(), (f["fee"] * fms).tolist(), (f["fill_pnl"] * fms).tolist(),
+                (f["closed"] * fss).tolist(), (position * fss).tolist(),
+                [None if e != e else e for e in entry.tolist()], (f["realized_pnl"] * fms).tolist(),
+                f["price"].tolist(), f["size"].tolist(), f["fee"].tolist(), f["fill_pnl"].tolist(),
+                position.tolist(), f["realized_pnl"].tolist(), f["ts_exch"].tolist(), f["ts_tick_recv"].tolist(),
+                f["ts_order_init"].tolist(), f["ts_init"].tolist(), strict=True,
+            ))
+        # the latest report per order and per symbol decides its row (absolute values: idempotent)
+        last_of_order: dict[int, int] = {}
+        last_of_symbol: dict[int, int] = {}
+        for i, (order_id, ok, symbol) in enumerate(zip(order_ids, known.tolist(), symbols.tolist(), strict=True)):
+            last_of_order[order_id] = i
+            if ok:
+                last_of_symbol[symbol] = i
+        cum_filled = reports["cum_filled"]
+        cum_notional = reports["cum_notional"]
+        updates = []
+        for order_id, i in last_of_order.items():
+            filled_fp = int(cum_filled[i])
+            average = float(cum_notional[i]) / filled_fp * float(ps[i]) if filled_fp > 0 else None
+            updates.append((statuses[i], REASON_NAMES[reports["reason"][i]] if 0 <= reports["reason"][i] < len(
+                REASON_NAMES) else "?", filled_fp * float(ss[i]), filled_fp, average, exec_ids[i], self.run_id,
+                order_id, exec_ids[i]))
+        positions = []
+        for symbol, i in last_of_symbol.items():
+            r = reports[i]
+            pos = int(r["position"])
+            mark = float(r["mid_x2"]) / 2 * float(ps[i]) if r["mid_x2"] > 0 else None
+            entry_price = float(r["entry_notional"]) / abs(pos) * float(ps[i]) if pos else None
+            unreal = 0.0
+            if pos and r["mid_x2"] > 0:
+                unreal = (abs(pos) * float(r["mid_x2"]) / 2 - float(r["entry_notional"])) * float(ms[i])
+                unreal = unreal if pos > 0 else -unreal
+            positions.append((self.run_id, self.names[symbol], pos * float(ss[i]), entry_price, mark,
+                              float(r["realized_pnl"]) * float(ms[i]), unreal, float(r["total_fees"]) * float(ms[i]),
+                              pos, exec_ids[i], ts_exch[i]))
+        return executions, trades, updates, positions
+
+    # -------------------------------------------------------------------------------------------- writes
 
     def write_batch(self, orders: np.ndarray, reports: np.ndarray, cursors: dict[str, int]) -> tuple[int, int]:
-        """Insert a batch and the new ring cursors in ONE transaction; return (order rows, trade rows)."""
+        """Insert a batch and the new ring cursors in ONE transaction; return (order rows, fill rows).
+
+        Every report's order must be in ``orders`` or already written (the caller cuts the batch)."""
         order_rows = self._order_rows(orders)
-        trade_rows, rejection_rows = self._trade_rows(reports)
+        executions, trades, updates, positions = self._report_rows(reports)
         try:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("INSERT OR IGNORE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", order_rows)
+            self.db.executemany(f"INSERT OR IGNORE INTO orders ({ORDER_COLUMNS}) VALUES ({_marks(ORDER_COLUMNS)})",
+                                order_rows)
+            self.db.executemany(f"INSERT OR IGNORE INTO executions VALUES ({_marks(EXECUTION_COLUMNS)})", executions)
+            self.db.executemany(f"INSERT OR IGNORE INTO trades VALUES ({_marks(TRADE_COLUMNS)})", trades)
             self.db.executemany(
-                "INSERT OR IGNORE INTO trades VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", trade_rows
+                "UPDATE orders SET status = ?, reason = ?, filled = ?, filled_fp = ?, avg_price = ?, "
+                "last_exec_id = ? WHERE run_id = ? AND order_id = ? AND last_exec_id < ?", updates,
             )
-            self.db.executemany("INSERT OR IGNORE INTO rejections VALUES (?,?,?,?,?,?)", rejection_rows)
             self.db.executemany(
-                "INSERT INTO ring_cursors (run_id, ring, cursor) VALUES (?, ?, ?) "
-                "ON CONFLICT (run_id, ring) DO UPDATE SET cursor = excluded.cursor",
-                [(self.run_id, ring, cursor) for ring, cursor in cursors.items()],
+                "INSERT INTO positions (run_id, symbol, position, entry_price, mark_price, realized_pnl, "
+                "unrealized_pnl, fees, position_fp, last_exec_id, ts_exch) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (run_id, symbol) DO UPDATE SET position = excluded.position, "
+                "entry_price = excluded.entry_price, mark_price = excluded.mark_price, "
+                "realized_pnl = excluded.realized_pnl, unrealized_pnl = excluded.unrealized_pnl, "
+                "fees = excluded.fees, position_fp = excluded.position_fp, last_exec_id = excluded.last_exec_id, "
+                "ts_exch = excluded.ts_exch WHERE excluded.last_exec_id > positions.last_exec_id",
+                positions,
             )
+            self._write_cursors(cursors)
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
+            self._rollback()
             raise StoreError(f"{self.path}: write failed: {exc}") from exc
-        return len(order_rows), len(trade_rows)
+        return len(order_rows), len(trades)
+
+    def _write_cursors(self, cursors: dict[str, int]) -> None:
+        self.db.executemany(
+            "INSERT INTO ring_cursors (run_id, ring, cursor) VALUES (?, ?, ?) "
+            "ON CONFLICT (run_id, ring) DO UPDATE SET cursor = excluded.cursor",
+            [(self.run_id, ring, cursor) for ring, cursor in cursors.items()],
+        )
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+
+    def write_metrics(self, sample_id: int, ts_exch: int, values: dict[str, float | int | None]) -> None:
+        """Insert one performance sample (``values``: the performance_metrics columns after ts_exch)."""
+        self._write_one(
+            "INSERT OR IGNORE INTO performance_metrics (run_id, sample_id, ts_exch, total_pnl, realized_pnl, "
+            "unrealized_pnl, fees, sharpe, max_drawdown, win_rate, avg_trade_pnl, trade_count) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (self.run_id, sample_id, ts_exch, values["total_pnl"], values["realized_pnl"], values["unrealized_pnl"],
+             values["fees"], values["sharpe"], values["max_drawdown"], values["win_rate"], values["avg_trade_pnl"],
+             values["trade_count"]),
+        )
+
+    def write_snapshot(self, snapshot_id: int, ts_exch: int, state: bytes) -> None:
+        """Insert one strategy snapshot (msgspec-encoded by the strategy process)."""
+        self._write_one("INSERT OR IGNORE INTO strategy_snapshots (run_id, snapshot_id, ts_exch, state) "
+                        "VALUES (?,?,?,?)", (self.run_id, snapshot_id, ts_exch, state))
+
+    def _write_one(self, sql: str, row: tuple) -> None:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(sql, row)
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(f"{self.path}: write failed: {exc}") from exc
+
+    def closing_pnls(self) -> tuple[np.ndarray, float, float]:
+        """This run's closing fills' PnL (for win rate), total realized PnL and total fees."""
+        pnls = np.array([row[0] for row in self.db.execute(
+            "SELECT pnl FROM trades WHERE run_id = ? AND closed > 0 ORDER BY exec_id", (self.run_id,))], float)
+        realized, fees = self.db.execute(
+            "SELECT COALESCE(SUM(realized_pnl), 0), COALESCE(SUM(fees), 0) FROM positions WHERE run_id = ?",
+            (self.run_id,)).fetchone()
+        return pnls, float(realized), float(fees)
+
+    def positions(self) -> list[tuple[int, int, int]]:
+        """``(symbol index, position_fp, entry notional in money units)`` for marking (from the latest rows)."""
+        out = []
+        for symbol, position_fp, entry_price in self.db.execute(
+                "SELECT symbol, position_fp, entry_price FROM positions WHERE run_id = ?", (self.run_id,)):
+            if symbol in self.names:
+                out.append((self.names.index(symbol), int(position_fp), entry_price))
+        return out
 
     def close(self) -> None:
         """Checkpoint the WAL into the main file and close."""
         with contextlib.suppress(sqlite3.Error):
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.close()
+
+
+def _marks(columns: str) -> str:
+    return ",".join("?" * len(columns.split(",")))
+
+
+ORDER_COLUMNS = ("run_id, order_id, command, symbol, side, order_type, tif, price, size, price_fp, size_fp, "
+                 "expire_ts, target_order_id, strategy_id, ts_exch, ts_tick_recv, ts_init, md_cursor")
+EXECUTION_COLUMNS = ("run_id, exec_id, order_id, symbol, side, status, reason, liquidity, price, size, leaves, fee, "
+                     "price_fp, size_fp, leaves_fp, fee_fp, ts_exch, ts_init")
+TRADE_COLUMNS = ("run_id, exec_id, order_id, symbol, side, liquidity, price, size, fee, pnl, closed, position, "
+                 "entry_price, realized_pnl, price_fp, size_fp, fee_fp, pnl_fp, position_fp, realized_pnl_fp, "
+                 "ts_exch, ts_tick_recv, ts_order_init, ts_init")
 
 
 def summarize(path: str | os.PathLike[str], run_id: int | None = None) -> dict[str, object]:
@@ -226,19 +483,18 @@ def summarize(path: str | os.PathLike[str], run_id: int | None = None) -> dict[s
         if run_id is None:
             latest = db.execute("SELECT run_id FROM runs ORDER BY rowid DESC LIMIT 1").fetchone()
             run_id = latest[0] if latest else -1
-        orders = db.execute("SELECT COUNT(*) FROM orders WHERE run_id = ?", (run_id,)).fetchone()[0]
+        orders = db.execute("SELECT COUNT(*) FROM orders WHERE run_id = ? AND command = 'NEW'",
+                            (run_id,)).fetchone()[0]
+        executions = db.execute("SELECT COUNT(*) FROM executions WHERE run_id = ?", (run_id,)).fetchone()[0]
         trades = db.execute("SELECT COUNT(*) FROM trades WHERE run_id = ?", (run_id,)).fetchone()[0]
-        rejections = db.execute("SELECT COUNT(*) FROM rejections WHERE run_id = ?", (run_id,)).fetchone()[0]
+        rejections = db.execute("SELECT COUNT(*) FROM executions WHERE run_id = ? AND status = 'REJECTED'",
+                                (run_id,)).fetchone()[0]
         per_symbol = {
             symbol: {"realized_pnl": pnl, "position": position, "fees": fees}
             for symbol, pnl, position, fees in db.execute(
-                "SELECT t.symbol, t.realized_pnl, t.position, "
-                "(SELECT SUM(fee) FROM trades f WHERE f.run_id = t.run_id AND f.symbol = t.symbol) FROM trades t "
-                "WHERE t.run_id = ? AND t.exec_id = "
-                "(SELECT MAX(exec_id) FROM trades u WHERE u.run_id = t.run_id AND u.symbol = t.symbol)",
-                (run_id,),
-            )
+                "SELECT symbol, realized_pnl, position, fees FROM positions WHERE run_id = ?", (run_id,))
         }
     finally:
         db.close()
-    return {"run_id": run_id, "orders": orders, "trades": trades, "rejections": rejections, "symbols": per_symbol}
+    return {"run_id": run_id, "orders": orders, "executions": executions, "trades": trades,
+            "rejections": rejections, "symbols": per_symbol}
