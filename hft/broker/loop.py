@@ -5,9 +5,10 @@ One pass of the loop:
 1. takes every order on strategy.orders into the fill simulator (``hft.broker.matching.accept``): invalid
    orders are rejected at once, the rest wait for their arrival;
 2. applies md.events up to the strategy's cursor on that ring, never further (``load_acquire`` of the
-   strategy's consumer tail: events below it were processed by the strategy, which publishes its orders
-   before releasing the events that caused them, so every order it sent on them is already on
-   strategy.orders). Orders arrive between events as their arrival times fall due;
+   strategy's consumer tail, loaded at the start of the pass, before step 1: events below it were processed
+   by the strategy, which publishes its orders before releasing the events that caused them, so every order
+   it sent on them was on strategy.orders and step 1 took it). Orders arrive between events as their arrival
+   times fall due;
 3. in live runs, lets orders arrive by the machine's clock when the strategy has consumed nothing newer;
 4. publishes the reports on broker.executions (a block ring: waits, counted, while persistence is behind),
    then releases the orders and events it used. Reports are published before the cursors move, so a
@@ -176,10 +177,14 @@ def broker_loop(
     deadline = monotonic_ns() + max_run_ns
     order_mask = order_slots.shape[0] - 1
     strategy_tail_word = W_CONSUMERS + strategy_md_consumer * CONSUMER_WORDS + W_TAIL
-    room = out.shape[0] - table.shape[0] - 8  # reports one more event can add stay within ``out``
+    room = out.shape[0] - 2 * table.shape[0] - 8  # one more event adds at most two reports per held order
     idle_rounds = 0
     while True:
         worked = False
+        # the strategy publishes its orders before it releases the events behind them: read its cursor first,
+        # then drain the orders, and every order decided on an event below the cursor is in the table before
+        # that event is applied (read after the orders, an order published in between would miss its events)
+        bound = load_acquire(md_ctrl, strategy_tail_word)
         # 1. orders: held in the simulator (or rejected), their slots released after the reports are out
         available = ring_available(order_ctrl, order_consumer)
         if available > 0:
@@ -199,8 +204,7 @@ def broker_loop(
                                    wait_strategy):
                 return LOOP_ABORTED
             ring_release(order_ctrl, order_consumer, tail + available)
-        # 2. market data, as far as the strategy has processed it
-        bound = load_acquire(md_ctrl, strategy_tail_word)
+        # 2. market data, as far as the strategy had processed it before the orders were drained
         mine = ring_tail(md_ctrl, md_consumer)
         if bound > mine:
             n = ring_read_hold(md_ctrl, md_slots, md_consumer, md_batch, bound - mine)

@@ -556,11 +556,17 @@ def arrive_due(out, state, table, params, account, prices, sizes, counts, md_pos
                mono_now: int, at_ts: int) -> int:
     """Let pending orders arrive, oldest first: those whose cursor is <= ``md_pos`` and whose venue arrival is
     before ``before_ts`` (the next event's venue time), or, if ``mono_now`` > 0, whose arrival on the machine's
-    clock has passed. They meet the book as it is now, at venue time ``at_ts`` (or their arrival). Return how
-    many arrived; stops early when ``out`` could overflow (the caller flushes and calls again)."""
+    clock has passed. They meet the book as it is now, at venue time ``at_ts`` (or their arrival); resting GTD
+    orders whose expiry is at or before that time expire first. Return how many arrived.
+
+    The next arrival, with the expiries before it, adds at most one report per held order plus one: this stops
+    early only when ``out`` might not hold that many (the caller flushes and calls again). A caller that leaves
+    two reports per held order free (``on_event``) is never cut short, so an order is never deferred past the
+    event it was due before by how many reports happened to be waiting."""
     arrived = 0
-    limit = out.shape[0] - table.shape[0] - 8
-    while state[ST_N_PENDING] > 0 and state[ST_N_OUT] < limit:
+    while state[ST_N_PENDING] > 0:
+        if state[ST_N_OUT] + state[ST_N_PENDING] + state[ST_N_RESTING] + 1 > out.shape[0]:
+            break
         best = -1
         for row in range(state[ST_HIGH]):
             if table[row, O_STATE] != ROW_PENDING or table[row, O_MD_CURSOR] > md_pos:
@@ -573,6 +579,8 @@ def arrive_due(out, state, table, params, account, prices, sizes, counts, md_pos
         ts = table[best, O_ARRIVAL_TS]
         if at_ts > ts:
             ts = at_ts
+        if state[ST_N_RESTING] > 0:
+            expire_due(out, state, table, account, prices, counts, ts)  # GTD orders that ended before it came
         _arrive(out, state, table, best, params, account, prices, sizes, counts, ts)
         arrived += 1
     return arrived
@@ -600,7 +608,8 @@ def _on_level(out, state, table, params, account, prices, sizes, counts, symbol:
               new_size: int, ts_exch: int) -> None:
     """A level changed to ``new_size``: move queue positions at it, and fill orders the other side now crosses."""
     old_size = book_size_at(prices[symbol], sizes[symbol], counts[symbol], side, price)
-    book_set_level(prices[symbol], sizes[symbol], counts[symbol], side, price, new_size)
+    if book_set_level(prices[symbol], sizes[symbol], counts[symbol], side, price, new_size) < 0:
+        return  # malformed (side, price or size): the book refused it, so it cannot fill anything either
     if state[ST_N_RESTING] == 0:
         return
     for row in range(state[ST_HIGH]):
@@ -628,8 +637,8 @@ def _on_level(out, state, table, params, account, prices, sizes, counts, symbol:
 def _on_trade(out, state, table, params, account, prices, counts, symbol: int, aggressor: int, price: int,
               size: int, ts_exch: int) -> None:
     """A print: it fills resting orders on the passive side that it reaches (through them, or past the queue)."""
-    if state[ST_N_RESTING] == 0:
-        return
+    if state[ST_N_RESTING] == 0 or price <= 0 or size <= 0:
+        return  # (a malformed print fills nothing)
     passive = -aggressor
     touch_model = params[P_FILL_MODEL] == FILL_MODEL_TOUCH
     for row in range(state[ST_HIGH]):
@@ -678,7 +687,10 @@ def expire_due(out, state, table, account, prices, counts, venue_ts: int) -> int
 
 @njit(cache=True)
 def on_event(event, out, state, table, params, account, prices, sizes, counts) -> None:
-    """Apply one md.events record at ``state[ST_MD_POS]``: arrivals due before it, expiries, then the event."""
+    """Apply one md.events record at ``state[ST_MD_POS]``: arrivals due before it, expiries, then the event.
+
+    Call it with fewer than ``out.shape[0] - 2 * table.shape[0] - 8`` reports in ``out``: one event, with the
+    arrivals due before it, adds at most two per held order, and those arrivals must never be cut short."""
     ts = event.ts_exch
     if state[ST_N_PENDING] > 0:
         arrive_due(out, state, table, params, account, prices, sizes, counts, state[ST_MD_POS], ts, 0, 0)
@@ -711,7 +723,8 @@ def shutdown(out, state, table, params, account, prices, sizes, counts) -> int:
         return state[ST_N_PENDING]
     for row in range(state[ST_HIGH]):
         if table[row, O_STATE] == ROW_RESTING:
-            _close(out, state, table, row, STATUS_CANCELLED, REASON_SHUTDOWN, venue, account, prices, counts)
+            ts = venue if venue > table[row, O_ARRIVAL_TS] else table[row, O_ARRIVAL_TS]  # never before its ack
+            _close(out, state, table, row, STATUS_CANCELLED, REASON_SHUTDOWN, ts, account, prices, counts)
     return 0
 
 
