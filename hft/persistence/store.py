@@ -97,7 +97,7 @@ SCHEMA = (
         avg_price REAL,
         last_exec_id INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (run_id, order_id)
-    )""",
+    ) WITHOUT ROWID""",
     # every execution report, fills or not: the broker's complete audit log
     """CREATE TABLE IF NOT EXISTS executions (
         run_id INTEGER NOT NULL,
@@ -119,7 +119,7 @@ SCHEMA = (
         ts_exch INTEGER NOT NULL,
         ts_init INTEGER NOT NULL,
         PRIMARY KEY (run_id, exec_id)
-    )""",
+    ) WITHOUT ROWID""",
     # the fills: pnl is this fill's change of realized PnL (after its fee); closed > 0 marks a fill that
     # reduced, closed or flipped a position (the "trades" of win rate and average trade PnL)
     """CREATE TABLE IF NOT EXISTS trades (
@@ -148,7 +148,7 @@ SCHEMA = (
         ts_order_init INTEGER NOT NULL,
         ts_init INTEGER NOT NULL,
         PRIMARY KEY (run_id, exec_id)
-    )""",
+    ) WITHOUT ROWID""",
     # latest position per symbol: absolute values, so rewriting it after a crash is idempotent
     """CREATE TABLE IF NOT EXISTS positions (
         run_id INTEGER NOT NULL,
@@ -197,7 +197,6 @@ SCHEMA = (
         PRIMARY KEY (run_id, ring)
     )""",
     "CREATE INDEX IF NOT EXISTS idx_orders_symbol_ts ON orders (run_id, symbol, ts_init)",
-    "CREATE INDEX IF NOT EXISTS idx_orders_status ON orders (run_id, status)",
     "CREATE INDEX IF NOT EXISTS idx_executions_order ON executions (run_id, order_id)",
     "CREATE INDEX IF NOT EXISTS idx_trades_symbol_ts ON trades (run_id, symbol, ts_exch)",
     "CREATE INDEX IF NOT EXISTS idx_trades_order ON trades (run_id, order_id)",
@@ -372,8 +371,14 @@ class TradeStore:
         """Insert a batch and the new ring cursors in ONE transaction; return (order rows, fill rows).
 
         Every report's order must be in ``orders`` or already written (the caller cuts the batch)."""
-        order_rows = self._order_rows(orders)
         executions, trades, updates, positions = self._report_rows(reports)
+        # an order whose report is in this batch is inserted with its state: no UPDATE for it
+        pending = {update[7]: update for update in updates}
+        order_rows = [
+            row + (pending.pop(order_id)[:6] if order_id in pending else NO_REPORT_YET)
+            for row, order_id in zip(self._order_rows(orders), orders["order_id"].tolist(), strict=True)
+        ]
+        updates = list(pending.values())
         try:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany(f"INSERT OR IGNORE INTO orders ({ORDER_COLUMNS}) VALUES ({_marks(ORDER_COLUMNS)})",
@@ -398,7 +403,7 @@ class TradeStore:
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
-            raise StoreError(f"{self.path}: write failed: {exc}") from exc
+            raise StoreError(f"{self.path}: write failed: {exc}{_hint(exc)}") from exc
         return len(order_rows), len(trades)
 
     def _write_cursors(self, cursors: dict[str, int]) -> None:
@@ -463,12 +468,23 @@ class TradeStore:
         self.db.close()
 
 
+def _hint(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "full" in text:
+        return " (the disk, or the cap persistence.max_db_mib, is reached: free space or raise the cap)"
+    if "readonly" in text or "read-only" in text:
+        return " (the database or its directory is read-only)"
+    return ""
+
+
 def _marks(columns: str) -> str:
     return ",".join("?" * len(columns.split(",")))
 
 
 ORDER_COLUMNS = ("run_id, order_id, command, symbol, side, order_type, tif, price, size, price_fp, size_fp, "
-                 "expire_ts, target_order_id, strategy_id, ts_exch, ts_tick_recv, ts_init, md_cursor")
+                 "expire_ts, target_order_id, strategy_id, ts_exch, ts_tick_recv, ts_init, md_cursor, "
+                 "status, reason, filled, filled_fp, avg_price, last_exec_id")
+NO_REPORT_YET = ("PENDING", "", 0.0, 0, None, 0)
 EXECUTION_COLUMNS = ("run_id, exec_id, order_id, symbol, side, status, reason, liquidity, price, size, leaves, fee, "
                      "price_fp, size_fp, leaves_fp, fee_fp, ts_exch, ts_init")
 TRADE_COLUMNS = ("run_id, exec_id, order_id, symbol, side, liquidity, price, size, fee, pnl, closed, position, "

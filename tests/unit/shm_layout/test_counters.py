@@ -233,7 +233,9 @@ def test_counters_when_written_by_spawned_process_then_visible_in_parent_only_in
             if other != PROC_BROKER:
                 assert not control.process_words(other).any(), f"process block {other} was written"
         assert control.process_words(PROC_FEED).shape == (PROCESS_WORDS,)
-        assert not control.words[: control.words.size - MAX_PROCESSES * PROCESS_WORDS].any()
+        processes_start = CONTROL.fields["processes"][1] // 8
+        assert not control.words[:processes_start].any()
+        assert not control.words[processes_start + MAX_PROCESSES * PROCESS_WORDS:].any()  # the strategy blob
     finally:
         region.unlink()
         region.close()
