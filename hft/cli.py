@@ -103,8 +103,10 @@ def format_summary(summary: object, reason: str) -> str:
     pnl = ", ".join(f"{s} {v:+.4f}" for s, v in summary.realized_pnl.items()) or "0"
     fees = ", ".join(f"{s} {v:.4f}" for s, v in summary.fees.items()) or "0"
     match = (
-        "match" if (summary.db_orders, summary.db_trades) == (summary.orders, summary.fills) else "MISMATCH"
+        "match" if (summary.db_orders, summary.db_trades, summary.db_executions)
+        == (summary.orders, summary.fills, summary.executions) else "MISMATCH"
     )
+    restarts = ", ".join(f"{n} {c}" for n, c in summary.restarts.items() if c) or "none"
     return "\n".join(
         [
             f"run finished ({reason}) after {summary.duration_s:.1f} s",
@@ -115,10 +117,11 @@ def format_summary(summary: object, reason: str) -> str:
             f"  tick-to-trade  p50 {t2o['p50'] / 1000:.1f} µs  p99 {t2o['p99'] / 1000:.1f} µs  "
             f"max {t2o['max'] / 1000:.1f} µs  (frame received by feed -> order on the ring, n={t2o['count']})",
             f"  tick-to-exec   p50 {t2e['p50'] / 1000:.1f} µs  p99 {t2e['p99'] / 1000:.1f} µs  "
-            f"(-> execution report on the ring)",
+            f"(-> the order's first report on the ring; includes the simulated entry latency)",
             f"  database       {summary.db_path}",
-            f"                 {summary.db_orders} order rows, {summary.db_trades} trade rows ({match} "
-            f"strategy orders / broker fills)",
+            f"                 {summary.db_orders} order rows, {summary.db_trades} trade rows, "
+            f"{summary.db_executions} execution rows ({match} strategy orders / broker fills / broker reports)",
+            f"  restarts       {restarts}",
             "  placement      " + ", ".join(f"{n}:{c}" for n, c in summary.placement.items()),
         ]
     )

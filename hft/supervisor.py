@@ -33,6 +33,7 @@ import numpy as np
 from hft.config import Config, decimal_to_fixed, encode_config
 from shm_layout.counters import (
     C_FILLS,
+    C_MSGS_OUT,
     C_ORDERS,
     C_REJECTS,
     C_ROWS_ORDERS,
@@ -103,6 +104,9 @@ class RunSummary:
     persisted_trades: int
     placement: dict[str, int]
     exit_codes: dict[str, int | None] = field(default_factory=dict)
+    executions: int = 0  # execution reports the broker published
+    db_executions: int = -1  # execution rows of this run in the database
+    restarts: dict[str, int] = field(default_factory=dict)
 
 
 def symbol_table(config: Config) -> np.ndarray:
@@ -414,10 +418,11 @@ class Supervisor:
         db_path = str(Path(self.config.persistence.db_path).resolve())
         realized: dict[str, float] = {}
         fees: dict[str, float] = {}
-        db_orders = db_trades = -1
+        db_orders = db_trades = db_executions = -1
         if Path(db_path).exists():
             db = summarize_db(db_path, run_id=control.generation)
             db_orders, db_trades = int(db["orders"]), int(db["trades"])
+            db_executions = int(db["executions"])
             for symbol, row in db["symbols"].items():
                 realized[symbol] = float(row["realized_pnl"])
                 fees[symbol] = float(row["fees"] or 0.0)
@@ -438,6 +443,9 @@ class Supervisor:
             persisted_trades=counter(PROC_PERSISTENCE, C_ROWS_TRADES),
             placement=self.placement,
             exit_codes=codes,
+            executions=counter(PROC_BROKER, C_MSGS_OUT),
+            db_executions=db_executions,
+            restarts={name: int(control.process_record(i)["restarts"]) for i, name in enumerate(PROCESS_NAMES)},
         )
 
     def close(self) -> None:

@@ -43,7 +43,7 @@ from shm_layout.counters import (
     heartbeat,
     hist_record,
 )
-from shm_layout.layout import MD_EVENTS, ORDERS, PROC_FEED
+from shm_layout.layout import MD_EVENTS, ORDERS, PROC_FEED, RUN_RUNNING, W_RUN_STATE
 from shm_layout.records import BOOK_SNAPSHOT, PROCESS_BLOCK, RING_CONTROL, word_index
 from shm_layout.ring import CONSUMER_WORDS, W_CONSUMERS, W_HEAD, W_TAIL, ring_try_publish
 from shm_layout.seqlock import SLOT_WORDS, seqlock_write
@@ -389,6 +389,10 @@ def run(ctx: WorkerContext) -> int:
     warm_up(runner.symbols, runner.md.slots)
     wait_lockstep(runner.md.ctrl, 0, 1, runner.orders.ctrl, 0, 0)  # compile
     ctx.mark_running()
+    # market data flows only once every worker is running (warm): a strategy or broker still compiling would
+    # otherwise meet its first orders seconds late
+    while int(ctx.pipeline.control.words[W_RUN_STATE]) < RUN_RUNNING and not runner.stopping():
+        time.sleep(0.005)
     try:
         if ctx.config.source.kind == "replay":
             return run_replay(runner)
