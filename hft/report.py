@@ -85,7 +85,7 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
         raise ReportError(f"no database at {path}: run `hft run` first, or pass the database's path")
     try:
         db = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
     except sqlite3.Error as exc:
         raise ReportError(f"{path} is not an hft database ({exc}): pass the file `hft run` wrote "
                           f"(persistence.db_path)") from None

@@ -33,7 +33,7 @@ from shm_layout.counters import (
 )
 from shm_layout.layout import EXECUTIONS, ORDERS, PROC_PERSISTENCE, W_STRATEGY_STATE
 from shm_layout.records import BOOK_SNAPSHOT, STRATEGY_STATE_BYTES
-from shm_layout.ring import ring_peek, ring_release, ring_tail
+from shm_layout.ring import ring_available, ring_peek, ring_release, ring_tail
 from shm_layout.seqlock import blob_read, seqlock_read
 
 H_EXEC_TO_COMMIT = 0  # execution report published -> its row committed
@@ -47,6 +47,12 @@ def reports_ready(reports: np.ndarray, n: int, order_cursor: int) -> int:
         return 0
     late = np.flatnonzero(reports["order_id"][:n] > order_cursor)
     return int(late[0]) if len(late) else n
+
+
+def pause_after_batch(n_orders: int, n_execs: int, backlog: int, batch: int) -> bool:
+    """Sleep ``flush_ms`` after this batch? Only when it was small and little is waiting: the pause batches up
+    a slow flow into fewer transactions, but under load it would let the rings fill and stall the broker."""
+    return n_orders < batch and n_execs < batch and backlog < batch // 4
 
 
 class Marks:
@@ -207,7 +213,8 @@ def run(ctx: WorkerContext) -> int:
             for k in range(n_execs):
                 hist_record(block, H_EXEC_TO_COMMIT, committed - int(exec_buffer[k]["ts_init"]))
             periodic.due(committed)
-            if n_orders < cfg.batch_size and n_execs < cfg.batch_size and not stopping:
+            backlog = max(ring_available(orders.ctrl, order_consumer), ring_available(executions.ctrl, exec_consumer))
+            if not stopping and pause_after_batch(n_orders, n_execs, backlog, cfg.batch_size):
                 time.sleep(flush_s)  # batch up: at most flush_ms between commits
     except StoreError as exc:
         counter_add(block, C_ERRORS, 1)

@@ -16,7 +16,7 @@ What is written:
   price, last reason), updated from the execution reports in the same transaction. A report is written only
   once its order's row is (``write_batch`` cuts the batch at the first report whose order is not yet read),
   so the update always finds its row.
-* ``executions``: every report; ``trades``: the fills; ``positions``: the latest position per symbol.
+* ``executions``: every report; ``trades``: a view of the fills; ``positions``: the latest position per symbol.
 * ``performance_metrics`` and ``strategy_snapshots``: periodic rows (``write_metrics``, ``write_snapshot``).
 
 Prices and sizes are stored both as the exact fixed-point integers of the hot path (``*_fp``) and as REAL
@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -68,14 +69,16 @@ SCHEMA = (
         started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
         config TEXT NOT NULL DEFAULT '{}'
     )""",
+    # No CHECK constraints on the tables written per report: they tripled the insert cost (measured), and
+    # the values come from the enum name tables in shm_layout.records, never from input.
     # every command the strategy sent (NEW, CANCEL, CANCEL_ALL) and, for NEW, the order's latest state as the
     # broker's execution reports left it (updated in the same transaction as the reports)
     """CREATE TABLE IF NOT EXISTS orders (
         run_id INTEGER NOT NULL,
         order_id INTEGER NOT NULL,
-        command TEXT NOT NULL CHECK (command IN ('NEW', 'CANCEL', 'CANCEL_ALL')),
+        command TEXT NOT NULL,  -- NEW, CANCEL, CANCEL_ALL
         symbol TEXT NOT NULL,
-        side TEXT NOT NULL CHECK (side IN ('BUY', 'SELL', '')),
+        side TEXT NOT NULL,  -- BUY, SELL ('' for a cancel)
         order_type TEXT NOT NULL,
         tif TEXT NOT NULL,
         price REAL NOT NULL,
@@ -89,8 +92,8 @@ SCHEMA = (
         ts_tick_recv INTEGER NOT NULL,
         ts_init INTEGER NOT NULL,
         md_cursor INTEGER NOT NULL,
-        status TEXT NOT NULL DEFAULT 'PENDING' CHECK (status IN
-            ('PENDING', 'NEW', 'PARTIALLY_FILLED', 'FILLED', 'CANCELLED', 'REJECTED', 'EXPIRED')),
+        -- PENDING (no report yet), NEW (resting), PARTIALLY_FILLED, FILLED, CANCELLED, REJECTED, EXPIRED
+        status TEXT NOT NULL DEFAULT 'PENDING',
         reason TEXT NOT NULL DEFAULT '',
         filled REAL NOT NULL DEFAULT 0,
         filled_fp INTEGER NOT NULL DEFAULT 0,
@@ -99,38 +102,21 @@ SCHEMA = (
         PRIMARY KEY (run_id, order_id)
     ) WITHOUT ROWID""",
     # every execution report, fills or not: the broker's complete audit log
+    # every execution report, fills or not: the broker's complete audit log. For a fill, pnl is its change of
+    # realized PnL (after its fee) and closed > 0 marks a fill that reduced, closed or flipped a position (the
+    # "trades" of win rate and average trade PnL); position, entry_price and realized_pnl are the symbol's after it
     """CREATE TABLE IF NOT EXISTS executions (
         run_id INTEGER NOT NULL,
         exec_id INTEGER NOT NULL,
         order_id INTEGER NOT NULL,
         symbol TEXT NOT NULL,
-        side TEXT NOT NULL,
-        status TEXT NOT NULL,
+        side TEXT NOT NULL,  -- BUY, SELL
+        status TEXT NOT NULL,  -- the order's state after the report (orders.status values)
         reason TEXT NOT NULL,
-        liquidity TEXT NOT NULL CHECK (liquidity IN ('', 'MAKER', 'TAKER')),
+        liquidity TEXT NOT NULL,  -- MAKER, TAKER ('' without a fill)
         price REAL NOT NULL,
         size REAL NOT NULL,
         leaves REAL NOT NULL,
-        fee REAL NOT NULL,
-        price_fp INTEGER NOT NULL,
-        size_fp INTEGER NOT NULL,
-        leaves_fp INTEGER NOT NULL,
-        fee_fp INTEGER NOT NULL,
-        ts_exch INTEGER NOT NULL,
-        ts_init INTEGER NOT NULL,
-        PRIMARY KEY (run_id, exec_id)
-    ) WITHOUT ROWID""",
-    # the fills: pnl is this fill's change of realized PnL (after its fee); closed > 0 marks a fill that
-    # reduced, closed or flipped a position (the "trades" of win rate and average trade PnL)
-    """CREATE TABLE IF NOT EXISTS trades (
-        run_id INTEGER NOT NULL,
-        exec_id INTEGER NOT NULL,
-        order_id INTEGER NOT NULL,
-        symbol TEXT NOT NULL,
-        side TEXT NOT NULL CHECK (side IN ('BUY', 'SELL')),
-        liquidity TEXT NOT NULL CHECK (liquidity IN ('MAKER', 'TAKER')),
-        price REAL NOT NULL,
-        size REAL NOT NULL,
         fee REAL NOT NULL,
         pnl REAL NOT NULL,
         closed REAL NOT NULL,
@@ -139,6 +125,7 @@ SCHEMA = (
         realized_pnl REAL NOT NULL,
         price_fp INTEGER NOT NULL,
         size_fp INTEGER NOT NULL,
+        leaves_fp INTEGER NOT NULL,
         fee_fp INTEGER NOT NULL,
         pnl_fp INTEGER NOT NULL,
         position_fp INTEGER NOT NULL,
@@ -149,6 +136,10 @@ SCHEMA = (
         ts_init INTEGER NOT NULL,
         PRIMARY KEY (run_id, exec_id)
     ) WITHOUT ROWID""",
+    # the fills: a view, so a fill is written once (one row per report is what sustains 100k reports/s)
+    """CREATE VIEW IF NOT EXISTS trades AS SELECT run_id, exec_id, order_id, symbol, side, liquidity, price, size,
+        fee, pnl, closed, position, entry_price, realized_pnl, price_fp, size_fp, fee_fp, pnl_fp, position_fp,
+        realized_pnl_fp, ts_exch, ts_tick_recv, ts_order_init, ts_init FROM executions WHERE size_fp > 0""",
     # latest position per symbol: absolute values, so rewriting it after a crash is idempotent
     """CREATE TABLE IF NOT EXISTS positions (
         run_id INTEGER NOT NULL,
@@ -198,8 +189,7 @@ SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS idx_orders_symbol_ts ON orders (run_id, symbol, ts_init)",
     "CREATE INDEX IF NOT EXISTS idx_executions_order ON executions (run_id, order_id)",
-    "CREATE INDEX IF NOT EXISTS idx_trades_symbol_ts ON trades (run_id, symbol, ts_exch)",
-    "CREATE INDEX IF NOT EXISTS idx_trades_order ON trades (run_id, order_id)",
+    "CREATE INDEX IF NOT EXISTS idx_executions_symbol_ts ON executions (run_id, symbol, ts_exch)",
     "CREATE INDEX IF NOT EXISTS idx_metrics_ts ON performance_metrics (run_id, ts_exch)",
 )
 
@@ -209,11 +199,18 @@ class StoreError(RuntimeError):
 
 
 def _names(table: tuple[str, ...], values: np.ndarray) -> list[str]:
-    return [table[v] if 0 <= v < len(table) else "?" for v in values.tolist()]
+    """Map enum codes to their names (vectorized: this runs for every column of every batch)."""
+    names = np.array([*table, "?"], dtype=object)
+    codes = values.astype(np.int64)
+    return names[np.where((codes >= 0) & (codes < len(table)), codes, len(table))].tolist()
+
+
+SIDE_NAMES = np.array(["SELL", "", "BUY"], dtype=object)  # indexed by side + 1
 
 
 def _sides(values: np.ndarray) -> list[str]:
-    return ["BUY" if v == SIDE_BUY else "SELL" if v == SIDE_SELL else "" for v in values.tolist()]
+    codes = values.astype(np.int64)
+    return SIDE_NAMES[np.where((codes == SIDE_BUY) | (codes == SIDE_SELL), codes + 1, 1)].tolist()
 
 
 LIQUIDITY_LABELS = {LIQUIDITY_TAKER: "TAKER", LIQUIDITY_MAKER: "MAKER"}
@@ -260,6 +257,8 @@ class TradeStore:
             self.db.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+        self._checkpointer = Checkpointer(self.path)
+        self.db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it, off the write path
 
     def cursor(self, ring: str) -> int:
         """Return the committed cursor of a ring (0 if never committed)."""
@@ -291,8 +290,8 @@ class TradeStore:
             orders["md_cursor"].tolist(), strict=True,
         ))
 
-    def _report_rows(self, reports: np.ndarray) -> tuple[list[tuple], list[tuple], list[tuple], list[tuple]]:
-        """Return (executions, trades, order updates, positions) rows of a batch of reports."""
+    def _report_rows(self, reports: np.ndarray) -> tuple[list[tuple], int, list[tuple], list[tuple]]:
+        """Return (executions rows, number of fills, order updates, positions) of a batch of reports."""
         n = len(reports)
         symbols = reports["symbol_id"]
         known = (symbols >= 0) & (symbols < len(self.names))
@@ -311,45 +310,37 @@ class TradeStore:
         size = (reports["size"] * ss).tolist()
         fee = (reports["fee"] * ms).tolist()
         ts_exch = reports["ts_exch"].tolist()
+        position = reports["position"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            entry = np.where(position != 0, reports["entry_notional"] / np.abs(position) * ps, np.nan)
         executions = list(zip(
             run, exec_ids, order_ids, names, sides, statuses, _names(REASON_NAMES, reports["reason"]), liquidity,
-            price, size, (reports["leaves"] * ss).tolist(), fee, reports["price"].tolist(), reports["size"].tolist(),
-            reports["leaves"].tolist(), reports["fee"].tolist(), ts_exch, reports["ts_init"].tolist(), strict=True,
+            price, size, (reports["leaves"] * ss).tolist(), fee, (reports["fill_pnl"] * ms).tolist(),
+            (reports["closed"] * ss).tolist(), (position * ss).tolist(),
+            [None if e != e else e for e in entry.tolist()],
+            (reports["realized_pnl"] * ms).tolist(), reports["price"].tolist(), reports["size"].tolist(),
+            reports["leaves"].tolist(), reports["fee"].tolist(), reports["fill_pnl"].tolist(), position.tolist(),
+            reports["realized_pnl"].tolist(), ts_exch, reports["ts_tick_recv"].tolist(),
+            reports["ts_order_init"].tolist(), reports["ts_init"].tolist(), strict=True,
         ))
-        filled = np.flatnonzero((reports["size"] > 0) & known)
-        trades = []
-        if len(filled):
-            f = reports[filled]
-            fps, fss, fms = ps[filled], ss[filled], ms[filled]
-            position = f["position"]
-            entry = np.where(position != 0, f["entry_notional"] / np.maximum(np.abs(position), 1) * fps, np.nan)
-            trades = list(zip(
-                [self.run_id] * len(f), f["exec_id"].tolist(), f["order_id"].tolist(),
-                [names[i] for i in filled.tolist()], [sides[i] for i in filled.tolist()],
-                [liquidity[i] or "TAKER" for i in filled.tolist()], (f["price"] * fps).tolist(),
-                (f["size"] * fss).tolist(), (f["fee"] * fms).tolist(), (f["fill_pnl"] * fms).tolist(),
-                (f["closed"] * fss).tolist(), (position * fss).tolist(),
-                [None if e != e else e for e in entry.tolist()], (f["realized_pnl"] * fms).tolist(),
-                f["price"].tolist(), f["size"].tolist(), f["fee"].tolist(), f["fill_pnl"].tolist(),
-                position.tolist(), f["realized_pnl"].tolist(), f["ts_exch"].tolist(), f["ts_tick_recv"].tolist(),
-                f["ts_order_init"].tolist(), f["ts_init"].tolist(), strict=True,
-            ))
+        fills = int(np.count_nonzero((reports["size"] > 0) & known))
         # the latest report per order and per symbol decides its row (absolute values: idempotent)
-        last_of_order: dict[int, int] = {}
+        _, from_end = np.unique(reports["order_id"][::-1], return_index=True)
+        last = n - 1 - from_end
+        filled_fp = reports["cum_filled"][last]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            average = np.where(filled_fp > 0, reports["cum_notional"][last] / filled_fp * ps[last], np.nan)
+        last_list = last.tolist()
+        updates = list(zip(
+            [statuses[i] for i in last_list], _names(REASON_NAMES, reports["reason"][last]),
+            (filled_fp * ss[last]).tolist(), filled_fp.tolist(), [None if a != a else a for a in average.tolist()],
+            reports["exec_id"][last].tolist(), [self.run_id] * len(last), reports["order_id"][last].tolist(),
+            reports["exec_id"][last].tolist(), strict=True,
+        ))
         last_of_symbol: dict[int, int] = {}
-        for i, (order_id, ok, symbol) in enumerate(zip(order_ids, known.tolist(), symbols.tolist(), strict=True)):
-            last_of_order[order_id] = i
+        for i, (ok, symbol) in enumerate(zip(known.tolist(), symbols.tolist(), strict=True)):
             if ok:
                 last_of_symbol[symbol] = i
-        cum_filled = reports["cum_filled"]
-        cum_notional = reports["cum_notional"]
-        updates = []
-        for order_id, i in last_of_order.items():
-            filled_fp = int(cum_filled[i])
-            average = float(cum_notional[i]) / filled_fp * float(ps[i]) if filled_fp > 0 else None
-            updates.append((statuses[i], REASON_NAMES[reports["reason"][i]] if 0 <= reports["reason"][i] < len(
-                REASON_NAMES) else "?", filled_fp * float(ss[i]), filled_fp, average, exec_ids[i], self.run_id,
-                order_id, exec_ids[i]))
         positions = []
         for symbol, i in last_of_symbol.items():
             r = reports[i]
@@ -363,7 +354,7 @@ class TradeStore:
             positions.append((self.run_id, self.names[symbol], pos * float(ss[i]), entry_price, mark,
                               float(r["realized_pnl"]) * float(ms[i]), unreal, float(r["total_fees"]) * float(ms[i]),
                               pos, exec_ids[i], ts_exch[i]))
-        return executions, trades, updates, positions
+        return executions, fills, updates, positions
 
     # -------------------------------------------------------------------------------------------- writes
 
@@ -371,7 +362,7 @@ class TradeStore:
         """Insert a batch and the new ring cursors in ONE transaction; return (order rows, fill rows).
 
         Every report's order must be in ``orders`` or already written (the caller cuts the batch)."""
-        executions, trades, updates, positions = self._report_rows(reports)
+        executions, fills, updates, positions = self._report_rows(reports)
         # an order whose report is in this batch is inserted with its state: no UPDATE for it
         pending = {update[7]: update for update in updates}
         order_rows = [
@@ -384,7 +375,6 @@ class TradeStore:
             self.db.executemany(f"INSERT OR IGNORE INTO orders ({ORDER_COLUMNS}) VALUES ({_marks(ORDER_COLUMNS)})",
                                 order_rows)
             self.db.executemany(f"INSERT OR IGNORE INTO executions VALUES ({_marks(EXECUTION_COLUMNS)})", executions)
-            self.db.executemany(f"INSERT OR IGNORE INTO trades VALUES ({_marks(TRADE_COLUMNS)})", trades)
             self.db.executemany(
                 "UPDATE orders SET status = ?, reason = ?, filled = ?, filled_fp = ?, avg_price = ?, "
                 "last_exec_id = ? WHERE run_id = ? AND order_id = ? AND last_exec_id < ?", updates,
@@ -404,7 +394,7 @@ class TradeStore:
         except sqlite3.Error as exc:
             self._rollback()
             raise StoreError(f"{self.path}: write failed: {exc}{_hint(exc)}") from exc
-        return len(order_rows), len(trades)
+        return len(order_rows), fills
 
     def _write_cursors(self, cursors: dict[str, int]) -> None:
         self.db.executemany(
@@ -463,9 +453,44 @@ class TradeStore:
 
     def close(self) -> None:
         """Checkpoint the WAL into the main file and close."""
+        self._checkpointer.stop()
         with contextlib.suppress(sqlite3.Error):
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.close()
+
+
+class Checkpointer:
+    """Copies the WAL into the database from a thread of its own, so the writer never stalls on it.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses 1,000 WAL pages: a pause of tens of
+    milliseconds in which the rings into persistence fill and the broker waits (measured in
+    ``bench/persistence.py``). A PASSIVE checkpoint on a second connection runs concurrently with the writer
+    (sqlite3 releases the GIL while SQLite works) and never blocks it."""
+
+    INTERVAL_S = 0.25
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA busy_timeout=100")
+        except sqlite3.Error:
+            return  # the writer's own close() still checkpoints
+        try:
+            while not self.stopping.wait(self.INTERVAL_S):
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(5.0)
 
 
 def _hint(exc: sqlite3.Error) -> str:
@@ -486,10 +511,8 @@ ORDER_COLUMNS = ("run_id, order_id, command, symbol, side, order_type, tif, pric
                  "status, reason, filled, filled_fp, avg_price, last_exec_id")
 NO_REPORT_YET = ("PENDING", "", 0.0, 0, None, 0)
 EXECUTION_COLUMNS = ("run_id, exec_id, order_id, symbol, side, status, reason, liquidity, price, size, leaves, fee, "
-                     "price_fp, size_fp, leaves_fp, fee_fp, ts_exch, ts_init")
-TRADE_COLUMNS = ("run_id, exec_id, order_id, symbol, side, liquidity, price, size, fee, pnl, closed, position, "
-                 "entry_price, realized_pnl, price_fp, size_fp, fee_fp, pnl_fp, position_fp, realized_pnl_fp, "
-                 "ts_exch, ts_tick_recv, ts_order_init, ts_init")
+                     "pnl, closed, position, entry_price, realized_pnl, price_fp, size_fp, leaves_fp, fee_fp, "
+                     "pnl_fp, position_fp, realized_pnl_fp, ts_exch, ts_tick_recv, ts_order_init, ts_init")
 
 
 def summarize(path: str | os.PathLike[str], run_id: int | None = None) -> dict[str, object]:

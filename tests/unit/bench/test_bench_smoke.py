@@ -38,3 +38,12 @@ def test_feed_bench_when_run_then_reports_every_kind_and_the_target() -> None:
     assert {"bookTicker", "trade", "depth<=10", "depth>10"} <= set(latency)
     assert report["sustained"]["jitted scanner (default)"]["events_per_s"] > 0
     assert "depth<=10 p50 < 5 us" in report["target"]
+
+
+def test_persistence_bench_when_run_briefly_then_every_report_committed_and_nothing_is_left() -> None:
+    report = run_bench(str(REPO / "bench" / "persistence.py"), "--reports", "3000", "--paced", "2000")
+    for name in ("store", "ring_unpaced", "ring_paced_2000"):
+        assert report[name]["reports_per_s"] > 0
+    assert report["ring_unpaced"]["reports"] == 3000
+    assert 0 <= report["ring_paced_2000"]["producer_blocked_share"] <= 1
+    assert not [name for name in os.listdir("/dev/shm") if name.startswith("hft.pbench")]

@@ -72,7 +72,7 @@ def test_write_batch_when_new_db_then_wal_schema_rows_and_cursor(tmp_path: Path)
     assert db.execute("SELECT status, filled, avg_price FROM orders WHERE order_id = 2").fetchone() == (
         "FILLED", 5.0, 60000.01)
     indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert {"idx_trades_symbol_ts", "idx_orders_symbol_ts"} <= indexes
+    assert {"idx_executions_symbol_ts", "idx_orders_symbol_ts"} <= indexes
 
 
 def test_write_batch_when_same_batch_replayed_after_crash_then_no_duplicates(tmp_path: Path) -> None:

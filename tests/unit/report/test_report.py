@@ -52,15 +52,11 @@ def insert_fills(db: sqlite3.Connection, run_id: int) -> None:
             "VALUES (?, ?, 'NEW', ?, ?, 'LIMIT', 'GTC', ?, ?, 0, 0, 0, 0, 1, ?, ?, ?, 0, 'FILLED', ?, 0, ?, ?)",
             (run_id, exec_id, symbol, side, price, size, ts - SECOND // 2, ts, ts, size, price, exec_id),
         )
-        db.execute(
-            "INSERT INTO executions VALUES (?, ?, ?, ?, ?, 'FILLED', '', ?, ?, ?, 0, ?, 0, 0, 0, 0, ?, ?)",
-            (run_id, exec_id, exec_id, symbol, side, liquidity, price, size, fee, ts, ts),
-        )
-        db.execute(
-            "INSERT INTO trades (run_id, exec_id, order_id, symbol, side, liquidity, price, size, fee, pnl, closed, "
-            "position, entry_price, realized_pnl, price_fp, size_fp, fee_fp, pnl_fp, position_fp, realized_pnl_fp, "
-            "ts_exch, ts_tick_recv, ts_order_init, ts_init) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, 0, 0, 0, 0, 0, 0, ?, ?, ?, ?)",
+        db.execute(  # trades is a view of the executions that filled (size_fp > 0)
+            "INSERT INTO executions (run_id, exec_id, order_id, symbol, side, status, reason, liquidity, price, size, "
+            "leaves, fee, pnl, closed, position, entry_price, realized_pnl, price_fp, size_fp, leaves_fp, fee_fp, "
+            "pnl_fp, position_fp, realized_pnl_fp, ts_exch, ts_tick_recv, ts_order_init, ts_init) "
+            "VALUES (?, ?, ?, ?, ?, 'FILLED', '', ?, ?, ?, 0, ?, ?, ?, ?, NULL, ?, 0, 1, 0, 0, 0, 0, 0, ?, ?, ?, ?)",
             (run_id, exec_id, exec_id, symbol, side, liquidity, price, size, fee, pnl, closed, position, realized,
              ts, ts, ts, ts),
         )
@@ -245,7 +241,7 @@ def test_load_report_when_run_unknown_then_report_error_lists_runs(db_path: Path
 
 def test_load_report_when_no_runs_then_report_error(db_path: Path) -> None:
     db = sqlite3.connect(db_path)
-    for table in ("trades", "executions", "orders", "positions", "performance_metrics", "runs"):
+    for table in ("executions", "orders", "positions", "performance_metrics", "runs"):  # trades: a view
         db.execute(f"DELETE FROM {table}")
     db.commit()
     db.close()
