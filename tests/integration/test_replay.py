@@ -24,19 +24,27 @@ def deterministic_rows(db: Path) -> tuple[list[tuple], list[tuple]]:
         orders = conn.execute(
             "SELECT order_id, symbol, side, order_type, price_fp, size_fp, md_cursor FROM orders ORDER BY order_id"
         ).fetchall()
-        trades = conn.execute(
-            "SELECT exec_id, order_id, symbol, side, price_fp, size_fp, fee_fp, realized_pnl_fp, position_fp "
-            "FROM trades ORDER BY exec_id"
+        reports = conn.execute(
+            "SELECT exec_id, order_id, symbol, side, status, reason, liquidity, price_fp, size_fp, leaves_fp, fee_fp, "
+            "realized_pnl_fp, position_fp, ts_exch FROM executions ORDER BY exec_id"
         ).fetchall()
-    return orders, trades
+    return orders, reports
 
 
 @needs_data
-def test_replay_real_btcusdt_twice_then_trades_and_identical_orders_and_fills(instance: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("order_type", ["market", "post_only"])
+def test_replay_real_btcusdt_twice_then_trades_and_identical_orders_and_fills(
+    instance: str, tmp_path: Path, order_type: str
+) -> None:
+    """Market orders walk the book; post-only orders rest, fill by queue position or expire: either way the
+    broker's reports (status, prices, sizes, venue times) are identical from one replay to the next."""
+    config = tmp_path / "replay.toml"
+    config.write_text(f'[strategy]\norder_type = "{order_type}"\n')
     runs = []
     for attempt in range(2):
         db = tmp_path / f"replay{attempt}.db"
-        result = hft("run", "--source", "replay", str(BTC), "--instance", instance, "--db", str(db), "--json")
+        result = hft("run", "--source", "replay", str(BTC), "--config", str(config), "--instance", instance,
+                     "--db", str(db), "--json")
         assert result.returncode == 0, result.stderr[-3000:]
         summary = json.loads(result.stdout)
         assert summary["stop_reason"] == "replay-finished"
