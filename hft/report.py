@@ -199,7 +199,12 @@ def load_report(db_path: str | Path, run_id: int | None = None) -> Report:
     notes = []
     symbols = _symbol_summaries(trades, positions)
     realized = math.fsum(s.realized_pnl for s in symbols)
-    if positions:
+    last_fill_ts = max((row[11] for row in trades), default=0)
+    if samples and samples[-1][0] > last_fill_ts and (positions or not trades):
+        # the run's last sample marks every position at the end of the run; the positions rows carry the
+        # mark of each symbol's last fill, which is older (no fill since: the sample's realized is ours)
+        unrealized = samples[-1][1] - realized
+    elif positions:
         unrealized = math.fsum(s.unrealized_pnl or 0.0 for s in symbols)
     elif samples:
         unrealized = samples[-1][2]
