@@ -110,7 +110,8 @@ class SupervisorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     doubles with each restart, while the budget lasts; past it the run stops. Restarted workers re-attach to
     shared memory and resume from their cursors."""
 
-    restart: list[str] = msgspec.field(default_factory=lambda: ["persistence"])  # processes brought back
+    restart: list[str] = msgspec.field(  # processes brought back when they die
+        default_factory=lambda: ["feed", "strategy", "broker", "persistence"])
     restart_backoff_ms: int = 200  # first delay; doubles per restart, up to restart_backoff_max_ms
     restart_backoff_max_ms: int = 5_000
     restart_budget: int = 10  # restarts allowed per process within restart_window_s
@@ -124,6 +125,17 @@ class SupervisorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
                 "supervisor.restart_backoff_ms must be in (0, restart_backoff_max_ms]")
         require(self.restart_budget >= 0 and self.restart_window_s > 0,
                 "supervisor.restart_budget must be >= 0 and restart_window_s > 0")
+
+
+class MetricsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The Prometheus endpoint: served by the supervisor from the shared-memory counters (never the hot path)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"  # localhost by default: expose it deliberately
+    port: int = 9464  # 0: any free port (printed in the log)
+
+    def __post_init__(self) -> None:
+        require(0 <= self.port <= 65535, "metrics.port must be in [0, 65535]")
 
 
 class RingsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -293,6 +305,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     source: SourceConfig = SourceConfig()
     processes: ProcessesConfig = ProcessesConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    metrics: MetricsConfig = MetricsConfig()
     rings: RingsConfig = RingsConfig()
     strategy: StrategyConfig = StrategyConfig()
     risk: RiskConfig = RiskConfig()

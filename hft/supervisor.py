@@ -8,7 +8,9 @@ Lifecycle, in order:
 2. create every region (``shm_layout.layout.Pipeline``), write the symbol table;
 3. start the simulator (unless another source is configured) and wait until it listens;
 4. spawn persistence, broker, strategy, feed (consumers before producers) and wait until each runs;
-5. run until the duration ends, SIGINT/SIGTERM arrives, or a worker dies;
+5. run until the duration ends, SIGINT/SIGTERM arrives, or a worker dies for good: a worker that dies
+   (signal or crash) is restarted after a doubling backoff while its budget lasts (``[supervisor]``), and
+   re-attaches and resumes from its cursors; each worker's state follows ``LIFECYCLE``;
 6. stop in stages: raise ``stop_requested`` to each process's stage and wait for it to exit before the next,
    so everything in flight drains downstream (feed -> strategy -> broker -> persistence); a process that
    does not leave in time is terminated, and only then is ``abort_requested`` raised;
@@ -39,6 +41,9 @@ from shm_layout.counters import (
     C_ROWS_ORDERS,
     C_ROWS_TRADES,
     C_TICKS,
+    PSTATE_DEAD,
+    PSTATE_FAILED,
+    PSTATE_RESTARTING,
     PSTATE_RUNNING,
     W_COUNTERS,
     W_STATE,
@@ -78,6 +83,25 @@ WORKER_TARGETS = {
     PROC_PERSISTENCE: "procs.persistence",
 }
 START_ORDER = (PROC_PERSISTENCE, PROC_BROKER, PROC_STRATEGY, PROC_FEED)
+
+
+# A worker's lifecycle, as the supervisor drives it: (state, event) -> next state. The worker writes
+# starting / running / stopped into its own process block; the supervisor writes dead / restarting / failed
+# there once the worker can no longer write anything (hft stats and the other workers read it).
+LIFECYCLE = {
+    ("starting", "ready"): "running",
+    ("starting", "died"): "dead",
+    ("running", "died"): "dead",
+    ("dead", "backoff"): "restarting",
+    ("dead", "give_up"): "failed",
+    ("restarting", "spawned"): "starting",
+    ("restarting", "stop"): "starting",  # a stop brings it back at once, to drain its inputs
+    ("starting", "stop"): "stopping",
+    ("running", "stop"): "stopping",
+    ("stopping", "exited"): "stopped",
+    ("stopping", "died"): "stopped",
+}
+SUPERVISOR_WRITTEN = {"dead": PSTATE_DEAD, "restarting": PSTATE_RESTARTING, "failed": PSTATE_FAILED}
 
 
 class SupervisorError(RuntimeError):
@@ -227,6 +251,7 @@ class Supervisor:
         self.placement: dict[str, int] = {}
         self.worker_config_raw = b""
         self.restart_at: dict[int, float] = {}  # process -> monotonic time of its scheduled restart
+        self.lifecycle: dict[int, str] = {}  # process -> its LIFECYCLE state
         self.restart_times: dict[int, list[float]] = {}  # process -> when it was restarted (budget window)
 
     # -- start ------------------------------------------------------------------------------------------
@@ -291,10 +316,23 @@ class Supervisor:
                 if time.monotonic() > deadline or self.stop_signal.is_set():
                     raise SupervisorError(f"{PROCESS_NAMES[process]} did not start in {START_TIMEOUT_S:.0f} s")
                 time.sleep(0.01)
+            self._transition(process, "ready")
         control.words[W_RUN_STATE] = RUN_RUNNING
         log.info("pipeline %r running: %s", config.instance,
                  ", ".join(f"{name} pid {self.workers[i].pid} core {self.placement[name]}"
                            for i, name in enumerate(PROCESS_NAMES)))
+
+    def _transition(self, process: int, event: str) -> str:
+        """Move a worker along ``LIFECYCLE``; write the states only the supervisor can write."""
+        current = self.lifecycle.get(process, "starting")
+        following = LIFECYCLE.get((current, event))
+        if following is None:
+            log.debug("%s: no transition from %s on %s", PROCESS_NAMES[process], current, event)
+            return current
+        self.lifecycle[process] = following
+        if following in SUPERVISOR_WRITTEN and self.pipeline is not None:
+            self.pipeline.control.process_words(process)[W_STATE] = SUPERVISOR_WRITTEN[following]
+        return following
 
     def _spawn(self, process: int) -> None:
         worker = self.mp.Process(
@@ -312,12 +350,19 @@ class Supervisor:
         repeat it, so the run stops. Signals and crashes restart while the budget lasts."""
         cfg = self.config.supervisor
         name = PROCESS_NAMES[process]
+        self._transition(process, "died")
+        if process == PROC_FEED and self.config.source.kind == "replay":
+            self._transition(process, "give_up")
+            log.error("the replaying feed died: a restart would replay the file from its start")
+            return "worker-died"
         if name not in cfg.restart or code == 2:
+            self._transition(process, "give_up")
             return "worker-died"
         now = time.monotonic()
         recent = [t for t in self.restart_times.get(process, []) if now - t < cfg.restart_window_s]
         self.restart_times[process] = recent
         if len(recent) >= cfg.restart_budget:
+            self._transition(process, "give_up")
             log.error("%s died again (code %s): restart budget of %d per %d s spent, stopping the pipeline",
                       name, code, cfg.restart_budget, cfg.restart_window_s)
             return "restart-budget-spent"
@@ -326,6 +371,7 @@ class Supervisor:
                   self.workers[process].pid, code, backoff, len(recent) + 1, cfg.restart_budget,
                   cfg.restart_window_s)
         self.restart_at[process] = now + backoff
+        self._transition(process, "backoff")
         return None
 
     def _restart_due(self) -> None:
@@ -337,6 +383,7 @@ class Supervisor:
             self.restart_times.setdefault(process, []).append(now)
             record = self.pipeline.control.process_record(process)
             record["restarts"] += 1
+            self._transition(process, "spawned")
             self._spawn(process)
             log.info("%s restarted (pid %d, restart %d)", PROCESS_NAMES[process], self.workers[process].pid,
                      int(record["restarts"]))
@@ -363,6 +410,10 @@ class Supervisor:
                         self._release_consumer_slots(process)
                         return why
             self._restart_due()
+            for process, state in list(self.lifecycle.items()):
+                if state == "starting" and int(self.pipeline.control.process_words(process)[W_STATE]) == PSTATE_RUNNING:
+                    self._transition(process, "ready")
+                    log.info("%s is back (pid %d)", PROCESS_NAMES[process], self.workers[process].pid)
             if self.sim is not None and not self.sim.is_alive():
                 log.error("the exchange simulator exited with code %s", self.sim.exitcode)
                 return "sim-died"
@@ -388,6 +439,7 @@ class Supervisor:
             worker = self.workers.get(process)
             if worker is None:
                 continue
+            self._transition(process, "stop")
             worker.join(STOP_TIMEOUT_S)
             if worker.is_alive():
                 log.error("%s did not stop in %.0f s: terminating it", PROCESS_NAMES[process], STOP_TIMEOUT_S)
@@ -398,6 +450,7 @@ class Supervisor:
                     worker.kill()
                     worker.join(5.0)
                 self._release_consumer_slots(process)
+            self._transition(process, "exited")
             codes[PROCESS_NAMES[process]] = worker.exitcode
         if self.sim is not None:
             self.sim.terminate()

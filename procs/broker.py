@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from hft.broker.accounting import N_ACCOUNT
-from hft.broker.loop import broker_loop
+from hft.broker.loop import broker_loop, publish_reports, rebuild_books
 from hft.broker.matching import (
     FILL_MODELS,
     N_P,
@@ -19,16 +19,28 @@ from hft.broker.matching import (
     P_SEED,
     P_TAKER_FEE,
     P_TOUCH_PROB_PPM,
+    ST_MD_POS,
+    ST_N_OUT,
+    ST_VENUE_NOW,
+    cancel_held,
     new_state,
     seed_random,
 )
+from hft.broker.recovery import cancellation_reports, orphaned_orders, restore_account
 from hft.config import Config
 from hft.feed.book import DEFAULT_DEPTH_CAPACITY
 from hft.runtime import LOOP_ABORTED, LOOP_STOPPED
 from procs.common import LOOP_SLICE_NS, WorkerContext, worker_main
-from shm_layout.counters import C_BOOK_REBUILDS, W_COUNTERS
-from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, PROC_BROKER
-from shm_layout.records import BOOK_SNAPSHOT, MD_EVENT
+from shm_layout.counters import (
+    C_BOOK_REBUILDS,
+    PSTATES_DOWN,
+    W_COUNTERS,
+    W_RESTARTS,
+    W_STATE,
+)
+from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, PROC_BROKER, PROC_STRATEGY
+from shm_layout.records import BOOK_SNAPSHOT, MD_EVENT, REASON_BROKER_RESTART, REASON_STRATEGY_DOWN
+from shm_layout.ring import CONSUMER_WORDS, W_CONSUMERS, W_TAIL, ring_release, ring_tail
 
 MD_BATCH = 4096
 
@@ -49,6 +61,53 @@ def broker_params(config: Config) -> np.ndarray:
     params[P_CLOCK_FALLBACK] = 0 if lockstep else 1
     params[P_SEED] = cfg.random_seed
     return params
+
+
+def recover(ctx: WorkerContext, account: np.ndarray, table: np.ndarray, state: np.ndarray, out: np.ndarray,
+            books: tuple[np.ndarray, np.ndarray, np.ndarray], snapshot: np.ndarray) -> None:
+    """A restarted broker: positions from the newest reports, a final report for every order the dead broker
+    held, books rebuilt from the snapshots and md.events resumed at the strategy's cursor. A first start
+    finds empty rings and does nothing (``hft.broker.recovery``)."""
+    pipeline = ctx.pipeline
+    orders, executions, md = pipeline.rings[ORDERS], pipeline.rings[EXECUTIONS], pipeline.rings[MD_EVENTS]
+    reports = executions.history("exec_id")
+    taken_until = ring_tail(orders.ctrl, orders.consumer_index("broker"))
+    md_consumer, strategy_md = md.consumer_index("broker"), md.consumer_index("strategy")
+    if len(reports) == 0 and taken_until == 0 and ring_tail(md.ctrl, md_consumer) == 0:
+        return
+    symbols = restore_account(account, reports)
+    lost, previous = orphaned_orders(orders.history("order_id"), taken_until, reports)
+    venue_ts = int(reports["ts_exch"].max()) if len(reports) else 0
+    finals = cancellation_reports(lost, previous, account, REASON_BROKER_RESTART, venue_ts, out.dtype)
+    for start in range(0, len(finals), len(out)):
+        chunk = finals[start:start + len(out)]
+        out[: len(chunk)] = chunk
+        state[ST_N_OUT] = len(chunk)
+        publish_reports(out, state, executions.ctrl, executions.slots, ctx.control_words, ctx.abort_index,
+                        ctx.proc_words, ctx.wait_strategy)
+    # the dead broker's book is gone: start again from the feed's latest top levels, at the strategy's cursor
+    resume_at = int(md.ctrl[W_CONSUMERS + strategy_md * CONSUMER_WORDS + W_TAIL])
+    ring_release(md.ctrl, md_consumer, resume_at)
+    state[ST_MD_POS] = resume_at
+    prices, sizes, counts = books
+    rebuild_books(pipeline.snapshots.words, snapshot, snapshot.view(np.int64), prices, sizes, counts,
+                  ctx.proc_words)
+    ctx.log.warning("restarted: positions of %d symbols restored from the reports, %d orders the dead broker "
+                    "held ended CANCELLED (BROKER_RESTART), books rebuilt from the snapshots' top levels, "
+                    "md.events resumed at %d", len(symbols), len(finals), resume_at)
+
+
+def cancel_for_dead_strategy(ctx: WorkerContext, table, state, out, account, prices, counts) -> int:
+    """The strategy died: end every order it had here (``REASON_STRATEGY_DOWN``) and publish the reports."""
+    executions = ctx.pipeline.rings[EXECUTIONS]
+    if not publish_reports(out, state, executions.ctrl, executions.slots, ctx.control_words, ctx.abort_index,
+                           ctx.proc_words, ctx.wait_strategy):
+        return 0
+    cancelled = cancel_held(out, state, table, account, prices, counts, REASON_STRATEGY_DOWN,
+                            int(state[ST_VENUE_NOW]), 0)
+    publish_reports(out, state, executions.ctrl, executions.slots, ctx.control_words, ctx.abort_index,
+                    ctx.proc_words, ctx.wait_strategy)
+    return cancelled
 
 
 def run(ctx: WorkerContext) -> int:
@@ -75,6 +134,9 @@ def run(ctx: WorkerContext) -> int:
         cfg.fill_model, cfg.entry_latency_us, cfg.taker_fee_bps, cfg.maker_fee_bps, cfg.adverse_selection_bps,
         "" if params[P_CLOCK_FALLBACK] else " (lock step: market data alone decides arrivals)",
     )
+    recover(ctx, account, table, state, out, (prices, sizes, counts), snapshot)
+    strategy_block = pipeline.control.process_words(PROC_STRATEGY)
+    handled_death = -1  # the strategy's restart count whose death we already answered
     rebuilds = 0
     first_pass = True
     while not ctx.should_exit():
@@ -88,6 +150,11 @@ def run(ctx: WorkerContext) -> int:
             0 if first_pass else LOOP_SLICE_NS,  # the first pass only compiles
         )
         first_pass = False
+        strategy_state = int(strategy_block[W_STATE])
+        if strategy_state in PSTATES_DOWN and handled_death != int(strategy_block[W_RESTARTS]):
+            handled_death = int(strategy_block[W_RESTARTS])
+            cancelled = cancel_for_dead_strategy(ctx, table, state, out, account, prices, counts)
+            ctx.log.warning("the strategy died: %d of its orders cancelled (STRATEGY_DOWN)", cancelled)
         now_rebuilds = int(ctx.proc_words[W_COUNTERS + C_BOOK_REBUILDS])
         if now_rebuilds != rebuilds:
             ctx.log.warning("lapped on md.events: books rebuilt from the snapshots' top levels (%d times so far)",

@@ -8,9 +8,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from hft.broker.recovery import latest_per_symbol
 from hft.config import decimal_to_fixed
 from hft.risk.config import build_limits
-from hft.risk.engine import RISK_REASON_NAMES, make_risk_state
+from hft.risk.engine import RISK_REASON_NAMES, make_risk_state, risk_mark_stale, risk_on_execution
 from hft.runtime import LOOP_NEED_MODEL, LOOP_STOPPED
 from hft.strategy.features import make_feature_state
 from hft.strategy.kernels import FEATURE_NAMES, configure_symbol, make_features, make_kernel_params, make_kernel_state
@@ -23,6 +24,7 @@ from hft.strategy.loop import (
     S_ORDER_KIND,
     S_ORDER_SIZE,
     S_ORDER_TTL_NS,
+    S_POSITION,
     S_STRATEGY_ID,
     act_on_model,
     strategy_loop,
@@ -44,9 +46,16 @@ from hft.strategy.signal import (
 from hft.strategy.snapshot import publish_snapshot, take_snapshot
 from procs.common import LOOP_SLICE_NS, WorkerContext, worker_main
 from shm_layout.atomics import monotonic_ns
-from shm_layout.counters import C_LOST, C_OVERRUNS, W_COUNTERS, C
-from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, PROC_STRATEGY, W_STRATEGY_STATE
-from shm_layout.records import BOOK_SNAPSHOT, EXEC_REPORT, MD_EVENT, STRATEGY_STATE_BYTES
+from shm_layout.counters import (
+    C_LOST,
+    C_OVERRUNS,
+    PSTATES_DOWN,
+    W_COUNTERS,
+    W_STATE,
+    C,
+)
+from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, PROC_FEED, PROC_STRATEGY, W_STRATEGY_STATE
+from shm_layout.records import BOOK_SNAPSHOT, EXEC_REPORT, MD_EVENT, STATUS_FILLED, STRATEGY_STATE_BYTES
 
 MD_BATCH = 1024
 EXEC_BATCH = 256
@@ -162,6 +171,22 @@ def risk_reason_counters() -> np.ndarray:
     return counters
 
 
+def restore_positions(ctx: WorkerContext, state: np.ndarray, risk_limits: np.ndarray, risk_state: np.ndarray,
+                      risk_fstate: np.ndarray, clock: np.ndarray) -> list[str]:
+    """A restarted strategy takes each symbol's position from the broker's newest report still in
+    broker.executions (its truth), for its own view and for risk. A first start finds none."""
+    reports = ctx.pipeline.rings[EXECUTIONS].history("exec_id")
+    restored = []
+    for symbol, report in latest_per_symbol(reports, state.shape[0]).items():
+        state[symbol, S_POSITION] = report["position"]
+        clock[0] = max(int(clock[0]), int(report["ts_exch"]))
+        risk_on_execution(risk_limits, risk_state, risk_fstate, symbol, STATUS_FILLED, int(report["price"]),
+                          int(report["position"]), int(report["entry_notional"]), int(report["realized_pnl"]),
+                          int(clock[0]))
+        restored.append(ctx.config.symbols[symbol].name)
+    return restored
+
+
 def run(ctx: WorkerContext) -> int:
     pipeline = ctx.pipeline
     md, orders, executions = (pipeline.rings[name] for name in (MD_EVENTS, ORDERS, EXECUTIONS))
@@ -186,6 +211,12 @@ def run(ctx: WorkerContext) -> int:
         act_on_model(0, 0, 0.0, snapshot, pending, state, orders.ctrl, orders.slots, ctx.control_words,
                      ctx.kill_index, ctx.abort_index, ctx.proc_words, ctx.wait_strategy, risk_limits, risk_state,
                      risk_fstate, clock, reason_counters)
+    restored = restore_positions(ctx, state, risk_limits, risk_state, risk_fstate, clock)
+    if restored:
+        ctx.log.warning("restarted: positions of %s restored from the broker's latest reports; the broker "
+                        "cancelled the orders of the previous life", ", ".join(restored))
+    feed_block = pipeline.control.process_words(PROC_FEED)
+    feed_was_down = False
     ctx.log.info("strategy running: %d symbols, md consumer %d", len(ctx.config.symbols), md_consumer)
     names = [s.name for s in ctx.config.symbols]
     size_decimals = [s.size_decimals for s in ctx.config.symbols]
@@ -214,6 +245,11 @@ def run(ctx: WorkerContext) -> int:
                          risk_limits, risk_state, risk_fstate, clock, reason_counters)
             continue
         first_pass = False
+        feed_down = int(feed_block[W_STATE]) in PSTATES_DOWN
+        if feed_down and not feed_was_down:
+            risk_mark_stale(risk_limits, risk_state)
+            ctx.log.warning("the feed died: stale-data breaker tripped on every symbol until data flows again")
+        feed_was_down = feed_down
         now = monotonic_ns()
         if now >= next_snapshot_ns or status == LOOP_STOPPED:
             next_snapshot_ns = now + snapshot_every_ns

@@ -117,6 +117,7 @@ C_BOOK_REBUILDS = C["book_rebuilds"]
 W_HEARTBEAT = word_index(PROCESS_BLOCK, "heartbeat_ns")
 W_PID = word_index(PROCESS_BLOCK, "pid")
 W_STATE = word_index(PROCESS_BLOCK, "state")
+W_RESTARTS = word_index(PROCESS_BLOCK, "restarts")  # written by the supervisor when it restarts the process
 W_COUNTERS = word_index(PROCESS_BLOCK, "counters")
 W_HISTOGRAMS = word_index(PROCESS_BLOCK, "histograms")
 HIST_ROW_WORDS = HIST_HEADER_WORDS + HIST_BUCKETS
@@ -129,8 +130,14 @@ PSTATE_STOPPED = 0
 PSTATE_STARTING = 1
 PSTATE_RUNNING = 2
 PSTATE_STOPPING = 3
+# written by the supervisor into a dead worker's block (the worker itself can no longer write it)
+PSTATE_DEAD = 4  # died; the supervisor decides what next
+PSTATE_RESTARTING = 5  # waiting out its restart backoff
+PSTATE_FAILED = 6  # not restarted (fatal exit, budget spent, or not restartable): the run stops
+PSTATES_DOWN = (PSTATE_DEAD, PSTATE_RESTARTING, PSTATE_FAILED)  # the process is gone (for now)
 PSTATE_NAMES = {PSTATE_STOPPED: "stopped", PSTATE_STARTING: "starting", PSTATE_RUNNING: "running",
-                PSTATE_STOPPING: "stopping"}
+                PSTATE_STOPPING: "stopping", PSTATE_DEAD: "dead", PSTATE_RESTARTING: "restarting",
+                PSTATE_FAILED: "failed"}
 
 
 @njit(inline="always", cache=True)

@@ -103,10 +103,12 @@ REASON_CANCEL_REQUESTED = 15  # cancelled by a CANCEL or CANCEL_ALL command
 REASON_SHUTDOWN = 16  # cancelled because the broker stopped
 REASON_EXPIRED = 17  # the GTD order's expiry passed
 REASON_NO_LIQUIDITY = 18  # a market order met an empty opposite side
+REASON_BROKER_RESTART = 19  # cancelled: the broker died holding it and was restarted (its book was lost)
+REASON_STRATEGY_DOWN = 20  # cancelled: the strategy that sent it died
 REASON_NAMES = (
     "", "NO_MARKET", "NOT_MARKETABLE", "BAD_ORDER", "UNKNOWN_SYMBOL", "BAD_SIZE", "OFF_LOT", "BAD_PRICE",
     "OFF_TICK", "POST_ONLY_WOULD_CROSS", "FOK_UNFILLABLE", "GTD_EXPIRED", "UNKNOWN_ORDER", "TOO_MANY_ORDERS",
-    "IOC_REMAINDER", "CANCEL_REQUESTED", "SHUTDOWN", "EXPIRED", "NO_LIQUIDITY",
+    "IOC_REMAINDER", "CANCEL_REQUESTED", "SHUTDOWN", "EXPIRED", "NO_LIQUIDITY", "BROKER_RESTART", "STRATEGY_DOWN",
 )
 STATUS_NAMES = ("", "FILLED", "PARTIALLY_FILLED", "REJECTED", "CANCELLED", "NEW", "EXPIRED")
 ORDER_TYPE_NAMES = ("", "MARKET", "LIMIT", "POST_ONLY", "IOC", "FOK")

@@ -420,6 +420,16 @@ class Ring:
         n = ring_read(self.ctrl, self.slots, consumer, out, max_count)
         return out[:n]
 
+    def history(self, id_field: str) -> np.ndarray:
+        """Copy the records still intact in the slots, oldest first: those of sequences ``[head - capacity,
+        head)`` whose ``id_field`` equals their sequence + 1 (records numbered by the ring, such as order and
+        execution ids; a slot being rewritten fails the check). For restarts, never on a hot path."""
+        head = int(self.ctrl[W_HEAD])
+        first = max(0, head - self.capacity)
+        seqs = np.arange(first, head, dtype=np.int64)
+        records = self.slots[seqs & (self.capacity - 1)].copy()
+        return records[records[id_field] == seqs + 1]
+
     def stats(self) -> dict[str, object]:
         """Return capacity, head, and per-consumer cursor, lag, fill and overruns (plain reads)."""
         head = int(self.ctrl[W_HEAD])

@@ -128,7 +128,7 @@ def publish_reports(
 
 
 @njit(cache=True)
-def _rebuild_books(snap_words, snapshot, snapshot_words, prices, sizes, counts, proc) -> None:
+def rebuild_books(snap_words, snapshot, snapshot_words, prices, sizes, counts, proc) -> None:
     for symbol in range(counts.shape[0]):
         retries = seqlock_read(snap_words, symbol, snapshot_words, 1000)
         counter_add(proc, C_SEQLOCK_READS, 1)
@@ -211,7 +211,7 @@ def broker_loop(
             start = ring_tail(md_ctrl, md_consumer)
             if start != mine:
                 # lapped: events between were overwritten before we read them
-                _rebuild_books(snap_words, snapshot, snapshot_words, prices, sizes, counts, proc)
+                rebuild_books(snap_words, snapshot, snapshot_words, prices, sizes, counts, proc)
                 if n > bound - start:
                     n = bound - start if bound > start else 0  # still never past the strategy
             state[ST_MD_POS] = start

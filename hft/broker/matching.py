@@ -713,6 +713,27 @@ def on_event(event, out, state, table, params, account, prices, sizes, counts) -
 
 
 @njit(cache=True)
+def cancel_held(out, state, table, account, prices, counts, reason: int, venue_ts: int, strategy_id: int) -> int:
+    """Cancel every order held for ``strategy_id`` (<= 0: everyone's), resting or still to arrive, with
+    ``reason``; pending cancel commands are dropped. Return how many orders were cancelled.
+
+    ``out`` must have room for one report per held order (the caller publishes first)."""
+    cancelled = 0
+    for row in range(state[ST_HIGH]):
+        if table[row, O_STATE] == ROW_FREE:
+            continue
+        if strategy_id > 0 and table[row, O_STRATEGY_ID] != strategy_id:
+            continue
+        if table[row, O_COMMAND] != CMD_NEW:
+            _free(table, state, row)
+            continue
+        ts = venue_ts if venue_ts > table[row, O_ARRIVAL_TS] else table[row, O_ARRIVAL_TS]  # never before its ack
+        _close(out, state, table, row, STATUS_CANCELLED, reason, ts, account, prices, counts)
+        cancelled += 1
+    return cancelled
+
+
+@njit(cache=True)
 def shutdown(out, state, table, params, account, prices, sizes, counts) -> int:
     """At stop: every pending order arrives against the final book, then every resting order is cancelled.
 
@@ -721,10 +742,7 @@ def shutdown(out, state, table, params, account, prices, sizes, counts) -> int:
     arrive_due(out, state, table, params, account, prices, sizes, counts, 1 << 62, 1 << 62, 0, venue)
     if state[ST_N_PENDING] > 0:
         return state[ST_N_PENDING]
-    for row in range(state[ST_HIGH]):
-        if table[row, O_STATE] == ROW_RESTING:
-            ts = venue if venue > table[row, O_ARRIVAL_TS] else table[row, O_ARRIVAL_TS]  # never before its ack
-            _close(out, state, table, row, STATUS_CANCELLED, REASON_SHUTDOWN, ts, account, prices, counts)
+    cancel_held(out, state, table, account, prices, counts, REASON_SHUTDOWN, venue, 0)
     return 0
 
 

@@ -403,3 +403,10 @@ def risk_reset_drawdown(state: np.ndarray, fstate: np.ndarray) -> int:
     fstate[F_PEAK] = fstate[F_EQUITY]
     fstate[F_DRAWDOWN] = 0.0
     return RISK_OK
+
+
+def risk_mark_stale(limits: np.ndarray, state: np.ndarray) -> None:
+    """Trip the stale-data breaker of every symbol now (the feed died: no data is coming). It clears itself,
+    per symbol, at that symbol's next market update (``risk_on_market``). Python side, between loop slices."""
+    for symbol in range(limits.shape[0]):
+        state[symbol_word(symbol, S_MD_SEEN)] = 0
