@@ -63,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"warning: {warning}")
         return 0
     try:
-        summary, reason = run_pipeline(config, args.duration)
+        summary, reason = run_pipeline(config, args.duration, args.config)
     except SupervisorError as exc:
         print(f"hft run: {exc}", file=sys.stderr)
         return 2
@@ -191,6 +191,28 @@ def cmd_kill_switch(args: argparse.Namespace, value: int) -> int:
     return 0
 
 
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Ask a running supervisor (SIGHUP) to re-read its config file and apply the new [risk] limits."""
+    import signal
+
+    from shm_layout.layout import W_SUPERVISOR_PID, Pipeline
+    from shm_layout.region import RegionMissingError, pid_alive
+
+    try:
+        pipeline = Pipeline.attach(_instance(args), readonly=True)
+    except RegionMissingError as exc:
+        print(f"hft: {exc}", file=sys.stderr)
+        return 1
+    pid = int(pipeline.control.words[W_SUPERVISOR_PID])
+    pipeline.close()
+    if not pid_alive(pid):
+        print(f"hft: the supervisor (pid {pid}) is not running: run `hft clean`", file=sys.stderr)
+        return 1
+    os.kill(pid, signal.SIGHUP)
+    print(f"asked supervisor {pid} to reload its config file's [risk] limits (its log says what changed)")
+    return 0
+
+
 def cmd_record(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -306,6 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--config")
         command.add_argument("--instance")
         command.set_defaults(func=lambda args, value=value: cmd_kill_switch(args, value))
+
+    reload = sub.add_parser("reload", help="apply the config file's [risk] limits to a running pipeline")
+    reload.add_argument("--config")
+    reload.add_argument("--instance")
+    reload.set_defaults(func=cmd_reload)
 
     sub.add_parser("sim-exchange", help="run the Binance-compatible exchange simulator (see --help)",
                    add_help=False)

@@ -32,7 +32,8 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from hft.config import Config, decimal_to_fixed, encode_config
+from hft.config import Config, ConfigError, decimal_to_fixed, decode_config, encode_config, load_config
+from hft.control import Event, LogLine, ReloadRisk, new_queue, receive, replay_log_line, send
 from shm_layout.counters import (
     C_FILLS,
     C_MSGS_OUT,
@@ -231,18 +232,28 @@ def _sim_main(config_raw: bytes, port_queue: multiprocessing.Queue) -> None:
     serve(sim_config, host="127.0.0.1", port=0, on_ready=port_queue.put, stop=stop)
 
 
-def _worker_entry(process: int, config_raw: bytes, parent_pid: int) -> None:
+def _worker_entry(process: int, config_raw: bytes, parent_pid: int, up: object, down: object) -> None:
     """Spawn target of every worker: import its module there (keeps the supervisor free of jitted code)."""
     import importlib
 
+    from procs.common import set_channels
+
+    set_channels(up, down)
     importlib.import_module(WORKER_TARGETS[process]).main(config_raw, parent_pid)
 
 
 class Supervisor:
     """Owns one pipeline run."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, config_path: str | None = None) -> None:
         self.config = config
+        self.config_path = config_path  # re-read on SIGHUP (``hft reload``) for new risk limits
+        self.up = new_queue()  # every worker's logs and events
+        self.down = {process: new_queue() for process in WORKER_TARGETS}  # control messages to each worker
+        self.reload_signal = threading.Event()
+        self.metrics = None  # hft.prometheus.MetricsServer while running
+        self.draining = threading.Event()
+        self.drain_thread = threading.Thread(target=self._drain, name="worker-logs", daemon=True)
         self.mp = multiprocessing.get_context("spawn")
         self.pipeline: Pipeline | None = None
         self.workers: dict[int, multiprocessing.process.BaseProcess] = {}
@@ -281,6 +292,7 @@ class Supervisor:
 
     def start(self) -> None:
         config = self.config
+        self.drain_thread.start()
         removed = clean_stale(config.instance)
         if removed:
             log.warning("removed %d stale segments left by a supervisor that died: %s", len(removed),
@@ -295,6 +307,7 @@ class Supervisor:
         self.pipeline = Pipeline.create(config.instance, symbol_table(config), capacities)
         control = self.pipeline.control
         control.words[W_STARTED_NS] = time.monotonic_ns()
+        self._start_metrics()
         worker_config = self._resolve_source()
         # the placement decided here is what the workers pin to
         processes = worker_config.processes
@@ -322,6 +335,44 @@ class Supervisor:
                  ", ".join(f"{name} pid {self.workers[i].pid} core {self.placement[name]}"
                            for i, name in enumerate(PROCESS_NAMES)))
 
+    # -- worker logs, events and control ----------------------------------------------------------------
+    def _drain(self) -> None:
+        """Print every worker's log lines and act on their events (a thread of the supervisor)."""
+        while True:
+            stopping = self.draining.is_set()
+            for message in receive(self.up, timeout=0.0 if stopping else 0.1):
+                if isinstance(message, LogLine):
+                    replay_log_line(message)
+                elif isinstance(message, Event):
+                    log.info("%s: %s %s", message.process, message.kind, message.detail)
+            if stopping:
+                return
+
+    def reload(self) -> bool:
+        """Re-read the config file and hand its ``[risk]`` limits to the strategy (no restart). Other changed
+        sections are reported and left as they run. Return True if limits were sent."""
+        if self.config_path is None:
+            log.error("reload: this run has no config file (started without --config): nothing to re-read")
+            return False
+        try:
+            fresh = load_config(self.config_path)
+        except (ConfigError, OSError) as exc:
+            log.error("reload: %s: keeping the running limits", exc)
+            return False
+        changed = [name for name in ("symbols", "strategy", "broker", "persistence", "processes", "rings")
+                   if getattr(fresh, name) != getattr(self.config, name)]
+        if changed:
+            log.warning("reload: only [risk] is applied while running; changes to %s need a restart",
+                        ", ".join(changed))
+        self.config = msgspec.structs.replace(self.config, risk=fresh.risk)
+        worker = msgspec.structs.replace(decode_config(self.worker_config_raw), risk=fresh.risk)
+        self.worker_config_raw = encode_config(worker)  # a restarted strategy starts with the new limits
+        if not send(self.down[PROC_STRATEGY], ReloadRisk(risk=fresh.risk)):
+            log.error("reload: the strategy's control queue is full")
+            return False
+        log.info("reload: new risk limits sent to the strategy")
+        return True
+
     def _transition(self, process: int, event: str) -> str:
         """Move a worker along ``LIFECYCLE``; write the states only the supervisor can write."""
         current = self.lifecycle.get(process, "starting")
@@ -336,7 +387,8 @@ class Supervisor:
 
     def _spawn(self, process: int) -> None:
         worker = self.mp.Process(
-            target=_worker_entry, args=(process, self.worker_config_raw, os.getpid()),
+            target=_worker_entry,
+            args=(process, self.worker_config_raw, os.getpid(), self.up, self.down[process]),
             name=f"hft-{PROCESS_NAMES[process]}",
         )
         worker.start()
@@ -395,6 +447,9 @@ class Supervisor:
         while True:
             if self.stop_signal.wait(0.05):
                 return "signal"
+            if self.reload_signal.is_set():
+                self.reload_signal.clear()
+                self.reload()
             if deadline is not None and time.monotonic() >= deadline:
                 return "duration"
             for process, worker in self.workers.items():
@@ -501,12 +556,34 @@ class Supervisor:
             restarts={name: int(control.process_record(i)["restarts"]) for i, name in enumerate(PROCESS_NAMES)},
         )
 
+    def _start_metrics(self) -> None:
+        """Serve the shared-memory counters to Prometheus from this process (the hot path never sees it)."""
+        cfg = self.config.metrics
+        if not cfg.enabled:
+            return
+        from hft.prometheus import MetricsError, MetricsServer
+
+        self.metrics = MetricsServer(self.pipeline, cfg.host, cfg.port)
+        try:
+            port = self.metrics.start()
+        except MetricsError as exc:
+            log.warning("no Prometheus endpoint: %s", exc)
+            self.metrics = None
+            return
+        log.info("Prometheus metrics on http://%s:%d/metrics", cfg.host, port)
+
     def close(self) -> None:
         """Unlink and unmap every segment (idempotent): runs in ``finally`` whatever happened."""
+        if self.metrics is not None:
+            self.metrics.stop()  # before unmapping: a scrape never reads memory that is gone
+            self.metrics = None
         for worker in self.workers.values():
             if worker.is_alive():
                 worker.kill()
                 worker.join(5.0)
+        if self.drain_thread.is_alive():
+            self.draining.set()  # print what the workers logged last
+            self.drain_thread.join(5.0)
         if self.sim is not None and self.sim.is_alive():
             self.sim.kill()
             self.sim.join(5.0)
@@ -516,14 +593,19 @@ class Supervisor:
             self.pipeline = None
 
 
-def run_pipeline(config: Config, duration_s: float | None) -> tuple[RunSummary | None, str]:
+def run_pipeline(
+    config: Config, duration_s: float | None, config_path: str | None = None
+) -> tuple[RunSummary | None, str]:
     """Run one pipeline to the end; return its summary (None if it never started) and why it stopped."""
-    supervisor = Supervisor(config)
+    supervisor = Supervisor(config, config_path)
 
     def _on_signal(signum: int, frame: object) -> None:
-        supervisor.stop_signal.set()
+        if signum == signal.SIGHUP:
+            supervisor.reload_signal.set()
+        else:
+            supervisor.stop_signal.set()
 
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         started = time.monotonic()
         supervisor.start()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hft.config import Config, decode_config
+from hft.control import Event, QueueLogHandler, receive, send
 from hft.process_utils import pin_to_core, set_parent_death_signal
 from shm_layout.atomics import monotonic_ns
 from shm_layout.counters import PSTATE_RUNNING, PSTATE_STARTING, PSTATE_STOPPED, W_PID, W_STATE
@@ -39,6 +40,14 @@ from shm_layout.layout import (
 from shm_layout.wait import WAIT_NAMES
 
 LOOP_SLICE_NS = 100_000_000  # jitted loops come back to Python this often for housekeeping
+
+# the supervisor's queues (hft.control), handed over by the spawn target before main() runs
+_channels: list[object] = [None, None]
+
+
+def set_channels(up: object, down: object) -> None:
+    """Called by the supervisor's spawn target: logs and events go up, control messages come down."""
+    _channels[0], _channels[1] = up, down
 
 
 @dataclass
@@ -81,13 +90,27 @@ class WorkerContext:
     def stop_reached(self) -> bool:
         return int(self.control_words[W_STOP_REQUESTED]) >= self.stage
 
+    def control_messages(self) -> list[object]:
+        """Messages the supervisor sent this worker since the last call (between loop slices only)."""
+        return receive(_channels[1]) if _channels[1] is not None else []
+
+    def send_event(self, kind: str, detail: str = "") -> None:
+        if _channels[0] is not None:
+            send(_channels[0], Event(process=self.name, kind=kind, detail=detail))
+
 
 def setup_logging(name: str) -> logging.Logger:
+    """Log to the supervisor through the up queue (it prints every worker's lines); to stderr without one."""
     logging.basicConfig(
         level=os.environ.get("HFT_LOG_LEVEL", "INFO"),
         format=f"%(asctime)s {name}[%(process)d] %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    if _channels[0] is not None:
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        root.addHandler(QueueLogHandler(_channels[0], name, os.getpid()))
     return logging.getLogger(f"hft.{name}")
 
 

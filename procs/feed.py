@@ -23,6 +23,7 @@ from numba import njit
 from hft.config import Config, ConfigError, decimal_to_fixed
 from hft.exchange_info import fetch_grids
 from hft.feed.engine import STAT_NAMES, FeedEngine, SymbolSpec
+from hft.feed.wireclock import capture_from_env
 from hft.recording.formats import FRAME, RecordingError, open_recording
 from hft.venue import combined_stream_url, fetch_depth_snapshot
 from procs.common import WorkerContext, worker_main
@@ -388,6 +389,11 @@ def run(ctx: WorkerContext) -> int:
     runner = FeedRunner(ctx)
     warm_up(runner.symbols, runner.md.slots)
     wait_lockstep(runner.md.ctrl, 0, 1, runner.orders.ctrl, 0, 0)  # compile
+    # opt-in wire clock for bench/tick_to_trade.py (HFT_FEED_WIRE_CLOCK, see hft.feed.wireclock): unset, nothing
+    # is wrapped and the loops below run exactly as without it
+    wire_clock = capture_from_env()
+    if wire_clock is not None:
+        runner.engine.on_frame, runner.publish = wire_clock.wrap(runner.engine.on_frame, runner.publish)
     ctx.mark_running()
     # market data flows only once every worker is running (warm): a strategy or broker still compiling would
     # otherwise meet its first orders seconds late
@@ -401,6 +407,8 @@ def run(ctx: WorkerContext) -> int:
         runner.housekeeping(force=True)
         stats = {k: v for k, v in runner.engine.stats_dict().items() if v}
         ctx.log.info("feed stopped: %s", json.dumps(stats))
+        if wire_clock is not None:
+            wire_clock.dump(ctx.log)
 
 
 def main(config_raw: bytes, parent_pid: int) -> None:

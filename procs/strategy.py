@@ -6,10 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import NamedTuple
 
+import msgspec
 import numpy as np
 
 from hft.broker.recovery import latest_per_symbol
 from hft.config import decimal_to_fixed
+from hft.control import ReloadRisk
 from hft.risk.config import build_limits
 from hft.risk.engine import RISK_REASON_NAMES, make_risk_state, risk_mark_stale, risk_on_execution
 from hft.runtime import LOOP_NEED_MODEL, LOOP_STOPPED
@@ -171,6 +173,17 @@ def risk_reason_counters() -> np.ndarray:
     return counters
 
 
+def apply_risk_reload(ctx: WorkerContext, message: ReloadRisk, risk_limits: np.ndarray) -> None:
+    """New [risk] limits, in place: the jitted loop reads the same array on its next order."""
+    fresh = build_limits(message.risk, [(s.price_decimals, s.size_decimals) for s in ctx.config.symbols])
+    if fresh.shape != risk_limits.shape:
+        ctx.log.error("reload: the new limits do not fit the running layout %s: ignored", risk_limits.shape)
+        return
+    risk_limits[:] = fresh
+    ctx.log.info("risk limits reloaded: %s", msgspec.json.encode(message.risk).decode())
+    ctx.send_event("risk-reloaded")
+
+
 def restore_positions(ctx: WorkerContext, state: np.ndarray, risk_limits: np.ndarray, risk_state: np.ndarray,
                       risk_fstate: np.ndarray, clock: np.ndarray) -> list[str]:
     """A restarted strategy takes each symbol's position from the broker's newest report still in
@@ -245,6 +258,9 @@ def run(ctx: WorkerContext) -> int:
                          risk_limits, risk_state, risk_fstate, clock, reason_counters)
             continue
         first_pass = False
+        for message in ctx.control_messages():
+            if isinstance(message, ReloadRisk):
+                apply_risk_reload(ctx, message, risk_limits)
         feed_down = int(feed_block[W_STATE]) in PSTATES_DOWN
         if feed_down and not feed_was_down:
             risk_mark_stale(risk_limits, risk_state)

@@ -6,16 +6,37 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import time
+import urllib.request
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_pipeline import TRADING_CONFIG, hft, start_hft, wait_running
 
 RESTART_CONFIG = TRADING_CONFIG + """
 [supervisor]
 restart_backoff_ms = 100
+
+[metrics]
+port = {port}
 """
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def scrape(port: int) -> dict[tuple[str, tuple], float]:
+    """``{(sample name, sorted labels): value}`` of one Prometheus scrape."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
 def reading(instance: str) -> dict:
@@ -36,13 +57,18 @@ def wait_back(instance: str, name: str, old_pid: int, timeout: float = 120.0) ->
 
 def test_sigkill_each_worker_in_turn_then_restarted_and_nothing_lost(instance: str, tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
-    config.write_text(RESTART_CONFIG)
+    port = free_port()
+    config.write_text(RESTART_CONFIG.format(port=port))
     db = tmp_path / "restarts.db"
     proc = start_hft("run", "--config", str(config), "--duration", "45", "--instance", instance, "--db", str(db),
                      "--json")
     seen_states = {}
     try:
         wait_running(instance, proc)
+        metrics = scrape(port)  # the supervisor's endpoint serves the shared-memory counters
+        assert metrics[("hft_process_up", (("process", "broker"),))] == 1
+        assert metrics[("hft_process_counter_total", (("counter", "ticks"), ("process", "strategy")))] > 0
+        assert metrics[("hft_latency_seconds_count", (("histogram", "tick_to_order"), ("process", "strategy")))] >= 0
         for name in ("persistence", "broker", "strategy", "feed"):
             time.sleep(1.5)
             before = reading(instance)["processes"][name]
@@ -51,6 +77,7 @@ def test_sigkill_each_worker_in_turn_then_restarted_and_nothing_lost(instance: s
             seen_states[name] = reading(instance)["processes"][name]["state"]
             back = wait_back(instance, name, before["pid"])
             assert back["counters"] is not None
+            assert scrape(port)[("hft_process_restarts_total", (("process", name),))] == 1
         stdout, stderr = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
