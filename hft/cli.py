@@ -57,8 +57,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.plan:
         placement, warnings = plan_cores(config)
         for name, core in placement.items():
-            wait = getattr(config.processes, name).wait
-            print(f"{name:<12} core {core if core >= 0 else 'any':<4} wait {wait}")
+            process = getattr(config.processes, name)
+            priority = f"SCHED_FIFO {process.rt_priority}" if process.rt_priority else "normal"
+            print(f"{name:<12} core {core if core >= 0 else 'any':<4} wait {process.wait:<11} "
+                  f"priority {priority}  nice {process.nice}")
         for warning in warnings:
             print(f"warning: {warning}")
         return 0

@@ -90,10 +90,18 @@ class SourceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 
 class ProcessConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Placement of one process: the CPU core to pin to (-1: do not pin) and its idle wait strategy."""
+    """Placement of one process: the CPU core to pin to (-1: do not pin), its idle wait strategy, and
+    optionally a real-time priority (SCHED_FIFO, needs CAP_SYS_NICE; only on an isolated core: a spinning
+    SCHED_FIFO process starves the kernel's per-CPU work) and a nice level."""
 
     core: int = -1
     wait: WaitName = "spin-sleep"
+    rt_priority: int = 0  # 0: normal scheduling; 1-99: SCHED_FIFO at that priority
+    nice: int = 0  # -20 (most favoured) .. 19; negative values need CAP_SYS_NICE
+
+    def __post_init__(self) -> None:
+        require(0 <= self.rt_priority <= 99, "processes.*.rt_priority must be in [0, 99] (0: off)")
+        require(-20 <= self.nice <= 19, "processes.*.nice must be in [-20, 19]")
 
 
 class ProcessesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -32,3 +32,32 @@ def pin_to_core(core: int, log: logging.Logger) -> bool:
         return False
     os.sched_setaffinity(0, {core})
     return True
+
+
+def apply_priority(rt_priority: int, nice: int, log: logging.Logger) -> None:
+    """Set the calling process's nice level and, if asked, SCHED_FIFO at ``rt_priority``; say what failed."""
+    if nice:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        except OSError as exc:
+            log.warning("nice %d not applied (%s): needs CAP_SYS_NICE for negative values", nice, exc)
+    if rt_priority > 0:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rt_priority))
+            log.info("real-time priority SCHED_FIFO %d", rt_priority)
+        except OSError as exc:
+            log.warning("SCHED_FIFO %d not applied (%s): needs CAP_SYS_NICE or root", rt_priority, exc)
+
+
+def isolated_cores(path: str = "/sys/devices/system/cpu/isolated") -> set[int]:
+    """The cores the kernel keeps ordinary tasks off (``isolcpus=``), from sysfs: e.g. ``2-3,6``."""
+    try:
+        with open(path) as handle:
+            text = handle.read().strip()
+    except OSError:
+        return set()
+    cores: set[int] = set()
+    for part in filter(None, text.split(",")):
+        low, _, high = part.partition("-")
+        cores.update(range(int(low), int(high or low) + 1))
+    return cores

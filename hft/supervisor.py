@@ -34,6 +34,7 @@ import numpy as np
 
 from hft.config import Config, ConfigError, decimal_to_fixed, decode_config, encode_config, load_config
 from hft.control import Event, LogLine, ReloadRisk, new_queue, receive, replay_log_line, send
+from hft.process_utils import isolated_cores
 from shm_layout.counters import (
     C_FILLS,
     C_MSGS_OUT,
@@ -173,6 +174,21 @@ def plan_cores(config: Config) -> tuple[dict[str, int], list[str]]:
             f"{len(PROCESS_NAMES)} processes on {len(available)} available cores: sharing {text} "
             "(latency suffers when a spinning process shares a core; see deploy/)"
         )
+    isolated = isolated_cores()
+    exposed = sorted(core for core in by_core if core not in isolated)
+    if exposed:
+        warnings.append(
+            f"pinned core{'s' if len(exposed) > 1 else ''} {', '.join(map(str, exposed))} not isolated "
+            f"(isolcpus: {sorted(isolated) or 'none'}): the kernel also schedules other tasks and interrupts "
+            "there (deploy/TUNING.md)"
+        )
+    for name in PROCESS_NAMES:
+        process = getattr(config.processes, name)
+        core = placement[name]
+        if process.rt_priority > 0 and process.wait == "busy-spin" and (core < 0 or core not in isolated
+                                                                         or len(by_core.get(core, [])) > 1):
+            warnings.append(f"{name}: SCHED_FIFO with busy-spin on a shared or non-isolated core can starve "
+                            "everything else on it, the kernel's per-CPU threads included")
     return placement, warnings
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from hft.config import Config, decode_config
 from hft.control import Event, QueueLogHandler, receive, send
-from hft.process_utils import pin_to_core, set_parent_death_signal
+from hft.process_utils import apply_priority, pin_to_core, set_parent_death_signal
 from shm_layout.atomics import monotonic_ns
 from shm_layout.counters import PSTATE_RUNNING, PSTATE_STARTING, PSTATE_STOPPED, W_PID, W_STATE
 from shm_layout.layout import (
@@ -122,6 +122,7 @@ def worker_main(process: int, config_raw: bytes, parent_pid: int, run: Callable[
     placement = getattr(config.processes, name)
     log = setup_logging(name)
     pin_to_core(placement.core, log)
+    apply_priority(placement.rt_priority, placement.nice, log)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     terminate = [False]
 

@@ -41,7 +41,7 @@ def test_sigkill_persistence_repeatedly_then_every_record_is_in_the_db_exactly_o
     config.write_text(CRASH_CONFIG)
     db = tmp_path / "crash.db"
     rng = random.Random(int(os.environ.get("HFT_CRASH_SEED", "7")))
-    proc = start_hft("run", "--config", str(config), "--duration", "25", "--instance", instance, "--db", str(db),
+    proc = start_hft("run", "--config", str(config), "--duration", "300", "--instance", instance, "--db", str(db),
                      "--json")
     try:
         wait_running(instance, proc)
@@ -54,6 +54,8 @@ def test_sigkill_persistence_repeatedly_then_every_record_is_in_the_db_exactly_o
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
         assert len(killed) == KILLS, f"could only kill {killed}"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)  # a clean stop drains everything, as at the end of a duration
         stdout, stderr = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:

@@ -60,7 +60,7 @@ def test_sigkill_each_worker_in_turn_then_restarted_and_nothing_lost(instance: s
     port = free_port()
     config.write_text(RESTART_CONFIG.format(port=port))
     db = tmp_path / "restarts.db"
-    proc = start_hft("run", "--config", str(config), "--duration", "45", "--instance", instance, "--db", str(db),
+    proc = start_hft("run", "--config", str(config), "--duration", "300", "--instance", instance, "--db", str(db),
                      "--json")
     seen_states = {}
     try:
@@ -78,6 +78,8 @@ def test_sigkill_each_worker_in_turn_then_restarted_and_nothing_lost(instance: s
             back = wait_back(instance, name, before["pid"])
             assert back["counters"] is not None
             assert scrape(port)[("hft_process_restarts_total", (("process", name),))] == 1
+        time.sleep(1.0)  # let the restarted feed trade a little
+        proc.send_signal(signal.SIGTERM)  # a clean stop drains everything, as at the end of a duration
         stdout, stderr = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
