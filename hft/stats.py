@@ -12,6 +12,7 @@ from shm_layout.counters import (
     PSTATE_NAMES,
     W_HEARTBEAT,
     W_PID,
+    W_RESTARTS,
     W_STATE,
     counters_dict,
     hist_row,
@@ -35,6 +36,7 @@ def collect(pipeline: Pipeline) -> dict[str, object]:
         processes[name] = {
             "pid": int(block[W_PID]),
             "state": PSTATE_NAMES.get(int(block[W_STATE]), "?"),
+            "restarts": int(block[W_RESTARTS]),
             "heartbeat_age_ms": max(0.0, (now - heartbeat) / 1e6) if heartbeat else None,
             "counters": counters_dict(block),
             "latency_ns": {
@@ -107,16 +109,17 @@ def render(reading: dict[str, object]) -> str:
                     f"{consumer['overruns']:>9}{consumer['lost']:>8}"
                     f"{ring['backpressure_waits'] if i == 0 else '':>9}"
                 )
-    lines += ["", f"{'process':<12}{'pid':>8}{'state':>10}{'heartbeat':>11}  rates/s and counters"]
+    lines += ["", f"{'process':<12}{'pid':>8}{'state':>11}{'restarts':>9}{'heartbeat':>11}  rates/s and counters"]
     for name, process in reading["processes"].items():
         age = process["heartbeat_age_ms"]
         age_text = f"{age:.0f} ms" if age is not None else "-"
         rates = ", ".join(f"{k} {v:,.0f}" for k, v in process.get("rates_per_s", {}).items())
         counters = process["counters"]
         shown = {k: v for k, v in counters.items() if v and k not in RATE_COUNTERS}
-        lines.append(f"{name:<12}{process['pid']:>8}{process['state']:>10}{age_text:>11}  {rates}")
+        lines.append(f"{name:<12}{process['pid']:>8}{process['state']:>11}{process['restarts']:>9}{age_text:>11}"
+                     f"  {rates}")
         if shown:
-            lines.append(" " * 43 + ", ".join(f"{k} {v:,}" for k, v in shown.items()))
+            lines.append(" " * 53 + ", ".join(f"{k} {v:,}" for k, v in shown.items()))
     lines += ["", f"{'latency (µs)':<30}{'count':>10}{'p50':>9}{'p99':>9}{'p99.9':>9}{'max':>10}"]
     for name, process in reading["processes"].items():
         for hist_name, summary in process["latency_ns"].items():
