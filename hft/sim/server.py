@@ -27,6 +27,16 @@ the generated stream for a seed is the same with or without them. They are injec
 * from Python with :meth:`SimExchange.inject` (thread-safe; :meth:`SimServerThread.inject` for a server started
   with :func:`start_in_thread`);
 * on a timetable with ``SimConfig.faults`` (or the CLI's ``--fault AT_S:KIND[,key=value...]``).
+
+Wire clock (opt-in, for ``bench/tick_to_trade.py``): with ``stamp_send=True`` (or the environment variable
+``HFT_SIM_STAMP_SEND=1``, which reaches a simulator started by ``hft run``; or ``--stamp-send``) every market-data
+frame carries one more key in its ``data`` object, ``"sim_send_ns":"<19 digits>"``: the CLOCK_MONOTONIC time
+(``time.monotonic_ns``, the clock of every pipeline stamp) at which the frame was handed to the socket. The key
+goes inside ``data`` because the feed's fast path accepts unknown keys there (and skips them) but declines any
+extra top-level key; it is a fixed-width zero-padded *string* because a JSON number may not have leading zeros.
+The frame is built once with nineteen zeros and :meth:`_SimConnection.send_data` writes the time over them just
+before the batch goes to the transport, so the stamp is the socket write, not the moment the model made the
+frame. The feed side that reads it back is :mod:`hft.feed.wireclock`. Off (the default), nothing changes.
 """
 
 from __future__ import annotations
@@ -97,6 +107,12 @@ HISTORY_LEN = int(MAX_STALE_AGE_MS / 1000 / HISTORY_INTERVAL_S) + 2  # enough co
 MAX_POST_BODY = 64 * 1024  # largest control request body read
 MAX_REQUEST_HEAD = 16 * 1024  # a POST whose headers are longer goes to websockets' parser unchanged (and is refused)
 INJECT_TIMEOUT_S = 5.0
+SEND_STAMP_ENV = "HFT_SIM_STAMP_SEND"  # "1": stamp every market-data frame's send time (see the module docstring)
+SEND_STAMP_KEY = b'"sim_send_ns":"'  # then SEND_STAMP_DIGITS digits and a quote; read by hft.feed.wireclock
+SEND_STAMP_DIGITS = 19  # int64 nanoseconds, zero-padded
+_STAMP_BLANK = SEND_STAMP_KEY + b"0" * SEND_STAMP_DIGITS
+_STAMP_SLOT = b"," + _STAMP_BLANK + b'"'  # inserted before the closing brace of the frame's data object
+_STAMP_SEARCH = 64  # the slot ends 2-3 bytes before the end of a frame: only the tail is searched
 _CONTENT_LENGTH_RE = re.compile(rb"(?im)^content-length:[ \t]*(\d+)[ \t]*\r?$")
 _EXPECT_CONTINUE_RE = re.compile(rb"(?im)^expect:[ \t]*100-continue[ \t]*\r?$")
 
@@ -229,6 +245,27 @@ async def _send_text_frames(ws: ServerConnection, frames: list[bytes]) -> None:
             send_text(frame)
 
 
+def stamp_slot(frame: bytes) -> bytes:
+    """Return ``frame`` (a combined-stream frame, ``...}}``) with a blank send-stamp key at the end of ``data``."""
+    return frame[:-2] + _STAMP_SLOT + frame[-2:]
+
+
+def _stamp_chunks(chunks: list[bytes], digits: bytes) -> list[bytes]:
+    """Write ``digits`` over the blank send stamp of every outgoing WebSocket frame that has one.
+
+    A server frame is unmasked, so its payload lies verbatim at the end of the chunk websockets serialized;
+    the stamp's width is fixed, so the frame's length (already in its header) does not change.
+    """
+    out = []
+    for chunk in chunks:
+        at = chunk.rfind(_STAMP_BLANK, max(0, len(chunk) - _STAMP_SEARCH))
+        if at >= 0:
+            start = at + len(SEND_STAMP_KEY)
+            chunk = chunk[:start] + digits + chunk[start + SEND_STAMP_DIGITS :]
+        out.append(chunk)
+    return out
+
+
 def _json_response(status: int, payload: Any) -> Response:
     body = payload if isinstance(payload, bytes) else json.dumps(payload, separators=(",", ":")).encode()
     headers = Headers(
@@ -262,6 +299,7 @@ class _SimConnection(ServerConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sim_body: bytes | None = None
+        self.sim_stamp = False  # set by the exchange when send stamps are on: send_data fills the slots
         self._sim_head: bytearray | None = bytearray()
         self._sim_continued = False
 
@@ -308,6 +346,8 @@ class _SimConnection(ServerConnection):
         chunks = self.protocol.data_to_send()
         if not chunks:
             return
+        if self.sim_stamp:
+            chunks = _stamp_chunks(chunks, b"%019d" % time.monotonic_ns())
         transport = self.transport
         if all(chunks):
             transport.writelines(chunks)
@@ -357,10 +397,14 @@ class SimExchange:
     :meth:`inject` and :meth:`stats_snapshot` may be called from other threads (they hand the work to the loop).
     """
 
-    def __init__(self, config: SimConfig, *, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+    def __init__(
+        self, config: SimConfig, *, max_pending: int = DEFAULT_MAX_PENDING, stamp_send: bool | None = None
+    ) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
         self.config = config
+        # opt-in wire clock (module docstring); None: from the environment, so `hft run` can turn it on
+        self.stamp_send = stamp_send if stamp_send is not None else os.environ.get(SEND_STAMP_ENV, "") == "1"
         self.model = OrderFlowModel(config)
         self.stats = SimStats()
         self.port: int | None = None
@@ -481,6 +525,8 @@ class SimExchange:
     def _broadcast(self, msgs: list[tuple[str, bytes]]) -> None:
         """Queue ``msgs`` to every subscriber; drop the clients whose backlog would exceed ``max_pending``."""
         self.stats.frames_generated += len(msgs)
+        if self.stamp_send:
+            msgs = [(stream, stamp_slot(frame)) for stream, frame in msgs]
         if self._skip:
             msgs = self._withhold(msgs)
         for client in tuple(self._clients):
@@ -596,6 +642,7 @@ class SimExchange:
 
     async def _handler(self, ws: ServerConnection) -> None:
         raw, names = getattr(ws, "sim_subscription", (False, []))
+        ws.sim_stamp = self.stamp_send  # type: ignore[attr-defined]
         client = _Client(ws, raw, names, self.model, self._next_client_id)
         self._next_client_id += 1
         self._clients.add(client)
@@ -990,13 +1037,15 @@ def serve(
     duration_s: float | None = None,
     *,
     max_pending: int = DEFAULT_MAX_PENDING,
+    stamp_send: bool | None = None,
 ) -> None:
     """Run the simulated exchange in the calling thread until ``stop`` is set or ``duration_s`` elapses.
 
     ``on_ready(actual_port)`` is called once, from the server's event loop, as soon as the socket listens
     (``port=0`` picks a free port). Blocks; to run it in the background use :func:`start_in_thread`.
+    ``stamp_send``: see the module docstring (None: from ``HFT_SIM_STAMP_SEND``).
     """
-    exchange = SimExchange(config, max_pending=max_pending)
+    exchange = SimExchange(config, max_pending=max_pending, stamp_send=stamp_send)
     asyncio.run(exchange.run(host, port, on_ready=on_ready, stop=stop, duration_s=duration_s))
 
 
@@ -1053,13 +1102,14 @@ def start_in_thread(
     timeout: float = 10.0,
     *,
     max_pending: int = DEFAULT_MAX_PENDING,
+    stamp_send: bool | None = None,
 ) -> SimServerThread:
     """Start the exchange in a daemon thread and return once it listens: the test and bench entry point."""
     ready: list[int] = []
     listening = threading.Event()
     stop_event = threading.Event()
     failure: list[BaseException] = []
-    exchange = SimExchange(config, max_pending=max_pending)
+    exchange = SimExchange(config, max_pending=max_pending, stamp_send=stamp_send)
 
     def on_ready(actual_port: int) -> None:
         ready.append(actual_port)
@@ -1146,6 +1196,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=float, default=None, help="stop after this many seconds (default: run until SIGINT/SIGTERM)"
     )
     parser.add_argument("--port-file", default=None, help="write the listening port to this file once ready")
+    parser.add_argument(
+        "--stamp-send",
+        action="store_true",
+        default=None,
+        help=f'add "sim_send_ns" (CLOCK_MONOTONIC at the socket write) to each frame (also {SEND_STAMP_ENV}=1)',
+    )
     return parser
 
 
@@ -1225,6 +1281,7 @@ def main(argv: list[str] | None = None) -> int:
             stop=stop,
             duration_s=args.duration,
             max_pending=args.max_pending,
+            stamp_send=args.stamp_send,
         )
     except OSError as exc:
         print(f"sim-exchange: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr, flush=True)

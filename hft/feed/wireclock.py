@@ -1,0 +1,125 @@
+"""Opt-in wire clock of the feed: which simulator send time each received frame carried, written at exit.
+
+The exchange simulator can stamp every frame with the CLOCK_MONOTONIC time it handed the frame to its socket
+(``hft.sim.server``, ``HFT_SIM_STAMP_SEND=1``: a ``"sim_send_ns":"<19 digits>"`` key at the end of the frame's
+``data`` object, which the engine skips like any unknown key). Every order carries the ``ts_recv`` of the frame it
+was decided on (``ts_tick_recv``, stored in the ``orders`` table), so a map ``ts_recv -> send_ns`` is all a
+benchmark needs to measure wire-to-order (``orders.ts_init - send_ns``) next to frame-to-order
+(``orders.ts_init - ts_tick_recv``), both on one clock.
+
+Turned on by the environment variable ``HFT_FEED_WIRE_CLOCK=<directory>`` (a spawned feed inherits it from
+``hft run``). Then :func:`capture_from_env` returns a :class:`WireClockCapture` whose :meth:`~WireClockCapture.wrap`
+replaces the engine's ``on_frame`` and the runner's ``publish`` by thin wrappers: ``on_frame`` keeps a reference
+to the frame, ``publish`` publishes first and only then reads the stamp (a bounded ``rfind`` over the frame's tail
+and an ``int`` of 19 digits, ~0.5 µs), so the parse is not inside the frame's own latency figures; the wrapper's
+extra Python call is (~0.2 µs: the feed's frame -> published p50 went from 2.7 to 2.9 µs in an A/B run at 10,000
+events/s). At exit :meth:`~WireClockCapture.dump` writes ``<directory>/wireclock-<pid>.npy``: an int64 array of
+shape ``(n, 2)``, columns ``ts_recv, send_ns``, in receive order. Off (the variable unset), nothing is wrapped:
+the feed's hot path is exactly the usual one.
+
+Single writer: the feed's receive thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["WIRE_CLOCK_ENV", "WireClockCapture", "capture_from_env", "load_wire_clock", "send_stamp"]
+
+WIRE_CLOCK_ENV = "HFT_FEED_WIRE_CLOCK"
+SEND_STAMP_KEY = b'"sim_send_ns":"'  # the simulator's key (hft.sim.server.SEND_STAMP_KEY)
+SEND_STAMP_DIGITS = 19
+_SEARCH = 64  # the stamp ends 2-3 bytes before the end of a frame
+INITIAL_CAPACITY = 1 << 16
+
+
+def send_stamp(frame: bytes) -> int:
+    """Return the simulator's send stamp carried by ``frame`` (ns), or -1 when it carries none."""
+    at = frame.rfind(SEND_STAMP_KEY, max(0, len(frame) - _SEARCH))
+    if at < 0:
+        return -1
+    start = at + len(SEND_STAMP_KEY)
+    digits = frame[start : start + SEND_STAMP_DIGITS]
+    if len(digits) != SEND_STAMP_DIGITS or not digits.isdigit():
+        return -1
+    value = int(digits)
+    return value if value > 0 else -1
+
+
+class WireClockCapture:
+    """Collect ``(ts_recv, send_ns)`` of every stamped frame; write them to ``directory`` at exit."""
+
+    def __init__(self, directory: str | os.PathLike[str], capacity: int = INITIAL_CAPACITY) -> None:
+        self.directory = Path(directory)
+        self.pairs = np.zeros((max(16, capacity), 2), np.int64)
+        self.count = 0
+        self.unstamped = 0  # frames without a stamp (a simulator that does not stamp, a replay)
+        self._frame: bytes | None = None
+        self._ts_recv = 0
+
+    def note(self, frame: bytes, ts_recv: int) -> None:
+        """Record the stamp of one frame received at ``ts_recv`` (call off the latency path)."""
+        sent = send_stamp(frame) if isinstance(frame, (bytes, bytearray)) else -1
+        if sent < 0:
+            self.unstamped += 1
+            return
+        if self.count == self.pairs.shape[0]:
+            self.pairs = np.concatenate((self.pairs, np.zeros_like(self.pairs)))
+        self.pairs[self.count, 0] = ts_recv
+        self.pairs[self.count, 1] = sent
+        self.count += 1
+
+    def wrap(
+        self, on_frame: Callable[[bytes, int], int], publish: Callable[[int, int, int], None]
+    ) -> tuple[Callable[[bytes, int], int], Callable[[int, int, int], None]]:
+        """Return ``(on_frame, publish)`` that also capture: the stamp is read after the frame is published."""
+
+        def on_frame_captured(raw: bytes, ts_recv: int) -> int:
+            self._frame = raw
+            self._ts_recv = ts_recv
+            return on_frame(raw, ts_recv)
+
+        def publish_captured(n_events: int, ts_recv: int, ts_decoded: int) -> None:
+            publish(n_events, ts_recv, ts_decoded)
+            frame = self._frame
+            if frame is not None:
+                self._frame = None
+                self.note(frame, self._ts_recv)
+
+        return on_frame_captured, publish_captured
+
+    def dump(self, log: logging.Logger | None = None) -> Path | None:
+        """Write ``wireclock-<pid>.npy`` (int64, ``(n, 2)``: ts_recv, send_ns); return its path (None on error)."""
+        path = self.directory / f"wireclock-{os.getpid()}.npy"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, self.pairs[: self.count])
+            os.replace(tmp, path)
+        except OSError as exc:
+            if log is not None:
+                log.error("wire clock: cannot write %s: %s", path, exc)
+            return None
+        if log is not None:
+            log.info(
+                "wire clock: %d stamped frames (%d without a stamp) written to %s", self.count, self.unstamped, path
+            )
+        return path
+
+
+def capture_from_env() -> WireClockCapture | None:
+    """Return a capture when ``HFT_FEED_WIRE_CLOCK`` names a directory, else None (the default: no capture)."""
+    directory = os.environ.get(WIRE_CLOCK_ENV, "")
+    return WireClockCapture(directory) if directory else None
+
+
+def load_wire_clock(directory: str | os.PathLike[str]) -> np.ndarray:
+    """Read every ``wireclock-*.npy`` of ``directory`` (one per feed process life) into one ``(n, 2)`` array."""
+    parts = [np.load(path) for path in sorted(Path(directory).glob("wireclock-*.npy"))]
+    parts = [part.reshape(-1, 2) for part in parts if part.size]
+    return np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
