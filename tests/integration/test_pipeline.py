@@ -166,8 +166,12 @@ def test_run_when_instance_already_running_then_refuses(instance: str, tmp_path:
     assert find_segments(instance) == []
 
 
-def test_sigkill_worker_then_supervisor_stops_everything_and_unlinks(instance: str, tmp_path: Path) -> None:
-    proc = start_hft("run", "--instance", instance, "--db", str(tmp_path / "k.db"))
+def test_sigkill_worker_when_not_restartable_then_supervisor_stops_everything_and_unlinks(
+    instance: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "no_restart.toml"
+    config.write_text('[supervisor]\nrestart = ["feed", "broker", "persistence"]\n')  # not the strategy
+    proc = start_hft("run", "--config", str(config), "--instance", instance, "--db", str(tmp_path / "k.db"))
     try:
         reading = wait_running(instance, proc)
         os.kill(reading["processes"]["strategy"]["pid"], signal.SIGKILL)
@@ -176,8 +180,8 @@ def test_sigkill_worker_then_supervisor_stops_everything_and_unlinks(instance: s
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 1  # a worker died: the run is reported as failed, not as a clean stop
-    assert "strategy" in err and "exited unexpectedly" in err
+    assert proc.returncode == 1  # a worker died for good: the run is reported as failed, not as a clean stop
+    assert "strategy" in err and "exited unexpectedly" in err and "restarting it" not in err
     assert find_segments(instance) == []
     pids = [p["pid"] for p in reading["processes"].values()]
     assert _all_gone(pids, timeout=10)
