@@ -40,7 +40,7 @@ import numpy as np
 from hft.config import Config
 from hft.persistence.store import TradeStore
 from hft.supervisor import symbol_table
-from procs.persistence import pause_after_batch, reports_ready
+from procs.persistence import BatchWriter
 from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, Pipeline
 from shm_layout.records import (
     CMD_NEW,
@@ -54,7 +54,6 @@ from shm_layout.records import (
     STATUS_REJECTED,
     TIF_IOC,
 )
-from shm_layout.ring import ring_available, ring_peek, ring_release, ring_tail
 
 SYMBOLS = [("BTCUSDT", 2, 8), ("ETHUSDT", 2, 8)]
 
@@ -148,15 +147,11 @@ def bench_ring(db: Path, n: int, batch: int, paced: float) -> dict[str, float]:
         orders, executions = pipeline.rings[ORDERS], pipeline.rings[EXECUTIONS]
         for ring in (orders, executions):
             ring.activate_consumer(ring.consumer_index("persistence"))
-        order_consumer = orders.consumer_index("persistence")
-        exec_consumer = executions.consumer_index("persistence")
         # the broker consumer of strategy.orders and the strategy's of broker.executions are not running here
         orders.deactivate_consumer(orders.consumer_index("broker"))
         executions.deactivate_consumer(executions.consumer_index("strategy"))
         store = TradeStore(db, SYMBOLS, run_id=1)
-        order_buffer = np.zeros(batch, ORDER)
-        exec_buffer = np.zeros(batch, EXEC_REPORT)
-        ring_peek(orders.ctrl, orders.slots, order_consumer, order_buffer, 0)
+        writer = BatchWriter(store, orders, executions, batch)  # the persistence process's own pass
         ready, results = ctx.Event(), ctx.Queue()
         proc = ctx.Process(target=producer, args=(instance, n, paced, ready, results))
         proc.start()
@@ -166,23 +161,15 @@ def bench_ring(db: Path, n: int, batch: int, paced: float) -> dict[str, float]:
         commits = 0
         last_commit = 0
         while committed_reports < n:
-            n_execs = ring_peek(executions.ctrl, executions.slots, exec_consumer, exec_buffer, batch)
-            n_orders = ring_peek(orders.ctrl, orders.slots, order_consumer, order_buffer, batch)
-            order_cursor = ring_tail(orders.ctrl, order_consumer) + n_orders
-            n_execs = reports_ready(exec_buffer, n_execs, order_cursor)
+            n_orders, n_execs, order_cursor = writer.peek()
             if n_orders == 0 and n_execs == 0:
                 time.sleep(flush_s)
                 continue
-            exec_cursor = ring_tail(executions.ctrl, exec_consumer) + n_execs
-            store.write_batch(order_buffer[:n_orders], exec_buffer[:n_execs],
-                              {ORDERS: order_cursor, EXECUTIONS: exec_cursor})
-            ring_release(orders.ctrl, order_consumer, order_cursor)
-            ring_release(executions.ctrl, exec_consumer, exec_cursor)
+            writer.commit(n_orders, n_execs, order_cursor)
             committed_reports += n_execs
             commits += 1
             last_commit = time.monotonic_ns()
-            backlog = max(ring_available(orders.ctrl, order_consumer), ring_available(executions.ctrl, exec_consumer))
-            if pause_after_batch(n_orders, n_execs, backlog, batch):
+            if writer.should_pause(n_orders, n_execs):
                 time.sleep(flush_s)  # as procs/persistence.py
         produced = results.get(timeout=60)
         proc.join(30)

@@ -55,6 +55,46 @@ def pause_after_batch(n_orders: int, n_execs: int, backlog: int, batch: int) -> 
     return n_orders < batch and n_execs < batch and backlog < batch // 4
 
 
+class BatchWriter:
+    """One pass of the exactly-once loop: peek reports then orders (without releasing them), commit the rows
+    and the new cursors in one transaction, then release. ``bench/persistence.py`` measures this same code."""
+
+    def __init__(self, store: TradeStore, orders: object, executions: object, batch: int) -> None:
+        self.store = store
+        self.orders, self.executions = orders, executions
+        self.order_consumer = orders.consumer_index("persistence")
+        self.exec_consumer = executions.consumer_index("persistence")
+        self.batch = batch
+        self.order_buffer = np.zeros(batch, orders.record_dtype)
+        self.exec_buffer = np.zeros(batch, executions.record_dtype)
+        ring_peek(orders.ctrl, orders.slots, self.order_consumer, self.order_buffer, 0)  # compile now
+        ring_peek(executions.ctrl, executions.slots, self.exec_consumer, self.exec_buffer, 0)
+
+    def peek(self) -> tuple[int, int, int]:
+        """``(orders, reports, order cursor after them)`` ready to write; reports wait for their order."""
+        orders, executions = self.orders, self.executions
+        # reports first: their orders were published before them, so the order peek below sees those
+        n_execs = ring_peek(executions.ctrl, executions.slots, self.exec_consumer, self.exec_buffer, self.batch)
+        n_orders = ring_peek(orders.ctrl, orders.slots, self.order_consumer, self.order_buffer, self.batch)
+        order_cursor = ring_tail(orders.ctrl, self.order_consumer) + n_orders
+        return n_orders, reports_ready(self.exec_buffer, n_execs, order_cursor), order_cursor
+
+    def commit(self, n_orders: int, n_execs: int, order_cursor: int) -> tuple[int, int]:
+        """Write what ``peek`` returned with the cursors, then release it; return (order rows, fill rows)."""
+        exec_cursor = ring_tail(self.executions.ctrl, self.exec_consumer) + n_execs
+        rows = self.store.write_batch(self.order_buffer[:n_orders], self.exec_buffer[:n_execs],
+                                      {ORDERS: order_cursor, EXECUTIONS: exec_cursor})
+        # durable: only now may the producers reuse these slots
+        ring_release(self.orders.ctrl, self.order_consumer, order_cursor)
+        ring_release(self.executions.ctrl, self.exec_consumer, exec_cursor)
+        return rows
+
+    def should_pause(self, n_orders: int, n_execs: int) -> bool:
+        backlog = max(ring_available(self.orders.ctrl, self.order_consumer),
+                      ring_available(self.executions.ctrl, self.exec_consumer))
+        return pause_after_batch(n_orders, n_execs, backlog, self.batch)
+
+
 class Marks:
     """Mids from the seqlock snapshots, for unrealized PnL (persistence reads them, never the hot path)."""
 
@@ -159,8 +199,6 @@ def run(ctx: WorkerContext) -> int:
     cfg = ctx.config.persistence
     pipeline = ctx.pipeline
     orders, executions = pipeline.rings[ORDERS], pipeline.rings[EXECUTIONS]
-    order_consumer = orders.consumer_index("persistence")
-    exec_consumer = executions.consumer_index("persistence")
     symbols = [(s.name, s.price_decimals, s.size_decimals) for s in ctx.config.symbols]
     try:
         store = TradeStore(cfg.db_path, symbols, run_id=pipeline.control.generation,
@@ -170,25 +208,19 @@ def run(ctx: WorkerContext) -> int:
     except StoreError as exc:
         ctx.log.error("%s", exc)
         return 2
-    resume_cursors(ctx, store, {ORDERS: (orders, order_consumer), EXECUTIONS: (executions, exec_consumer)})
-    order_buffer = np.zeros(cfg.batch_size, orders.record_dtype)
-    exec_buffer = np.zeros(cfg.batch_size, executions.record_dtype)
+    resume_cursors(ctx, store, {ORDERS: (orders, orders.consumer_index("persistence")),
+                                EXECUTIONS: (executions, executions.consumer_index("persistence"))})
+    writer = BatchWriter(store, orders, executions, cfg.batch_size)
     block = ctx.proc_words
     flush_s = cfg.flush_ms / 1000.0
-    ring_peek(orders.ctrl, orders.slots, order_consumer, order_buffer, 0)  # compile before reporting ready
-    ring_peek(executions.ctrl, executions.slots, exec_consumer, exec_buffer, 0)
     ctx.mark_running()
     ctx.log.info("persistence running: %s", cfg.db_path)
     try:
         while True:
             stopping = ctx.stop_reached() or ctx.should_exit()
-            # reports first: their orders were published before them, so the order peek below sees those
-            n_execs = ring_peek(executions.ctrl, executions.slots, exec_consumer, exec_buffer, cfg.batch_size)
-            n_orders = ring_peek(orders.ctrl, orders.slots, order_consumer, order_buffer, cfg.batch_size)
+            n_orders, n_execs, order_cursor = writer.peek()
             now = monotonic_ns()
             heartbeat(block, now)
-            order_cursor = ring_tail(orders.ctrl, order_consumer) + n_orders
-            n_execs = reports_ready(exec_buffer, n_execs, order_cursor)
             if n_orders == 0 and n_execs == 0:
                 if stopping:
                     periodic.due(now, final=True)
@@ -196,25 +228,18 @@ def run(ctx: WorkerContext) -> int:
                 periodic.due(now)
                 time.sleep(flush_s)
                 continue
-            exec_cursor = ring_tail(executions.ctrl, exec_consumer) + n_execs
             started = monotonic_ns()
-            rows_orders, rows_trades = store.write_batch(
-                order_buffer[:n_orders], exec_buffer[:n_execs], {ORDERS: order_cursor, EXECUTIONS: exec_cursor}
-            )
+            rows_orders, rows_trades = writer.commit(n_orders, n_execs, order_cursor)
             committed = monotonic_ns()
-            # durable: only now may the producers reuse these slots
-            ring_release(orders.ctrl, order_consumer, order_cursor)
-            ring_release(executions.ctrl, exec_consumer, exec_cursor)
             counter_add(block, C_MSGS_IN, n_orders + n_execs)
             counter_add(block, C_ROWS_ORDERS, rows_orders)
             counter_add(block, C_ROWS_TRADES, rows_trades)
             counter_add(block, C_COMMITS, 1)
             hist_record(block, H_COMMIT, committed - started)
             for k in range(n_execs):
-                hist_record(block, H_EXEC_TO_COMMIT, committed - int(exec_buffer[k]["ts_init"]))
+                hist_record(block, H_EXEC_TO_COMMIT, committed - int(writer.exec_buffer[k]["ts_init"]))
             periodic.due(committed)
-            backlog = max(ring_available(orders.ctrl, order_consumer), ring_available(executions.ctrl, exec_consumer))
-            if not stopping and pause_after_batch(n_orders, n_execs, backlog, cfg.batch_size):
+            if not stopping and writer.should_pause(n_orders, n_execs):
                 time.sleep(flush_s)  # batch up: at most flush_ms between commits
     except StoreError as exc:
         counter_add(block, C_ERRORS, 1)
