@@ -40,7 +40,7 @@ from shm_layout.counters import (
 )
 from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, PROC_BROKER, PROC_STRATEGY
 from shm_layout.records import BOOK_SNAPSHOT, MD_EVENT, REASON_BROKER_RESTART, REASON_STRATEGY_DOWN
-from shm_layout.ring import CONSUMER_WORDS, W_CONSUMERS, W_TAIL, ring_release, ring_tail
+from shm_layout.ring import ring_release, ring_tail
 
 MD_BATCH = 4096
 
@@ -86,7 +86,7 @@ def recover(ctx: WorkerContext, account: np.ndarray, table: np.ndarray, state: n
         publish_reports(out, state, executions.ctrl, executions.slots, ctx.control_words, ctx.abort_index,
                         ctx.proc_words, ctx.wait_strategy)
     # the dead broker's book is gone: start again from the feed's latest top levels, at the strategy's cursor
-    resume_at = int(md.ctrl[W_CONSUMERS + strategy_md * CONSUMER_WORDS + W_TAIL])
+    resume_at = ring_tail(md.ctrl, strategy_md)
     ring_release(md.ctrl, md_consumer, resume_at)
     state[ST_MD_POS] = resume_at
     prices, sizes, counts = books
