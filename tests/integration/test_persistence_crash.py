@@ -8,11 +8,18 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import time
 from pathlib import Path
 
-from tests.integration.test_pipeline import TRADING_CONFIG, hft, start_hft, wait_running
+from tests.integration.test_pipeline import (
+    TRADING_CONFIG,
+    assert_every_record_once,
+    hft,
+    reading,
+    start_hft,
+    stop_run,
+    wait_running,
+)
 
 KILLS = 4
 CRASH_CONFIG = TRADING_CONFIG + """
@@ -27,10 +34,7 @@ flush_ms = 5
 
 
 def persistence_pid(instance: str) -> int:
-    result = hft("stats", "--instance", instance, "--json", "--interval", "0.1", timeout=30)
-    assert result.returncode == 0, result.stderr[-2000:]
-    reading = json.loads(result.stdout.strip().splitlines()[-1])
-    process = reading["processes"]["persistence"]
+    process = reading(instance)["processes"]["persistence"]
     return int(process["pid"]) if process["state"] == "running" else 0
 
 
@@ -55,8 +59,7 @@ def test_sigkill_persistence_repeatedly_then_every_record_is_in_the_db_exactly_o
                 killed.append(pid)
         assert len(killed) == KILLS, f"could only kill {killed}"
         time.sleep(1.0)
-        proc.send_signal(signal.SIGTERM)  # a clean stop drains everything, as at the end of a duration
-        stdout, stderr = proc.communicate(timeout=240)
+        stdout, stderr = stop_run(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -65,18 +68,14 @@ def test_sigkill_persistence_repeatedly_then_every_record_is_in_the_db_exactly_o
     summary = json.loads(stdout)
     assert summary["restarts"]["persistence"] == KILLS
     assert summary["orders"] > 0 and summary["executions"] > 0
-    with sqlite3.connect(db) as conn:
-        run_id = conn.execute("SELECT run_id FROM runs ORDER BY rowid DESC LIMIT 1").fetchone()[0]
-        order_ids = [r[0] for r in conn.execute("SELECT order_id FROM orders WHERE run_id = ? ORDER BY 1", (run_id,))]
-        exec_ids = [r[0] for r in conn.execute("SELECT exec_id FROM executions WHERE run_id = ? ORDER BY 1",
-                                               (run_id,))]
+    # every record the producers published, once (primary keys forbid twice), with no gap
+    conn, run_id = assert_every_record_once(db, summary)
+    with conn:
         fills = conn.execute("SELECT COUNT(*) FROM trades WHERE run_id = ?", (run_id,)).fetchone()[0]
         unreported = conn.execute(
             "SELECT COUNT(*) FROM orders WHERE run_id = ? AND command = 'NEW' AND last_exec_id = 0", (run_id,)
         ).fetchone()[0]
-    # every record the producers published, once (primary keys forbid twice), with no gap
-    assert order_ids == list(range(1, summary["orders"] + 1))
-    assert exec_ids == list(range(1, summary["executions"] + 1))
+    conn.close()
     assert fills == summary["fills"]
     assert unreported == 0  # every order's state was updated from its reports
 

@@ -59,6 +59,32 @@ def wait_running(instance: str, proc: subprocess.Popen[str], timeout: float = RU
     raise AssertionError(f"pipeline {instance} did not come up in {timeout} s")
 
 
+def reading(instance: str) -> dict:
+    """One `hft stats --json` reading of a running pipeline."""
+    result = hft("stats", "--instance", instance, "--json", "--interval", "0.1", timeout=30)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def stop_run(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGTERM a running `hft run` (a clean staged stop drains everything, as at the end of a duration) and
+    return its output."""
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=240)
+
+
+def assert_every_record_once(db: Path, summary: dict) -> tuple[sqlite3.Connection, int]:
+    """The latest run in ``db`` holds order ids 1..orders and exec ids 1..executions of the run's summary: none
+    lost, none twice (primary keys forbid twice), no gap. Return the open connection and the run id."""
+    conn = sqlite3.connect(db)
+    run_id = conn.execute("SELECT run_id FROM runs ORDER BY rowid DESC LIMIT 1").fetchone()[0]
+    order_ids = [r[0] for r in conn.execute("SELECT order_id FROM orders WHERE run_id = ? ORDER BY 1", (run_id,))]
+    exec_ids = [r[0] for r in conn.execute("SELECT exec_id FROM executions WHERE run_id = ? ORDER BY 1", (run_id,))]
+    assert order_ids == list(range(1, summary["orders"] + 1))
+    assert exec_ids == list(range(1, summary["executions"] + 1))
+    return conn, run_id
+
+
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
     path = tmp_path / "config.toml"

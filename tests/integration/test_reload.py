@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 
-from tests.integration.test_pipeline import TRADING_CONFIG, hft, start_hft, wait_running
-from tests.integration.test_restarts import reading
+from tests.integration.test_pipeline import TRADING_CONFIG, hft, reading, start_hft, stop_run, wait_running
 
 
 def test_reload_when_order_size_limit_lowered_then_strategy_denies_by_that_reason(
@@ -31,8 +29,7 @@ def test_reload_when_order_size_limit_lowered_then_strategy_denies_by_that_reaso
             time.sleep(0.5)
             denied = reading(instance)["processes"]["strategy"]["counters"]["risk_max_order_size"]
         assert denied > 0, "the reloaded limit never denied an order"
-        proc.send_signal(signal.SIGTERM)  # done: stop cleanly instead of waiting out the duration
-        _, stderr = proc.communicate(timeout=240)
+        _, stderr = stop_run(proc)  # done: stop cleanly instead of waiting out the duration
     finally:
         if proc.poll() is None:
             proc.kill()

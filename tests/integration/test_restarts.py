@@ -7,14 +7,20 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import time
 import urllib.request
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_pipeline import TRADING_CONFIG, hft, start_hft, wait_running
+from tests.integration.test_pipeline import (
+    TRADING_CONFIG,
+    assert_every_record_once,
+    reading,
+    start_hft,
+    stop_run,
+    wait_running,
+)
 
 RESTART_CONFIG = TRADING_CONFIG + """
 [supervisor]
@@ -37,12 +43,6 @@ def scrape(port: int) -> dict[tuple[str, tuple], float]:
         text = response.read().decode()
     return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(text) for sample in family.samples}
-
-
-def reading(instance: str) -> dict:
-    result = hft("stats", "--instance", instance, "--json", "--interval", "0.1", timeout=30)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def wait_back(instance: str, name: str, old_pid: int, timeout: float = 120.0) -> dict:
@@ -79,8 +79,7 @@ def test_sigkill_each_worker_in_turn_then_restarted_and_nothing_lost(instance: s
             assert back["counters"] is not None
             assert scrape(port)[("hft_process_restarts_total", (("process", name),))] == 1
         time.sleep(1.0)  # let the restarted feed trade a little
-        proc.send_signal(signal.SIGTERM)  # a clean stop drains everything, as at the end of a duration
-        stdout, stderr = proc.communicate(timeout=240)
+        stdout, stderr = stop_run(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -92,14 +91,10 @@ def test_sigkill_each_worker_in_turn_then_restarted_and_nothing_lost(instance: s
     assert set(seen_states.values()) <= {"dead", "restarting", "starting", "running"}
     assert "stale-data breaker tripped" in stderr  # the strategy noticed the feed was gone
     assert "STRATEGY_DOWN" in stderr or "strategy died" in stderr
-    with sqlite3.connect(db) as conn:
-        run_id = conn.execute("SELECT run_id FROM runs ORDER BY rowid DESC LIMIT 1").fetchone()[0]
-        order_ids = [r[0] for r in conn.execute("SELECT order_id FROM orders WHERE run_id = ? ORDER BY 1", (run_id,))]
-        exec_ids = [r[0] for r in conn.execute("SELECT exec_id FROM executions WHERE run_id = ? ORDER BY 1",
-                                               (run_id,))]
+    assert summary["orders"] > 0
+    conn, run_id = assert_every_record_once(db, summary)  # no order or report lost or written twice
+    with conn:
         still_open = conn.execute("SELECT COUNT(*) FROM orders WHERE run_id = ? AND status IN ('PENDING', 'NEW', "
                                   "'PARTIALLY_FILLED')", (run_id,)).fetchone()[0]
-    assert summary["orders"] > 0
-    assert order_ids == list(range(1, summary["orders"] + 1))
-    assert exec_ids == list(range(1, summary["executions"] + 1))  # no report lost or written twice
+    conn.close()
     assert still_open == 0  # every order ended, across the broker's and the strategy's restarts
