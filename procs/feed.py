@@ -365,7 +365,8 @@ def run_replay(runner: FeedRunner) -> int:
                         time.sleep(0.001)
             ts_recv = monotonic_ns()
             if record.kind == FRAME:
-                n = engine.on_frame(record.payload, ts_recv)
+                # bookTickers are stamped on the recording's receive clock: the same stamps on every replay
+                n = engine.on_frame(record.payload, ts_recv, record.ts_ns)
             else:
                 n = engine.on_snapshot(record.symbol, record.payload, ts_recv)
                 if n > 0:

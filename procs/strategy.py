@@ -193,7 +193,7 @@ def restore_positions(ctx: WorkerContext, state: np.ndarray, risk_limits: np.nda
     for symbol, report in latest_per_symbol(reports, state.shape[0]).items():
         state[symbol, S_POSITION] = report["position"]
         clock[0] = max(int(clock[0]), int(report["ts_exch"]))
-        risk_on_execution(risk_limits, risk_state, risk_fstate, symbol, STATUS_FILLED, int(report["price"]),
+        risk_on_execution(risk_limits, risk_state, risk_fstate, symbol, STATUS_FILLED, 0, int(report["price"]),
                           int(report["position"]), int(report["entry_notional"]), int(report["realized_pnl"]),
                           int(clock[0]))
         restored.append(ctx.config.symbols[symbol].name)

@@ -79,6 +79,12 @@ COUNTER_NAMES = (
     "risk_max_drawdown",
     "risk_reject_storm",
     "risk_invalid_order",
+    "risk_cancel_rate",  # strategy: cancels denied by the cancel-rate bucket
+    "cancel_requests",  # strategy: CANCEL / CANCEL_ALL commands published
+    "strategy_faults",  # strategy: a user callback raised (the instance is halted, its orders cancelled)
+    "post_only_rejects",  # broker: post-only orders that would have crossed (their own kind: not a storm)
+    "cancel_rejects",  # broker: cancels whose target had already ended or never existed (a cancel race)
+    "bbo_updates",  # strategy: bookTicker updates taken (broker: applied to its touch)
 )
 assert len(COUNTER_NAMES) <= N_COUNTERS
 C = {name: index for index, name in enumerate(COUNTER_NAMES)}
@@ -112,6 +118,11 @@ C_CANCELS = C["cancels"]
 C_EXPIRED = C["expired"]
 C_MAKER_FILLS = C["maker_fills"]
 C_BOOK_REBUILDS = C["book_rebuilds"]
+C_CANCEL_REQUESTS = C["cancel_requests"]
+C_STRATEGY_FAULTS = C["strategy_faults"]
+C_POST_ONLY_REJECTS = C["post_only_rejects"]
+C_CANCEL_REJECTS = C["cancel_rejects"]
+C_BBO_UPDATES = C["bbo_updates"]
 
 # word indices inside one PROCESS_BLOCK viewed as int64
 W_HEARTBEAT = word_index(PROCESS_BLOCK, "heartbeat_ns")

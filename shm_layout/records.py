@@ -22,7 +22,8 @@ Byte maps (offset: field)::
                       48 price | 56 size | 64 leaves | 72 cum_filled | 80 cum_notional | 88 position
                       96 entry_notional | 104 realized_pnl | 112 fill_pnl | 120 closed | 128 fee | 136 mid_x2
                       144 symbol_id:i4 | 148 strategy_id:i4 | 152 side:i2 | 154 status:i2 | 156 reason:i2
-                      158 order_type:i2 | 160 tif:i2 | 162 liquidity:i2 | 164 flags:i4 | 168 total_fees | 176 spare[2]
+                      158 order_type:i2 | 160 tif:i2 | 162 liquidity:i2 | 164 flags:i4 | 168 total_fees
+                      176 target_order_id | 184 spare
     BOOK_SNAPSHOT (448) 0 seq | 8 ts_exch | 16 ts_recv | 24 ts_init | 32 update_id | 40 bid_price | 48 bid_size
                       56 ask_price | 64 ask_size | 72 mid_x2 | 80 spread | 88 imbalance:f8 | 96 symbol_id:i4
                       100 status:i4 | 104 n_bid_levels:i4 | 108 n_ask_levels:i4 | 112 bid_prices[10] | 192 bid_sizes[10]
@@ -51,7 +52,10 @@ STRATEGY_STATE_BYTES = 65536
 # --- market-data event kinds (MD_EVENT.kind) ---
 EV_BOOK_LEVEL = 1  # absolute size at a price level; size 0 removes the level
 EV_TRADE = 2  # a print; side is the aggressor's side
-EV_BBO = 3  # a bookTicker update (best bid/ask as the venue reports it)
+EV_BBO = 3  # a bookTicker update (best bid/ask as the venue reports it): two records, bid then ask
+# Spot bookTicker carries no event time: the feed stamps EV_BBO.ts_exch with the symbol's latest venue time
+# (depth E, trade E) plus the local time elapsed since that event arrived (hft.feed.sync.bbo_emit), so every
+# consumer orders it on the venue clock and a replay, which uses the recorded receive times, stamps it the same.
 EV_BOOK_RESET = 4  # the book was cleared (resync); levels of the new snapshot follow
 
 # --- MD_EVENT.flags bits ---
@@ -83,6 +87,9 @@ STATUS_REJECTED = 3
 STATUS_CANCELLED = 4
 STATUS_NEW = 5  # accepted and resting (the ack of an order that did not fill in full on arrival)
 STATUS_EXPIRED = 6  # a GTD order reached its expiry
+# The reports of CANCEL and CANCEL_ALL commands (``order_id`` is the command's, ``target_order_id`` its target):
+STATUS_CANCEL_REJECTED = 7  # a CANCEL found no open order to cancel (a cancel race, or an unknown id)
+STATUS_DONE = 8  # a CANCEL or CANCEL_ALL carried out: its targets' own reports say CANCELLED
 
 REASON_NONE = 0
 REASON_NO_MARKET = 1  # the symbol has no two-sided book at the order's arrival
@@ -105,12 +112,15 @@ REASON_EXPIRED = 17  # the GTD order's expiry passed
 REASON_NO_LIQUIDITY = 18  # a market order met an empty opposite side
 REASON_BROKER_RESTART = 19  # cancelled: the broker died holding it and was restarted (its book was lost)
 REASON_STRATEGY_DOWN = 20  # cancelled: the strategy that sent it died
+REASON_TOO_LATE_TO_CANCEL = 21  # a CANCEL whose target had already ended (filled, cancelled, expired): a race
 REASON_NAMES = (
     "", "NO_MARKET", "NOT_MARKETABLE", "BAD_ORDER", "UNKNOWN_SYMBOL", "BAD_SIZE", "OFF_LOT", "BAD_PRICE",
     "OFF_TICK", "POST_ONLY_WOULD_CROSS", "FOK_UNFILLABLE", "GTD_EXPIRED", "UNKNOWN_ORDER", "TOO_MANY_ORDERS",
     "IOC_REMAINDER", "CANCEL_REQUESTED", "SHUTDOWN", "EXPIRED", "NO_LIQUIDITY", "BROKER_RESTART", "STRATEGY_DOWN",
+    "TOO_LATE_TO_CANCEL",
 )
-STATUS_NAMES = ("", "FILLED", "PARTIALLY_FILLED", "REJECTED", "CANCELLED", "NEW", "EXPIRED")
+STATUS_NAMES = ("", "FILLED", "PARTIALLY_FILLED", "REJECTED", "CANCELLED", "NEW", "EXPIRED", "CANCEL_REJECTED",
+                "DONE")
 ORDER_TYPE_NAMES = ("", "MARKET", "LIMIT", "POST_ONLY", "IOC", "FOK")
 TIF_NAMES = ("", "GTC", "IOC", "FOK", "GTD")
 COMMAND_NAMES = ("", "NEW", "CANCEL", "CANCEL_ALL")
@@ -204,7 +214,8 @@ EXEC_REPORT = np.dtype(
         ("liquidity", np.int16),
         ("flags", np.int32),  # EXEC_FIRST: the order's first report (latency histograms use it)
         ("total_fees", np.int64),  # cumulative fees of the symbol, money units
-        ("spare", np.int64, 2),
+        ("target_order_id", np.int64),  # CANCEL reports (CANCEL_REJECTED, DONE): the order it named; else 0
+        ("spare", np.int64),
     ],
     align=True,
 )
@@ -340,7 +351,7 @@ for _name, (_dtype, _size) in EXPECTED_SIZES.items():
 assert CONTROL.itemsize % CACHE_LINE == 0
 assert CONTROL.fields["kill_switch"][1] == CACHE_LINE  # the kill switch has its own line
 
-LAYOUT_VERSION = 2  # 2: ORDER 128 B (GTD, cancels), EXEC_REPORT 192 B (fill simulator)
+LAYOUT_VERSION = 3  # 2: ORDER 128 B (GTD, cancels), EXEC_REPORT 192 B (fill simulator); 3: cancel reports
 MAGIC = int.from_bytes(b"HFTSHM01", "little")
 
 

@@ -33,7 +33,8 @@ Event encoding (``engine.events``, overwritten by every call; the last record of
 * snapshot applied (``on_snapshot``): ``EV_BOOK_RESET`` (``update_id`` = lastUpdateId), then every level we keep
   with ``FLAG_SNAPSHOT`` (bids best first, then asks), then the levels of the buffered diffs applied on top.
 * bookTicker: two ``EV_BBO`` records, bid (``SIDE_BUY``, price ``b``, size ``B``) then ask (``SIDE_SELL``, ``a``,
-  ``A``), ``update_id`` = ``u``, ``ts_exch`` = 0 (no event time on spot).
+  ``A``), ``update_id`` = ``u``, ``ts_exch`` = the symbol's venue clock: no event time on spot, so the latest
+  depth/trade ``E`` plus the receive time elapsed since (``hft.feed.sync.venue_clock``; 0 before any ``E``).
 * trade: one ``EV_TRADE``, ``side`` = aggressor (``m`` true: the buyer is the maker, so ``SIDE_SELL``),
   ``update_id`` = trade id ``t``, ``ts_exch`` = ``E`` * 1e6.
 
@@ -330,7 +331,7 @@ class FeedEngine:
         # The compiled frame scanner for exactly (arena, bytes, int64), called without the dispatcher, whose
         # typing of the arguments (a bytes argument takes its slow path) made a no-op kernel cost 0.31 us a call
         # instead of 0.16 us. The entry point does not check types: on_frame passes it only exactly those.
-        self._frame_entry = frame_kernel.compile((typeof(self._arena), typeof(b""), types.int64))
+        self._frame_entry = frame_kernel.compile((typeof(self._arena), typeof(b""), types.int64, types.int64))
         # views of the arena for the Python side (the kernels build the same views from its header)
         self._ctl, self._book, self._bufd, self._bufl, self.events, self.snapshots = numpy_views(self._arena)
         self.stats = self._ctl[n_rows, :N_STATS]
@@ -365,30 +366,37 @@ class FeedEngine:
         self._lower_names = {n.lower() for n in names}
 
     # ------------------------------------------------------------------ hot path
-    def on_frame(self, raw: bytes, ts_recv: int) -> int:
+    def on_frame(self, raw: bytes, ts_recv: int, ts_local: int | None = None) -> int:
         """Decode one combined-stream frame and return the number of records written to ``events``.
 
         Never raises on bad input: malformed JSON, missing fields, unknown symbols or channels, bad numbers and
         crossed books are counted in ``stats`` and yield 0 records (or a single ``EV_BOOK_RESET``).
         ``ts_recv`` must be an ``int`` or a numpy integer in int64 range (nanoseconds): anything else is the
         caller's bug, not bad input, and raises ``TypeError``/``ValueError``.
+        ``ts_local`` is the receive clock bookTickers are stamped on (``hft.feed.sync.venue_clock``): a replay
+        passes the recording's receive time, so its stamps do not depend on this machine; default ``ts_recv``.
         Pass ``bytes`` (websocket-client: ``WebSocket.recv_data()`` rather than ``recv()``, which decodes text
         frames to ``str``): other types are handled, but only by the msgspec path.
         """
+        if ts_local is None:
+            ts_local = ts_recv
         if type(raw) is bytes and self.fast_path:
             if type(ts_recv) is not int:
                 ts_recv = _timestamp(ts_recv)
+            if type(ts_local) is not int:
+                ts_local = _timestamp(ts_local)
             try:
-                n = self._frame_entry(self._arena, raw, ts_recv)
+                n = self._frame_entry(self._arena, raw, ts_recv, ts_local)
             except OverflowError:
-                n = _timestamp(ts_recv)  # raises: ts_recv beyond int64
+                n = _timestamp(ts_recv) + _timestamp(ts_local)  # raises: a clock beyond int64
             if n >= 0:
                 return n
-        return self._on_frame_msgspec(raw, ts_recv)
+        return self._on_frame_msgspec(raw, ts_recv, ts_local)
 
-    def _on_frame_msgspec(self, raw: bytes, ts_recv: int) -> int:
+    def _on_frame_msgspec(self, raw: bytes, ts_recv: int, ts_local: int) -> int:
         """The reference path: msgspec decode, dispatch on the stream name, one kernel call."""
         ts_recv = _timestamp(ts_recv)
+        ts_local = _timestamp(ts_local)
         if _byte_length(raw) > self.max_frame_bytes:
             return self._reject(STAT_HUGE_FRAME)
         try:
@@ -417,6 +425,7 @@ class FeedEngine:
                     d.u,
                     d.E,
                     ts_recv,
+                    ts_local,
                 )
             if kind == KIND_BOOK_TICKER:
                 return bbo_kernel(
@@ -425,11 +434,12 @@ class FeedEngine:
                     sid,
                     d.u,
                     ts_recv,
+                    ts_local,
                 )
             m = d.m
             if d.e != "trade" or m is None:
                 return self._reject(STAT_MALFORMED)
-            return trade_kernel(self._arena, b"".join((d.p, d.q)), sid, d.t, d.E, m, ts_recv)
+            return trade_kernel(self._arena, b"".join((d.p, d.q)), sid, d.t, d.E, m, ts_recv, ts_local)
         except (TypeError, ValueError, OverflowError):
             # a decoded field numba cannot convert: counted, never raised (ts_recv was checked above)
             return self._reject(STAT_MALFORMED)

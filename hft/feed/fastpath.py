@@ -27,11 +27,13 @@ from hft.feed.sync import (
     STAT_FAST_FRAMES,
     STAT_FRAMES,
     STAT_HUGE_FRAME,
+    advance_venue_clock,
     arena_views,
     bbo_emit,
     combine_wire_status,
     depth_core,
     trade_emit,
+    venue_clock,
 )
 from hft.feed.wire import WIRE_MALFORMED, scan_quoted_number, skip_ws
 
@@ -41,7 +43,8 @@ FAST_DECLINED = -1
 MAX_NESTING = 62  # containers deeper than this are declined (the nesting stack is one int64 bitmask)
 
 INT64_MAX = 9223372036854775807
-MAX_EVENT_MS = INT64_MAX // 1_000_000
+MS_TO_NS = 1_000_000
+MAX_EVENT_MS = INT64_MAX // MS_TO_NS
 _UINT_GUARD = INT64_MAX // 10  # 922337203685477580; INT64_MAX ends in 7
 
 _QUOTE = 34
@@ -319,12 +322,13 @@ def _quoted_span(buf, start: int, end: int, decimals: int) -> tuple[int, int]:
 
 
 @njit(cache=True, nogil=True)
-def frame_kernel(arena, buf, ts_recv: int) -> int:
+def frame_kernel(arena, buf, ts_recv: int, ts_local: int) -> int:
     """Decode and apply one combined-stream frame entirely in jitted code.
 
     Returns the number of events written (as ``FeedEngine.on_frame``), or ``FAST_DECLINED`` when the frame is
     not of the accepted shape; nothing is changed then. A frame longer than the arena's ``H_MAX_FRAME`` is not
-    read at all: it is counted (``STAT_HUGE_FRAME``) and 0 is returned, as the msgspec path does.
+    read at all: it is counted (``STAT_HUGE_FRAME``) and 0 is returned, as the msgspec path does. ``ts_local``
+    is the receive clock the venue clock of bookTickers runs on (``hft.feed.sync.venue_clock``).
     """
     ctl, book, bufd, bufl, events, snapshots = arena_views(arena)
     end = len(buf)
@@ -497,6 +501,7 @@ def frame_kernel(arena, buf, ts_recv: int) -> int:
         ):
             return FAST_DECLINED
         stats[STAT_FAST_FRAMES] += 1
+        advance_venue_clock(ctl, sid, event_ms * MS_TO_NS, ts_local)  # event_ms <= MAX_EVENT_MS: checked above
         return depth_core(
             ctl, book, bufd, bufl, events, snapshots, buf, b0, b1, a0, a1, sid, first_u, last_u, event_ms, ts_recv
         )
@@ -512,7 +517,9 @@ def frame_kernel(arena, buf, ts_recv: int) -> int:
         s4_, ask_sz = _quoted_span(buf, aq0, aq1, sdec)
         stats[STAT_FAST_FRAMES] += 1
         status = combine_wire_status(s1_, s2_, s3_, s4_)
-        return bbo_emit(ctl, events, sid, last_u, ts_recv, status, bid, bid_sz, ask, ask_sz)
+        n = bbo_emit(ctl, events, sid, last_u, ts_recv, status, bid, bid_sz, ask, ask_sz)
+        venue_clock(ctl, sid, events, n, ts_local)
+        return n
     need = (1 << _K_E_TYPE) | (1 << _K_E_TIME) | (1 << _K_T) | (1 << _K_P) | (1 << _K_Q) | (1 << _K_M)
     if (seen & need) != need or not (e1 - e0 == 5 and _match(buf, e0, e1, 116, 114, 97, 100, 101, 5)):
         return FAST_DECLINED
@@ -520,4 +527,6 @@ def frame_kernel(arena, buf, ts_recv: int) -> int:
     s2_, size = _quoted_span(buf, q0, q1, sdec)
     stats[STAT_FAST_FRAMES] += 1
     status = combine_wire_status(s1_, s2_, 0, 0)
-    return trade_emit(ctl, events, sid, trade_id, event_ms, buyer_maker, ts_recv, status, price, size)
+    n = trade_emit(ctl, events, sid, trade_id, event_ms, buyer_maker, ts_recv, status, price, size)
+    venue_clock(ctl, sid, events, n, ts_local)
+    return n

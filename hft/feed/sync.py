@@ -105,7 +105,10 @@ C_RESYNCS = 14  # per-symbol count of books thrown away
 C_NAME_LEN = 15  # the venue symbol in lower case, one byte per word from C_NAME (fast path stream routing)
 C_TICK = 16  # price grid in price units (>= 1): prices must be multiples of it
 C_LOT = 17  # size grid in size units (>= 1): sizes must be multiples of it (0 is)
-C_NAME = 24  # words 18..23 spare
+C_CLOCK_EXCH = 18  # the latest venue time seen on the symbol (depth and trade E), ns: the bookTicker's base
+C_CLOCK_LOCAL = 19  # the local receive time of the frame that advanced it (recorded time in a replay)
+C_BBO_TS = 20  # venue time stamped on the last bookTicker: stamps never go back
+C_NAME = 24  # words 21..23 spare
 MAX_NAME = 32
 CTL_WIDTH = C_NAME + MAX_NAME  # 56 words: every row is 7 whole cache lines
 
@@ -232,6 +235,7 @@ SNAP_OFF_GRID = -8  # a price off the tick grid or a size off the lot grid
 SNAP_HUGE = -9  # the body is longer than max_snapshot_bytes: not decoded (checked by FeedEngine.on_snapshot)
 
 MS_TO_NS = 1_000_000
+MAX_EVENT_MS = (2**63 - 1) // MS_TO_NS  # a larger event time would overflow int64 nanoseconds
 
 
 def _round_up_line(words: int) -> int:
@@ -439,13 +443,17 @@ def depth_kernel(
     last_u: int,
     event_ms: int,
     ts_recv: int,
+    ts_local: int,
 ) -> int:
     """Apply or buffer one depthUpdate whose ``b`` array is ``buf[:n_bid_bytes]`` and ``a`` array the rest.
 
     Returns the number of events written: the diff's ``EV_BOOK_LEVEL`` records when applied to a synced book,
-    one ``EV_BOOK_RESET`` when the book was thrown away, 0 when buffered or dropped.
+    one ``EV_BOOK_RESET`` when the book was thrown away, 0 when buffered or dropped. Its E advances the
+    symbol's venue clock either way (``ts_local``: see ``venue_clock``).
     """
     ctl, book, bufd, bufl, events, snapshots = arena_views(arena)
+    if 0 <= event_ms <= MAX_EVENT_MS:
+        advance_venue_clock(ctl, sid, event_ms * MS_TO_NS, ts_local)
     return depth_core(
         ctl,
         book,
@@ -751,6 +759,42 @@ def snapshot_kernel(
 
 
 @njit(cache=True, nogil=True)
+def venue_clock(ctl, sid: int, events, n: int, ts_local: int) -> None:
+    """Keep the symbol's venue clock and stamp a bookTicker's ``EV_BBO`` records with it (``events[:n]`` of one
+    frame, written by any decoder path).
+
+    Spot bookTicker carries no event time, yet it is the freshest view of the touch, and the broker lets orders
+    arrive between events by venue time. A ticker is stamped with the venue time of the symbol's latest depth
+    diff or trade (``C_CLOCK_EXCH``) plus the local time elapsed since that frame arrived: ``ts_local`` is the
+    receive clock (live: ``ts_recv``; replay: the recording's own receive time, so a replay stamps every ticker
+    exactly as the first run did). Stamps never go back; before any venue time is known they are 0.
+    """
+    if n <= 0:
+        return
+    if events[0].kind == EV_BBO:
+        base = ctl[sid, C_CLOCK_EXCH]
+        if base <= 0:
+            return
+        elapsed = ts_local - ctl[sid, C_CLOCK_LOCAL]
+        stamp = base + (elapsed if elapsed > 0 else 0)
+        if stamp < ctl[sid, C_BBO_TS]:
+            stamp = ctl[sid, C_BBO_TS]
+        ctl[sid, C_BBO_TS] = stamp
+        for k in range(n):
+            events[k].ts_exch = stamp
+        return
+    advance_venue_clock(ctl, sid, events[n - 1].ts_exch, ts_local)
+
+
+@njit(cache=True, nogil=True)
+def advance_venue_clock(ctl, sid: int, ts_exch: int, ts_local: int) -> None:
+    """Move the symbol's venue clock to ``ts_exch`` (a depth diff's or a trade's E) if it is later."""
+    if ts_exch > ctl[sid, C_CLOCK_EXCH]:
+        ctl[sid, C_CLOCK_EXCH] = ts_exch
+        ctl[sid, C_CLOCK_LOCAL] = ts_local
+
+
+@njit(cache=True, nogil=True)
 def combine_wire_status(s1: int, s2: int, s3: int, s4: int) -> int:
     """Reduce per-field scan statuses: malformed beats a bad number, which beats OK."""
     if s1 == WIRE_MALFORMED or s2 == WIRE_MALFORMED or s3 == WIRE_MALFORMED or s4 == WIRE_MALFORMED:
@@ -761,9 +805,9 @@ def combine_wire_status(s1: int, s2: int, s3: int, s4: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def bbo_kernel(arena, buf, sid: int, update_id: int, ts_recv: int) -> int:
+def bbo_kernel(arena, buf, sid: int, update_id: int, ts_recv: int, ts_local: int) -> int:
     """Emit a bookTicker as two ``EV_BBO`` records (bid: ``SIDE_BUY``, then ask: ``SIDE_SELL``, the ask flagged
-    ``FLAG_LAST_IN_FRAME``), ``update_id = u``, ``ts_exch = 0`` (spot bookTicker carries no event time).
+    ``FLAG_LAST_IN_FRAME``), ``update_id = u``, ``ts_exch`` the symbol's venue clock (``venue_clock``).
 
     ``buf`` is the four quoted numbers ``b B a A`` back to back. A price or size of 0 is passed through (the
     venue's way of saying a side is empty); negatives are bad levels; a number off the tick/lot grid is counted
@@ -780,14 +824,17 @@ def bbo_kernel(arena, buf, sid: int, update_id: int, ts_recv: int) -> int:
     status = combine_wire_status(s1, s2, s3, s4)
     if skip_ws(buf, i, end) != end:
         status = WIRE_MALFORMED
-    return bbo_emit(ctl, events, sid, update_id, ts_recv, status, bid, bid_sz, ask, ask_sz)
+    n = bbo_emit(ctl, events, sid, update_id, ts_recv, status, bid, bid_sz, ask, ask_sz)
+    venue_clock(ctl, sid, events, n, ts_local)
+    return n
 
 
 @njit(cache=True, nogil=True)
 def bbo_emit(
     ctl, events, sid: int, update_id: int, ts_recv: int, status: int, bid: int, bid_sz: int, ask: int, ask_sz: int
 ) -> int:
-    """Count and emit a parsed bookTicker (see ``bbo_kernel``); ``status`` is the combined scan status."""
+    """Count and emit a parsed bookTicker (see ``bbo_kernel``); ``status`` is the combined scan status. The
+    records carry ``ts_exch = 0``: the caller stamps them (``venue_clock``)."""
     stats = ctl[ctl.shape[0] - 1]
     stats[STAT_FRAMES] += 1
     stats[STAT_BBO] += 1
@@ -815,7 +862,9 @@ def bbo_emit(
 
 
 @njit(cache=True, nogil=True)
-def trade_kernel(arena, buf, sid: int, trade_id: int, event_ms: int, buyer_is_maker: bool, ts_recv: int) -> int:
+def trade_kernel(
+    arena, buf, sid: int, trade_id: int, event_ms: int, buyer_is_maker: bool, ts_recv: int, ts_local: int
+) -> int:
     """Emit a trade as one ``EV_TRADE`` record: side is the aggressor (``SIDE_SELL`` when the buyer was the maker),
     ``update_id`` the trade id, ``ts_exch`` the event time ``E``. ``buf`` is the quoted ``p`` and ``q``. A
     price or quantity off the tick/lot grid is counted (``STAT_OFF_GRID``) and the trade dropped."""
@@ -826,7 +875,9 @@ def trade_kernel(arena, buf, sid: int, trade_id: int, event_ms: int, buyer_is_ma
     status = combine_wire_status(s1, s2, WIRE_OK, WIRE_OK)
     if skip_ws(buf, i, end) != end:
         status = WIRE_MALFORMED
-    return trade_emit(ctl, events, sid, trade_id, event_ms, buyer_is_maker, ts_recv, status, price, size)
+    n = trade_emit(ctl, events, sid, trade_id, event_ms, buyer_is_maker, ts_recv, status, price, size)
+    venue_clock(ctl, sid, events, n, ts_local)
+    return n
 
 
 @njit(cache=True, nogil=True)

@@ -75,14 +75,14 @@ class WireClockCapture:
         self.count += 1
 
     def wrap(
-        self, on_frame: Callable[[bytes, int], int], publish: Callable[[int, int, int], None]
-    ) -> tuple[Callable[[bytes, int], int], Callable[[int, int, int], None]]:
+        self, on_frame: Callable[..., int], publish: Callable[[int, int, int], None]
+    ) -> tuple[Callable[..., int], Callable[[int, int, int], None]]:
         """Return ``(on_frame, publish)`` that also capture: the stamp is read after the frame is published."""
 
-        def on_frame_captured(raw: bytes, ts_recv: int) -> int:
+        def on_frame_captured(raw: bytes, ts_recv: int, ts_local: int | None = None) -> int:
             self._frame = raw
             self._ts_recv = ts_recv
-            return on_frame(raw, ts_recv)
+            return on_frame(raw, ts_recv, ts_local)
 
         def publish_captured(n_events: int, ts_recv: int, ts_decoded: int) -> None:
             publish(n_events, ts_recv, ts_decoded)

@@ -21,6 +21,8 @@ import numpy as np
 
 from hft.risk.engine import (
     L_BURST,
+    L_CANCEL_BURST,
+    L_CANCEL_RATE_PICO_PER_NS,
     L_COOLDOWN_NS,
     L_MAX_DRAWDOWN_MICRO_USD,
     L_MAX_NOTIONAL_MICRO_USD,
@@ -78,6 +80,10 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         Token-bucket refill rate across all symbols (20.0); at most 3 decimals.
     order_burst
         Token-bucket capacity: orders allowed back to back after a quiet period (20).
+    max_cancels_per_second
+        Refill rate of the cancels' own bucket (50.0): a strategy flooding cancels is stopped here.
+    cancel_burst
+        Its capacity (50).
     stale_after_ms
         A symbol with no market data for longer than this trips the stale-data breaker for that symbol (5000);
         it resets by itself when data flows again. A symbol never seen is stale.
@@ -97,6 +103,8 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     max_notional_usd: float = 200_000.0
     max_orders_per_second: float = 20.0
     order_burst: int = 20
+    max_cancels_per_second: float = 50.0
+    cancel_burst: int = 50
     stale_after_ms: int = 5_000
     max_drawdown_usd: float = 1_000.0
     reject_storm_count: int = 10
@@ -114,12 +122,15 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         for name in ("max_notional_usd", "max_drawdown_usd"):
             value = getattr(self, name)
             require(math.isfinite(value) and 0 < value <= MAX_USD, f"risk.{name}: {value!r} must be in (0, 1e12]")
-        rate = self.max_orders_per_second
-        require(math.isfinite(rate) and 0 < rate <= MAX_BURST,
-                f"risk.max_orders_per_second: {rate!r} must be in (0, {MAX_BURST}]")
-        require(_rate_milli(rate) > 0 and abs(_rate_milli(rate) - rate * 1000) < 1e-6,
-                f"risk.max_orders_per_second: {rate!r} has more than {RATE_DECIMALS} decimals")
-        require(1 <= self.order_burst <= MAX_BURST, f"risk.order_burst: {self.order_burst} must be in 1..{MAX_BURST}")
+        for rate_key, burst_key in (("max_orders_per_second", "order_burst"),
+                                    ("max_cancels_per_second", "cancel_burst")):
+            rate = getattr(self, rate_key)
+            require(math.isfinite(rate) and 0 < rate <= MAX_BURST,
+                    f"risk.{rate_key}: {rate!r} must be in (0, {MAX_BURST}]")
+            require(_rate_milli(rate) > 0 and abs(_rate_milli(rate) - rate * 1000) < 1e-6,
+                    f"risk.{rate_key}: {rate!r} has more than {RATE_DECIMALS} decimals")
+            burst = getattr(self, burst_key)
+            require(1 <= burst <= MAX_BURST, f"risk.{burst_key}: {burst} must be in 1..{MAX_BURST}")
         for name in ("stale_after_ms", "reject_storm_window_ms", "reject_storm_cooldown_ms"):
             value = getattr(self, name)
             require(0 < value <= MAX_DURATION_MS, f"risk.{name}: {value} must be in 1..{MAX_DURATION_MS}")
@@ -179,6 +190,8 @@ def build_limits(config: RiskConfig, symbols_decimals: Sequence[tuple[int, int]]
         row[L_MAX_DRAWDOWN_MICRO_USD] = _micro_usd(config.max_drawdown_usd)
         row[L_RATE_PICO_PER_NS] = _rate_milli(config.max_orders_per_second)
         row[L_BURST] = config.order_burst
+        row[L_CANCEL_RATE_PICO_PER_NS] = _rate_milli(config.max_cancels_per_second)
+        row[L_CANCEL_BURST] = config.cancel_burst
         row[L_STALE_AFTER_NS] = config.stale_after_ms * NS_PER_MS
         row[L_REJECT_STORM_COUNT] = config.reject_storm_count
         row[L_REJECT_WINDOW_NS] = config.reject_storm_window_ms * NS_PER_MS

@@ -22,6 +22,10 @@ Rules, in the order ``risk_check`` applies them (the first that fails is the rea
     MAX_NOTIONAL    gross exposure after the order > max notional (USD)                  reduce-only orders pass
     ORDER_RATE      the token bucket holds less than one order                           denies every order
 
+Cancels pass their own check (``risk_check_cancel``): a second token bucket, ``CANCEL_RATE``. A cancel never
+adds exposure, so the kill switch, breakers and limits never deny one; a strategy that floods cancels is
+stopped by that bucket alone.
+
 An order is *reduce-only* when it trades against the position and is no larger than it (a long of 0.5 selling
 at most 0.5). A reversal (long 0.5 selling 1.0) is not: it opens new exposure. Stale data and a reject storm
 deny reductions too: a market order at a price nobody has seen, or into a venue that is refusing orders, is not
@@ -34,7 +38,9 @@ Breakers:
 * Reject storm: ``risk_on_execution`` keeps the times of the last ``N + 1`` rejections in a ring; when all of
   them lie within the window (newest - oldest <= window) the breaker trips until ``now + cooldown`` and the
   ring is emptied (rejections before a trip never count toward the next one). A rejection of any order counts,
-  even one for an unknown symbol.
+  even one for an unknown symbol, except a post-only order that would have crossed: that is how a market maker
+  learns the touch moved, not a sign of a broken venue. Cancel rejects (a cancel race) are reports of their own
+  status and never count either.
 * Drawdown latches: equity is the sum over symbols of realized PnL (the broker's, from execution reports) and
   unrealized PnL (``position * mark - sign(position) * entry_notional``), in USD. It is revalued on every fill
   and on every mark of a symbol holding a position; its running peak starts at 0 (flat, nothing realized).
@@ -54,14 +60,15 @@ ints. The token bucket is pure int64 (pico-tokens, exact: see ``_refill``).
 State layout (one ``int64`` word array ``state`` and one ``float64`` array ``fstate``, from
 ``make_risk_state``; ``n`` symbols, ``R = reject_storm_count + 1``)::
 
-    state   [0, 8)              G_* global words: token bucket, reject storm, drawdown latch
-            [8 + 8s, 16 + 8s)   S_* words of symbol s: position, entry notional, realized, mark, market data time
-            [8 + 8n, 8 + 8n + R)  ring of the last R rejection times (G_REJECTS is the write cursor)
+    state   [0, 16)               G_* global words: token buckets, reject storm, drawdown latch
+            [16 + 8s, 24 + 8s)    S_* words of symbol s: position, entry notional, realized, mark, market data time
+            [16 + 8n, 16 + 8n + R)  ring of the last R rejection times (G_REJECTS is the write cursor)
     fstate  [0, 8)              F_* global: equity, peak, drawdown (USD)
             [8 + 4s, 12 + 4s)   FS_* of symbol s: money units per USD, the symbol's equity (USD)
 
-Invariants: ``G_TOKENS <= L_BURST * TOKEN`` (it goes below zero only when orders were sent that the check did
-not allow); ``G_REJECTS_FLOOR <= G_REJECTS``; ``F_PEAK >= F_EQUITY``; ``F_EQUITY`` is the sum of the ``FS_EQUITY``.
+Invariants: ``G_TOKENS <= L_BURST * TOKEN`` and ``G_CANCEL_TOKENS <= L_CANCEL_BURST * TOKEN`` (they go below
+zero only when messages were sent that the check did not allow); ``G_REJECTS_FLOOR <= G_REJECTS``;
+``F_PEAK >= F_EQUITY``; ``F_EQUITY`` is the sum of the ``FS_EQUITY``.
 """
 
 from __future__ import annotations
@@ -69,7 +76,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from shm_layout.records import SIDE_BUY, SIDE_SELL, STATUS_FILLED, STATUS_PARTIALLY_FILLED, STATUS_REJECTED
+from shm_layout.records import (
+    REASON_POST_ONLY_WOULD_CROSS,
+    SIDE_BUY,
+    SIDE_SELL,
+    STATUS_FILLED,
+    STATUS_PARTIALLY_FILLED,
+    STATUS_REJECTED,
+)
 
 # --- decisions: 0 passes, a positive code names the rule that denied the order ---
 RISK_OK = 0
@@ -82,6 +96,7 @@ RISK_STALE_DATA = 6
 RISK_MAX_DRAWDOWN = 7
 RISK_REJECT_STORM = 8
 RISK_INVALID_ORDER = 9
+RISK_CANCEL_RATE = 10  # risk_check_cancel: the cancel bucket holds less than one cancel
 RISK_REASON_NAMES = (
     "ok",
     "kill_switch",
@@ -93,6 +108,7 @@ RISK_REASON_NAMES = (
     "max_drawdown",
     "reject_storm",
     "invalid_order",
+    "cancel_rate",
 )
 N_RISK_REASONS = len(RISK_REASON_NAMES)
 RISK_BAD_SYMBOL = -1  # risk_on_market / risk_on_execution: a symbol outside the limits (nothing was recorded)
@@ -109,7 +125,9 @@ L_STALE_AFTER_NS = 7
 L_REJECT_STORM_COUNT = 8  # global: N; the breaker trips on N + 1 rejections
 L_REJECT_WINDOW_NS = 9  # global
 L_COOLDOWN_NS = 10  # global
-N_LIMITS = 16  # 11 used, 5 spare
+L_CANCEL_RATE_PICO_PER_NS = 11  # global: cancels per second * 1000
+L_CANCEL_BURST = 12  # global: cancel bucket capacity
+N_LIMITS = 16  # 13 used, 3 spare
 
 TOKEN = 1_000_000_000_000  # pico-tokens per order: rate * 1000 pico-tokens arrive per ns, exactly
 MICRO_USD = 1_000_000.0
@@ -125,7 +143,9 @@ G_STORM_UNTIL_NS = 4  # reject-storm cool-down ends here (exclusive)
 G_STORM_TRIPS = 5
 G_DRAWDOWN_LATCHED = 6  # 1 from a drawdown breach until risk_reset_drawdown
 G_DRAWDOWN_LATCHED_NS = 7
-STATE_SYMBOL_BASE = 8
+G_CANCEL_TOKENS = 8  # pico-tokens in the cancel bucket
+G_CANCEL_REFILL_NS = 9
+STATE_SYMBOL_BASE = 16
 # --- state: per-symbol words at STATE_SYMBOL_BASE + symbol * SYMBOL_WORDS ---
 S_POSITION = 0  # size units, from the last fill's execution report
 S_ENTRY_NOTIONAL = 1  # money units, |position| * average entry price (broker's)
@@ -174,6 +194,7 @@ def make_risk_state(limits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n_symbols = limits.shape[0]
     state = np.zeros(state_words(limits), np.int64)
     state[G_TOKENS] = limits[0, L_BURST] * TOKEN
+    state[G_CANCEL_TOKENS] = limits[0, L_CANCEL_BURST] * TOKEN
     fstate = np.zeros(FSTATE_SYMBOL_BASE + n_symbols * FSYMBOL_WORDS, np.float64)
     for symbol in range(n_symbols):
         fstate[FSTATE_SYMBOL_BASE + symbol * FSYMBOL_WORDS + FS_MONEY_PER_USD] = 10.0 ** int(
@@ -193,26 +214,32 @@ def _reduce_only(position: int, side: int, size: int) -> bool:
 
 
 @njit(inline="always", cache=True)
-def _refill(limits: np.ndarray, state: np.ndarray, now_ns: int) -> None:
-    """Bring the bucket up to ``now_ns``: ``rate * 1000`` pico-tokens per ns, capped at ``burst`` orders.
+def _refill_bucket(state: np.ndarray, tokens_word: int, refill_word: int, burst: int, rate: int, now_ns: int) -> None:
+    """Bring a bucket up to ``now_ns``: ``rate`` (messages per second * 1000) pico-tokens per ns, capped at
+    ``burst`` messages.
 
-    Exact in int64: no fractional token is ever lost or invented, so at most ``burst + rate * elapsed`` orders
+    Exact in int64: no fractional token is ever lost or invented, so at most ``burst + rate * elapsed`` messages
     pass in any interval. ``elapsed * rate`` is only formed when it is at most the missing amount.
     """
-    last = state[G_REFILL_NS]
+    last = state[refill_word]
     if now_ns <= last:
         return  # the same instant, or a clock that stepped back: nothing to add, keep the later time
-    capacity = limits[0, L_BURST] * TOKEN
-    tokens = state[G_TOKENS]
+    capacity = burst * TOKEN
+    tokens = state[tokens_word]
     if tokens < capacity:
-        rate = limits[0, L_RATE_PICO_PER_NS]
         missing = capacity - tokens
         elapsed = now_ns - last
         if elapsed > missing // rate:  # then elapsed * rate > missing: full
-            state[G_TOKENS] = capacity
+            state[tokens_word] = capacity
         else:
-            state[G_TOKENS] = tokens + elapsed * rate
-    state[G_REFILL_NS] = now_ns
+            state[tokens_word] = tokens + elapsed * rate
+    state[refill_word] = now_ns
+
+
+@njit(inline="always", cache=True)
+def _refill(limits: np.ndarray, state: np.ndarray, now_ns: int) -> None:
+    """Bring the order bucket up to ``now_ns``."""
+    _refill_bucket(state, G_TOKENS, G_REFILL_NS, limits[0, L_BURST], limits[0, L_RATE_PICO_PER_NS], now_ns)
 
 
 @njit(cache=True)
@@ -294,6 +321,27 @@ def risk_on_order_sent(limits: np.ndarray, state: np.ndarray, now_ns: int) -> in
 
 
 @njit(cache=True)
+def risk_check_cancel(limits: np.ndarray, state: np.ndarray, now_ns: int) -> int:
+    """Decide one cancel: ``RISK_OK`` while the cancel bucket holds a token, else ``RISK_CANCEL_RATE``.
+
+    Nothing else applies: a cancel only removes exposure, so it passes the kill switch and every breaker.
+    Refills the bucket but consumes nothing: call ``risk_on_cancel_sent`` once the cancel is published."""
+    _refill_bucket(state, G_CANCEL_TOKENS, G_CANCEL_REFILL_NS, limits[0, L_CANCEL_BURST],
+                   limits[0, L_CANCEL_RATE_PICO_PER_NS], now_ns)
+    return RISK_OK if state[G_CANCEL_TOKENS] >= TOKEN else RISK_CANCEL_RATE
+
+
+@njit(cache=True)
+def risk_on_cancel_sent(limits: np.ndarray, state: np.ndarray, now_ns: int) -> int:
+    """Take one cancel token (into debt if there was none, like ``risk_on_order_sent``)."""
+    _refill_bucket(state, G_CANCEL_TOKENS, G_CANCEL_REFILL_NS, limits[0, L_CANCEL_BURST],
+                   limits[0, L_CANCEL_RATE_PICO_PER_NS], now_ns)
+    tokens = state[G_CANCEL_TOKENS]
+    state[G_CANCEL_TOKENS] = tokens - TOKEN
+    return RISK_OK if tokens >= TOKEN else RISK_CANCEL_RATE
+
+
+@njit(cache=True)
 def _revalue(limits: np.ndarray, state: np.ndarray, fstate: np.ndarray, symbol: int, now_ns: int) -> int:
     """Recompute the symbol's equity, the total, the peak and the drawdown; latch on a breach.
 
@@ -367,21 +415,25 @@ def risk_on_execution(
     fstate: np.ndarray,
     symbol: int,
     status: int,
+    reason: int,
     price: int,
     position: int,
     entry_notional: int,
     realized_pnl: int,
     now_ns: int,
 ) -> int:
-    """Apply one execution report (its ``status``, fill ``price`` and the broker's cumulative ``position``,
-    ``entry_notional`` and ``realized_pnl`` for the symbol).
+    """Apply one execution report (its ``status`` and ``reason``, fill ``price`` and the broker's cumulative
+    ``position``, ``entry_notional`` and ``realized_pnl`` for the symbol).
 
     A fill sets the symbol's position and PnL and revalues equity (a symbol with no mark yet is marked at the
-    fill price); a rejection feeds the reject-storm window, whatever its symbol. Return the reason of a breaker
-    this report tripped (``RISK_MAX_DRAWDOWN``, ``RISK_REJECT_STORM``: count these as trips),
-    ``RISK_BAD_SYMBOL`` for a fill outside the limits, else ``RISK_OK``.
+    fill price); a rejection feeds the reject-storm window, whatever its symbol, unless it is a post-only order
+    that would have crossed. Return the reason of a breaker this report tripped (``RISK_MAX_DRAWDOWN``,
+    ``RISK_REJECT_STORM``: count these as trips), ``RISK_BAD_SYMBOL`` for a fill outside the limits, else
+    ``RISK_OK``.
     """
     if status == STATUS_REJECTED:
+        if reason == REASON_POST_ONLY_WOULD_CROSS:
+            return RISK_OK  # the market maker's ordinary news that the touch moved
         return _record_reject(limits, state, now_ns)
     if status != STATUS_FILLED and status != STATUS_PARTIALLY_FILLED:
         return RISK_OK

@@ -105,7 +105,7 @@ def _apply_executions(
         symbol = report.symbol_id
         # a breaker tripped here shows as denials of that reason on the next orders
         risk_on_execution(
-            risk_limits, risk_state, risk_fstate, symbol, report.status, report.price, report.position,
+            risk_limits, risk_state, risk_fstate, symbol, report.status, report.reason, report.price, report.position,
             report.entry_notional, report.realized_pnl, clock[0],
         )
         if symbol < 0 or symbol >= state.shape[0]:

@@ -82,8 +82,36 @@ def test_book_ticker_then_bid_and_ask_bbo_events() -> None:
         FLAG_LAST_IN_FRAME,
     )
     assert bid["update_id"] == ask["update_id"] == 7
-    assert bid["ts_exch"] == 0 and bid["ts_recv"] == 5
+    assert bid["ts_exch"] == 0 and bid["ts_recv"] == 5  # no venue time seen yet on the symbol
     assert engine.stats[STAT_BBO] == 1
+
+
+def test_book_ticker_when_venue_time_known_then_stamped_with_it_plus_local_time_elapsed() -> None:
+    engine = FeedEngine([BTC])
+    ms = 1_000_000
+    assert engine.on_frame(trade(1, "100.00", "1", False, event_ms=1_000), 50 * ms) == 1
+    ticker = book_ticker(8, "100.00", "1", "100.01", "1")
+    assert engine.on_frame(ticker, 53 * ms) == 2  # 3 ms after the trade arrived
+    assert engine.events["ts_exch"][:2].tolist() == [1_003 * ms] * 2
+    engine.on_frame(depth(5, 6, event_ms=1_010), 54 * ms)  # buffered (not synced): its E still counts
+    assert engine.on_frame(ticker, 55 * ms) == 2
+    assert engine.events["ts_exch"][0] == 1_011 * ms
+    # a replay passes the recorded receive time: the stamp follows it, not the machine's clock
+    assert engine.on_frame(ticker, 999 * ms, ts_local=56 * ms) == 2
+    assert engine.events["ts_exch"][0] == 1_012 * ms
+    # a receive clock that steps back never moves a stamp back
+    assert engine.on_frame(ticker, 57 * ms, ts_local=40 * ms) == 2
+    assert engine.events["ts_exch"][0] == 1_012 * ms
+
+
+def test_book_ticker_stamps_when_msgspec_path_then_same_as_fast_path() -> None:
+    stamps = []
+    for fast in (True, False):
+        engine = FeedEngine([BTC], fast_path=fast)
+        engine.on_frame(trade(1, "100.00", "1", False, event_ms=2_000), 10_000_000)
+        engine.on_frame(book_ticker(8, "100.00", "1", "100.01", "1"), 12_500_000)
+        stamps.append(int(engine.events["ts_exch"][0]))
+    assert stamps == [2_002_500_000, 2_002_500_000]
 
 
 def test_depth_on_synced_book_then_level_events_and_snapshot_published() -> None:

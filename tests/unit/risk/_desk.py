@@ -11,11 +11,13 @@ from hft.risk.engine import (
     F_PEAK,
     make_risk_state,
     risk_check,
+    risk_check_cancel,
+    risk_on_cancel_sent,
     risk_on_execution,
     risk_on_market,
     risk_on_order_sent,
 )
-from shm_layout.records import STATUS_FILLED, STATUS_REJECTED
+from shm_layout.records import REASON_NO_MARKET, REASON_NONE, STATUS_FILLED, STATUS_REJECTED
 
 BTC, ETH = 0, 1
 BTC_PRICE = 6_000_000  # 60,000.00
@@ -55,12 +57,19 @@ class Desk:
     def send(self) -> int:
         return risk_on_order_sent(self.limits, self.state, self.now)
 
-    def fill(self, symbol: int, position: int, entry_notional: int, realized: int = 0, price: int = BTC_PRICE) -> int:
-        return risk_on_execution(self.limits, self.state, self.fstate, symbol, STATUS_FILLED, price, position,
-                                 entry_notional, realized, self.now)
+    def cancel(self) -> int:
+        """Check one cancel and, when it passes, send it."""
+        decision = risk_check_cancel(self.limits, self.state, self.now)
+        if decision == 0:
+            risk_on_cancel_sent(self.limits, self.state, self.now)
+        return decision
 
-    def reject(self, symbol: int = BTC) -> int:
-        return risk_on_execution(self.limits, self.state, self.fstate, symbol, STATUS_REJECTED, 0, 0, 0, 0,
+    def fill(self, symbol: int, position: int, entry_notional: int, realized: int = 0, price: int = BTC_PRICE) -> int:
+        return risk_on_execution(self.limits, self.state, self.fstate, symbol, STATUS_FILLED, REASON_NONE, price,
+                                 position, entry_notional, realized, self.now)
+
+    def reject(self, symbol: int = BTC, reason: int = REASON_NO_MARKET) -> int:
+        return risk_on_execution(self.limits, self.state, self.fstate, symbol, STATUS_REJECTED, reason, 0, 0, 0, 0,
                                  self.now)
 
     @property

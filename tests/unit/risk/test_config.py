@@ -136,7 +136,7 @@ def test_make_state_when_built_then_bucket_full_and_ring_sized_for_n_plus_one() 
     limits = build_limits(RiskConfig(order_burst=7, reject_storm_count=3), [(2, 8), (2, 8), (2, 8)])
     state, fstate = make_risk_state(limits)
     assert state.dtype == np.int64 and fstate.dtype == np.float64
-    assert len(state) == state_words(limits) == 8 + 3 * 8 + 4
+    assert len(state) == state_words(limits) == 16 + 3 * 8 + 4
     assert state[G_TOKENS] == 7 * TOKEN
 
 

@@ -11,6 +11,7 @@ from hft.risk.engine import (
     G_TOKENS,
     N_RISK_REASONS,
     RISK_BAD_SYMBOL,
+    RISK_CANCEL_RATE,
     RISK_INVALID_ORDER,
     RISK_KILL_SWITCH,
     RISK_MAX_DRAWDOWN,
@@ -30,7 +31,7 @@ from hft.risk.engine import (
     risk_reset_drawdown,
     symbol_word,
 )
-from shm_layout.records import SIDE_BUY, SIDE_SELL, STATUS_CANCELLED
+from shm_layout.records import REASON_POST_ONLY_WOULD_CROSS, SIDE_BUY, SIDE_SELL, STATUS_CANCELLED
 from tests.unit.risk._desk import BTC, BTC_PRICE, ETH, ETH_PRICE, MS, ONE, Desk, usd
 
 HALF = ONE // 2
@@ -51,7 +52,7 @@ def test_reason_names_when_indexed_by_code_then_each_code_has_its_unique_name() 
         "ok": RISK_OK, "kill_switch": RISK_KILL_SWITCH, "max_position": RISK_MAX_POSITION,
         "max_order_size": RISK_MAX_ORDER_SIZE, "max_notional": RISK_MAX_NOTIONAL, "order_rate": RISK_ORDER_RATE,
         "stale_data": RISK_STALE_DATA, "max_drawdown": RISK_MAX_DRAWDOWN, "reject_storm": RISK_REJECT_STORM,
-        "invalid_order": RISK_INVALID_ORDER,
+        "invalid_order": RISK_INVALID_ORDER, "cancel_rate": RISK_CANCEL_RATE,
     }
     assert len(RISK_REASON_NAMES) == N_RISK_REASONS == len(set(RISK_REASON_NAMES)) == len(codes)
     assert all(RISK_REASON_NAMES[code] == name for name, code in codes.items())
@@ -414,7 +415,7 @@ def test_max_drawdown_when_position_has_no_mark_yet_then_first_fill_price_is_the
 
 def test_execution_when_cancelled_then_nothing_changes(desk: Desk) -> None:
     before = desk.state.copy()
-    assert risk_on_execution(desk.limits, desk.state, desk.fstate, BTC, STATUS_CANCELLED, 0, ONE, 1, 1,
+    assert risk_on_execution(desk.limits, desk.state, desk.fstate, BTC, STATUS_CANCELLED, 0, 0, ONE, 1, 1,
                              desk.now) == RISK_OK
     assert (desk.state == before).all()
 
@@ -471,6 +472,41 @@ def test_reject_storm_when_tripped_then_earlier_rejections_do_not_count_again(de
     desk.advance(30_000 * MS - 1)
     desk.fresh()
     assert desk.check(BTC, SIDE_BUY, HALF) == RISK_REJECT_STORM
+
+
+def test_reject_storm_when_rejections_are_post_only_crosses_then_never_tripped(desk: Desk) -> None:
+    assert [desk.reject(reason=REASON_POST_ONLY_WOULD_CROSS) for _ in range(50)] == [RISK_OK] * 50
+    desk.fresh()
+    assert desk.check(BTC, SIDE_BUY, HALF) == RISK_OK
+    assert [desk.reject() for _ in range(11)][-1] == RISK_REJECT_STORM  # other reasons still count
+
+
+# --- cancels ---
+
+
+def test_cancel_when_bucket_empty_then_denied_by_cancel_rate_and_refills_at_its_rate() -> None:
+    desk = Desk(RiskConfig(max_cancels_per_second=10.0, cancel_burst=3))
+    assert [desk.cancel() for _ in range(4)] == [RISK_OK] * 3 + [RISK_CANCEL_RATE]
+    desk.advance(100 * MS - 1)
+    assert desk.cancel() == RISK_CANCEL_RATE
+    desk.advance(1)  # 100 ms at 10 per second: exactly one token
+    assert desk.cancel() == RISK_OK
+
+
+def test_cancel_when_kill_switch_and_breakers_on_then_still_allowed(desk: Desk) -> None:
+    desk.kill = 1
+    for _ in range(11):
+        desk.reject()
+    assert desk.check(BTC, SIDE_BUY, HALF) != RISK_OK
+    assert desk.cancel() == RISK_OK
+
+
+def test_cancel_bucket_when_orders_spend_theirs_then_cancels_are_not_affected() -> None:
+    desk = Desk(RiskConfig(max_orders_per_second=1.0, order_burst=1))
+    desk.fresh()
+    desk.send()
+    assert desk.check(BTC, SIDE_BUY, HALF) == RISK_ORDER_RATE
+    assert desk.cancel() == RISK_OK
 
 
 # --- precedence ---

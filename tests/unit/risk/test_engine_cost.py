@@ -50,9 +50,9 @@ def _every_call(
         risk_on_market(limits, state, fstate, ETH, ETH_PRICE, now)
         counts[risk_check(limits, state, fstate, ETH, SIDE_BUY, ONE // 2, ETH_PRICE, now, 0, 0)] += 1
         risk_on_order_sent(limits, state, now)
-        risk_on_execution(limits, state, fstate, BTC, STATUS_FILLED, BTC_PRICE, ONE, ONE * BTC_PRICE, 0, now)
+        risk_on_execution(limits, state, fstate, BTC, STATUS_FILLED, 0, BTC_PRICE, ONE, ONE * BTC_PRICE, 0, now)
         if k % 1_000 == 999:  # one rejection a second: the storm never trips, every check runs every rule
-            risk_on_execution(limits, state, fstate, ETH, STATUS_REJECTED, 0, 0, 0, 0, now)
+            risk_on_execution(limits, state, fstate, ETH, STATUS_REJECTED, 1, 0, 0, 0, 0, now)
     return now
 
 

@@ -92,7 +92,8 @@ PINNED: dict[str, tuple[int, dict[str, tuple[int, str, tuple[int, ...]]]]] = {
         "liquidity": (162, "<i2", ()),
         "flags": (164, "<i4", ()),
         "total_fees": (168, "<i8", ()),
-        "spare": (176, "<i8", (2,)),
+        "target_order_id": (176, "<i8", ()),
+        "spare": (184, "<i8", ()),
     }),
     "BOOK_SNAPSHOT": (448, {
         "seq": (0, "<i8", ()),
