@@ -73,6 +73,5 @@ def check_fields(bundle: str, fields: FieldSpec, values: Sequence[object]) -> No
         elif isinstance(declared, types.Integer):
             if not isinstance(value, int | np.integer) or isinstance(value, bool):
                 raise BundleError(f"{where}: expected an integer, got {type(value).__name__}")
-        elif isinstance(declared, types.Float):
-            if not isinstance(value, float | int | np.floating | np.integer):
-                raise BundleError(f"{where}: expected a number, got {type(value).__name__}")
+        elif isinstance(declared, types.Float) and not isinstance(value, float | int | np.floating | np.integer):
+            raise BundleError(f"{where}: expected a number, got {type(value).__name__}")

@@ -21,9 +21,10 @@ def _instance(args: argparse.Namespace) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    from hft.config import resolve_module_paths
     from hft.supervisor import SupervisorError, plan_cores, run_pipeline
 
-    config = load_config(args.config)
+    config = resolve_module_paths(load_config(args.config), args.config)
     if args.instance:
         import msgspec
 

@@ -7,9 +7,10 @@ errors: a typo in a risk limit must not silently fall back to a default.
 from __future__ import annotations
 
 import os
+import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -159,108 +160,74 @@ class RingsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
             require(value >= 8 and value & (value - 1) == 0, f"rings.{name}: {value} is not a power of two >= 8")
 
 
-GeneratorName = Literal["imbalance", "rules", "onnx"]
-
-
-def _check_generator(where: str, generator: str, rules: list[str], model_path: str, model_norm_path: str) -> None:
-    for key, path in (("model_path", model_path), ("model_norm_path", model_norm_path)):
-        require(not path or os.path.isfile(path), f"{where}.{key}: no such file {path!r}")
-    if generator == "rules":
-        require(bool(rules), f'{where}.rules: generator "rules" needs at least one rule')
-        from hft.strategy.kernels import FEATURE_NAMES
-        from hft.strategy.rules import RuleError, compile_rules
-
-        try:
-            compile_rules(rules, FEATURE_NAMES)
-        except RuleError as exc:
-            raise ConfigError(f"{where}.{exc}") from None
+# keys of the old closed strategy config: each now belongs to a strategy module's [strategy.params]
+MOVED_TO_PARAMS = (
+    "imbalance_threshold", "min_confidence", "momentum_scale", "volatility_scale", "volatility_floor",
+    "holding_min_ms", "holding_max_ms", "signal_decay_ms", "min_strength", "max_position", "order_fraction",
+    "rules", "rule_holding_ms", "model_path", "model_norm_path", "order_type", "order_ttl_ms",
+)
 
 
 class InstanceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One strategy instance in the strategy process: a generator trading its own symbols.
+    """One strategy instance in the strategy process: a strategy module trading its own symbols.
 
     Instances split the symbols between them (a symbol belongs to at most one instance, so the broker's
     position per symbol is that instance's); orders carry the instance's number as ``strategy_id``.
     """
 
     name: str
-    generator: GeneratorName = "imbalance"
+    module: str = "imbalance"  # a built-in (imbalance, rules, onnx), a dotted module name, or a .py path
     symbols: list[str] = msgspec.field(default_factory=list)  # empty: every symbol (only with one instance)
-    rules: list[str] = msgspec.field(default_factory=list)
-    rule_holding_ms: int = 1_000
-    model_path: str = ""
-    model_norm_path: str = ""
+    params: dict[str, Any] = msgspec.field(default_factory=dict)  # checked against the module's declare_params
 
     def __post_init__(self) -> None:
         require(self.name.isidentifier(), f"strategy.instances: name {self.name!r} must be a simple name")
-        require(self.rule_holding_ms > 0, f"strategy.instances.{self.name}.rule_holding_ms must be positive")
-        _check_generator(f"strategy.instances.{self.name}", self.generator, self.rules, self.model_path,
-                         self.model_norm_path)
+        require(bool(self.module.strip()), f"strategy.instances.{self.name}.module must name a strategy")
 
 
 class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The seed's order-book-imbalance strategy and its position limit."""
+    """Which strategy trades, with which parameters, and the feature kernels every strategy reads.
 
-    imbalance_threshold: float = 0.3  # |touch imbalance| at or above which a signal fires
-    min_confidence: float = 0.7  # signals below it are suppressed
-    momentum_scale: float = 0.01  # |momentum| giving full momentum confidence
-    volatility_scale: float = 0.01  # volatility at or below which volatility confidence is full
-    volatility_floor: float = 0.001
-    holding_min_ms: int = 100
-    holding_max_ms: int = 10_000
-    feature_window_ms: int = 1_000  # momentum and volatility look back this far
-    signal_decay_ms: int = 2_000  # half-life of a persisting signal's strength (0: no decay)
-    min_strength: float = 0.5  # a decayed signal weaker than this opens no new position
-    max_position: str = "1.0"  # per symbol, in base units
-    order_fraction: float = 0.5  # order size = fraction * max_position
-    generator: GeneratorName = "imbalance"  # which signal generator decides (the single-instance shorthand)
-    rules: list[str] = msgspec.field(default_factory=list)  # generator "rules": "<condition> -> buy|sell|flat"
-    rule_holding_ms: int = 1_000  # holding period of a position opened by a rule
-    model_path: str = ""  # generator "onnx": the model ("": the shipped hft/strategy/models/imbalance_mlp.onnx)
-    model_norm_path: str = ""  # its normalizer JSON ("": the shipped one beside the default model)
-    instances: list[InstanceConfig] = msgspec.field(default_factory=list)  # several generators in one process
+    A strategy is a Python module of numba callbacks (``hft.strategy.api``): a built-in name, a dotted module
+    name, or a path to a ``.py`` file. Its parameters go in ``[strategy.params]``, checked against what the module
+    declares before anything starts. Several ``[[strategy.instances]]`` run several strategies side by side, each
+    on its own symbols; when present they replace ``module`` and ``params``.
+    """
+
+    module: str = "imbalance"  # imbalance | rules | onnx (hft.strategy.builtin) | dotted.name | path/to/file.py
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    instances: list[InstanceConfig] = msgspec.field(default_factory=list)
+    feature_window_ms: int = 1_000  # the features' window: volatility, momentum half-life, VWAP, flow
     vpin_bucket_volume: str = "1.0"  # toxicity: base units per VPIN volume bucket
     vpin_buckets: int = 50  # toxicity: buckets averaged
     surge_half_life_ms: int = 60_000  # volume surge: half-life of the baseline volume
-    order_type: OrderTypeName = "market"  # market; ioc (limit at the far touch); limit/post_only (join our touch)
-    order_ttl_ms: int = 1_000  # limit/post_only orders are GTD: they expire this long after the decision
-    snapshot_interval_ms: int = 1_000  # the strategy's state goes to strategy_snapshots this often
+    snapshot_interval_ms: int = 1_000  # the strategies' state goes to strategy_snapshots this often
+    boundscheck: bool = True  # strategy callbacks check array indices: a bad index raises (and halts the
+    # instance) instead of writing past an array
 
     def __post_init__(self) -> None:
-        require(0 < self.imbalance_threshold <= 1, "strategy.imbalance_threshold must be in (0, 1]")
-        require(0 <= self.min_confidence <= 1, "strategy.min_confidence must be in [0, 1]")
-        require(0 < self.holding_min_ms <= self.holding_max_ms, "strategy.holding_min_ms must be in (0, max]")
         require(self.feature_window_ms > 0, "strategy.feature_window_ms must be positive")
-        require(self.signal_decay_ms >= 0, "strategy.signal_decay_ms must be >= 0 (0: no decay)")
-        require(0 <= self.min_strength <= 1, "strategy.min_strength must be in [0, 1]")
-        require(0 < self.order_fraction <= 1, "strategy.order_fraction must be in (0, 1]")
-        require(self.momentum_scale > 0 and self.volatility_scale > 0 and self.volatility_floor > 0,
-                "strategy momentum/volatility scales must be positive")
+        require(bool(self.module.strip()), "strategy.module must name a strategy")
         try:
-            require(Decimal(self.max_position) > 0, "strategy.max_position must be positive")
             require(Decimal(self.vpin_bucket_volume) > 0, "strategy.vpin_bucket_volume must be positive")
         except InvalidOperation:
-            raise ConfigError("strategy.max_position and vpin_bucket_volume must be decimal strings") from None
-        require(self.rule_holding_ms > 0, "strategy.rule_holding_ms must be positive")
-        require(self.order_ttl_ms > 0, "strategy.order_ttl_ms must be positive")
+            raise ConfigError("strategy.vpin_bucket_volume must be a decimal string") from None
         require(self.snapshot_interval_ms >= 100, "strategy.snapshot_interval_ms must be >= 100")
         require(self.vpin_buckets > 0 and self.surge_half_life_ms > 0, "strategy.vpin_buckets/surge_half_life_ms > 0")
-        if not self.instances:
-            _check_generator("strategy", self.generator, self.rules, self.model_path, self.model_norm_path)
         names = [instance.name for instance in self.instances]
         require(len(set(names)) == len(names), f"strategy.instances: duplicate names in {names}")
+        require(len(self.instances) <= 8, "strategy.instances: at most 8 instances")
+        require(not self.instances or not self.params,
+                "strategy.params: with [[strategy.instances]], give each instance its own params")
 
     def effective_instances(self) -> list[InstanceConfig]:
-        """The instances to run: the configured list, or one built from the single-instance keys."""
+        """The instances to run: the configured list, or one built from ``module`` and ``params``."""
         if self.instances:
             return list(self.instances)
-        return [InstanceConfig(name="main", generator=self.generator, rules=self.rules,
-                               rule_holding_ms=self.rule_holding_ms, model_path=self.model_path,
-                               model_norm_path=self.model_norm_path)]
+        return [InstanceConfig(name="main", module=self.module, params=dict(self.params))]
 
 
 FillModelName = Literal["queue", "touch"]
-OrderTypeName = Literal["market", "ioc", "limit", "post_only"]
 
 
 class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -349,11 +316,42 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
     try:
         return msgspec.toml.decode(raw, type=Config)
     except msgspec.ValidationError as exc:
+        moved = re.search(r"unknown field `(\w+)` - at `\$\.strategy(?:\.instances\[\d+\])?`", str(exc))
+        if moved and moved.group(1) in (*MOVED_TO_PARAMS, "generator"):
+            key = moved.group(1)
+            hint = ('module = "imbalance" | "rules" | "onnx" | <your module>' if key == "generator" else
+                    f"[strategy.params] {key} = ... (a parameter of the strategy module)")
+            raise ConfigError(f"{path}: strategy.{key} is no longer a strategy key: write {hint}") from None
         raise ConfigError(f"{path}: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def is_module_path(module: str) -> bool:
+    """A strategy module given as a file path (not a built-in or dotted name)."""
+    return module.endswith(".py") or "/" in module or os.sep in module
+
+
+def resolve_module_paths(config: Config, config_path: str | os.PathLike[str] | None) -> Config:
+    """Make every strategy module path absolute: relative to the config file's directory when the file is there
+    (``hft run --config examples/mm.toml`` with ``module = "mm.py"``), else to the working directory. Workers
+    then load exactly the file the supervisor checked, wherever they start."""
+
+    def resolve(module: str) -> str:
+        if not is_module_path(module) or os.path.isabs(module):
+            return module
+        if config_path is not None:
+            beside = Path(config_path).resolve().parent / module
+            if beside.is_file():
+                return str(beside)
+        return str(Path(module).expanduser().resolve())
+
+    strategy = config.strategy
+    instances = [msgspec.structs.replace(i, module=resolve(i.module)) for i in strategy.instances]
+    strategy = msgspec.structs.replace(strategy, module=resolve(strategy.module), instances=instances)
+    return msgspec.structs.replace(config, strategy=strategy)
 
 
 def encode_config(config: Config) -> bytes:

@@ -75,7 +75,8 @@ from shm_layout.region import find_segments, remove_segment
 
 log = logging.getLogger("hft.supervisor")
 
-START_TIMEOUT_S = 120.0  # first start compiles the jitted loops (cached afterwards)
+START_TIMEOUT_S = 180.0  # a first start compiles the jitted loops (cached afterwards)
+START_NOTE_S = 10.0  # while workers start, say every this often which ones are still compiling
 STOP_TIMEOUT_S = 15.0
 SIM_START_TIMEOUT_S = 30.0
 WORKER_TARGETS = {
@@ -309,6 +310,20 @@ class Supervisor:
     def start(self) -> None:
         config = self.config
         self.drain_thread.start()
+        # every strategy is loaded, checked and compiled here, before any process or segment exists: a broken
+        # strategy is one clear error, and the strategy process finds its callbacks in numba's cache
+        from hft.strategy.loader import StrategyError
+        from hft.strategy.runtime import plan_instances
+
+        started = time.monotonic()
+        try:
+            for spec in plan_instances(config, log):
+                if spec.strategy.compiled:
+                    log.info("strategy %s compiled (%s) in %.1f s", spec.strategy.name,
+                             ", ".join(spec.strategy.compiled), spec.strategy.compile_seconds)
+        except StrategyError as exc:
+            raise SupervisorError(str(exc)) from None
+        log.debug("strategies ready in %.1f s", time.monotonic() - started)
         removed = clean_stale(config.instance)
         if removed:
             log.warning("removed %d stale segments left by a supervisor that died: %s", len(removed),
@@ -335,15 +350,25 @@ class Supervisor:
         self.worker_config_raw = encode_config(worker_config)
         for process in START_ORDER:
             self._spawn(process)
-        deadline = time.monotonic() + START_TIMEOUT_S
+        spawned = time.monotonic()
+        deadline = spawned + START_TIMEOUT_S
+        next_note = spawned + START_NOTE_S
         for process in START_ORDER:
             block = control.process_words(process)
             while int(block[W_STATE]) != PSTATE_RUNNING:
                 worker = self.workers[process]
                 if not worker.is_alive():
                     raise SupervisorError(f"{PROCESS_NAMES[process]} exited with code {worker.exitcode} at start")
-                if time.monotonic() > deadline or self.stop_signal.is_set():
+                now = time.monotonic()
+                if now > deadline or self.stop_signal.is_set():
                     raise SupervisorError(f"{PROCESS_NAMES[process]} did not start in {START_TIMEOUT_S:.0f} s")
+                if now >= next_note:  # a first run compiles for a while: say who, never a silent minute
+                    waiting = [PROCESS_NAMES[p] for p in START_ORDER
+                               if int(control.process_words(p)[W_STATE]) != PSTATE_RUNNING]
+                    log.info("still starting after %.0f s: %s (compiling numba kernels on a first run or after "
+                             "a source change; later runs load them from the cache)", now - spawned,
+                             ", ".join(waiting))
+                    next_note = now + START_NOTE_S
                 time.sleep(0.01)
             self._transition(process, "ready")
         control.words[W_RUN_STATE] = RUN_RUNNING

@@ -85,6 +85,7 @@ COUNTER_NAMES = (
     "post_only_rejects",  # broker: post-only orders that would have crossed (their own kind: not a storm)
     "cancel_rejects",  # broker: cancels whose target had already ended or never existed (a cancel race)
     "bbo_updates",  # strategy: bookTicker updates taken (broker: applied to its touch)
+    "action_errors",  # strategy: actions the API refused itself (unknown order, cancel pending, table full ...)
 )
 assert len(COUNTER_NAMES) <= N_COUNTERS
 C = {name: index for index, name in enumerate(COUNTER_NAMES)}
@@ -123,6 +124,7 @@ C_STRATEGY_FAULTS = C["strategy_faults"]
 C_POST_ONLY_REJECTS = C["post_only_rejects"]
 C_CANCEL_REJECTS = C["cancel_rejects"]
 C_BBO_UPDATES = C["bbo_updates"]
+C_ACTION_ERRORS = C["action_errors"]
 
 # word indices inside one PROCESS_BLOCK viewed as int64
 W_HEARTBEAT = word_index(PROCESS_BLOCK, "heartbeat_ns")

@@ -299,6 +299,33 @@ def ring_body_bytes(record_dtype: np.dtype, capacity: int) -> int:
     return CONTROL_BYTES + np.dtype(record_dtype).itemsize * capacity
 
 
+class LocalRing:
+    """A ring in this process's own memory: the same control words and slots as a shared ring, for drivers that
+    run producer and consumers in one process (a backtest, tests). Every ``ring_*`` function works on it."""
+
+    def __init__(self, record_dtype: np.dtype, capacity: int, policy: int = POLICY_BLOCK,
+                 consumer_names: tuple[str, ...] = ()) -> None:
+        if capacity <= 0 or capacity & (capacity - 1):
+            raise ValueError(f"capacity must be a power of two, got {capacity}")
+        if len(consumer_names) > MAX_CONSUMERS:
+            raise ValueError(f"at most {MAX_CONSUMERS} consumers, got {len(consumer_names)}")
+        self.record_dtype = np.dtype(record_dtype)
+        self.capacity = capacity
+        self.consumer_names = consumer_names
+        self.ctrl = np.zeros(CONTROL_BYTES // 8, np.int64)
+        self.control = self.ctrl.view(RING_CONTROL)
+        self.slots = np.zeros(capacity, self.record_dtype)
+        self.ctrl[W_CAPACITY] = capacity
+        self.ctrl[W_POLICY] = policy
+        self.ctrl[W_N_CONSUMERS] = MAX_CONSUMERS
+        for index in range(len(consumer_names)):
+            self.ctrl[W_CONSUMERS + index * CONSUMER_WORDS + W_ACTIVE] = 1
+
+    def consumer_index(self, name: str) -> int:
+        """Return the slot of a named consumer."""
+        return self.consumer_names.index(name)
+
+
 class Ring:
     """A ring region mapped into this process, with its control words and typed slots.
 

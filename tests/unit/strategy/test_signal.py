@@ -1,13 +1,10 @@
-"""The seed's imbalance signal rules and the windowed features against plain numpy references."""
+"""The seed's imbalance signal rules, as the built-in imbalance strategy applies them."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 
-from hft.strategy.features import make_feature_state, update_window_features
 from hft.strategy.signal import (
     N_PARAMS,
     P_HOLD_MAX_MS,
@@ -69,34 +66,6 @@ def test_holding_period_when_imbalance_varies_then_clamped_1000_over_imbalance(
     assert imbalance_signal(imbalance, 0.01, 0.0, params)[3] == pytest.approx(holding)
 
 
-def reference_features(ts: np.ndarray, log_mid: np.ndarray, window_ns: int) -> tuple[list[float], list[float]]:
-    momentum, volatility = [], []
-    for i in range(len(ts)):
-        inside = np.nonzero(ts[: i + 1] >= ts[i] - window_ns)[0]
-        first = inside[0]
-        momentum.append(log_mid[i] - log_mid[first])
-        returns = np.diff(log_mid[first : i + 1])
-        volatility.append(math.sqrt(np.mean(returns**2)) if len(returns) else 0.0)
-    return momentum, volatility
-
-
-def test_window_features_when_random_walk_then_match_numpy_reference() -> None:
-    rng = np.random.default_rng(3)
-    n = 3000
-    ts = np.cumsum(rng.integers(1_000_000, 20_000_000, n))
-    log_mid = np.log(60_000 * np.exp(np.cumsum(rng.normal(0, 1e-4, n))))
-    window_ns = 500_000_000
-    expected_momentum, expected_vol = reference_features(ts, log_mid, window_ns)
-    sample_ts, sample_logmid, cursor, accum = make_feature_state(2)
-    for i in range(n):
-        momentum, volatility = update_window_features(
-            1, int(ts[i]), float(log_mid[i]), window_ns, sample_ts, sample_logmid, cursor, accum
-        )
-        assert momentum == pytest.approx(expected_momentum[i], abs=1e-12)
-        assert volatility == pytest.approx(expected_vol[i], rel=1e-6, abs=1e-12)
-    assert cursor[0, 1] == 0  # the other symbol's state is untouched
-
-
 def test_signal_when_it_persists_past_its_half_life_then_it_opens_no_new_position() -> None:
     from hft.strategy.signal import P_DECAY_MS, P_MIN_STRENGTH, decayed_direction
 
@@ -109,25 +78,3 @@ def test_signal_when_it_persists_past_its_half_life_then_it_opens_no_new_positio
     assert decayed_direction(0, 0.0, 0.0, params) == 0
     params[P_DECAY_MS] = 0.0  # decay off
     assert decayed_direction(1, 1.0, 1e9, params) == 1
-
-
-def test_loop_when_imbalance_persists_while_flat_then_stops_reentering_after_decay(instance: str) -> None:
-    from hft.strategy.signal import P_DECAY_MS, P_MIN_STRENGTH
-    from tests.unit.strategy.test_loop import Harness
-
-    harness = Harness(instance)
-    try:
-        harness.params[P_DECAY_MS] = 100.0  # half-life 100 ms of venue time; ticks are 50 ms apart
-        harness.params[P_MIN_STRENGTH] = 0.5
-        placed = []
-        for step in range(8):  # bid-heavy and rising for 400 ms: fresh at first, stale later
-            harness.book(bid_size=900, ask_size=100, mid_ticks=6_000_000 + step * 300)
-            harness.step()
-            for order in harness.orders():
-                placed.append(step)
-                harness.fill(order, 0)  # the broker reports the position flat again: only decay can stop re-entry
-                harness.step()
-        # the signal fires at step 1 (age 0); strength 2**(-age/100 ms) stays >= 0.5 up to 100 ms (step 3)
-        assert placed == [1, 2, 3]
-    finally:
-        harness.close()

@@ -1,0 +1,1 @@
+"""Strategy modules the tests load like users' own (through hft.strategy.loader)."""
