@@ -27,13 +27,15 @@ How orders fill (all prices and sizes fixed-point int64, money = price * size un
   ``touch_fill_probability * (1 - queue_ahead / queue at arrival)``, at each trade at its price (numba's
   generator, seeded from the config: deterministic too).
 
-State, all plain arrays owned by the broker process (single writer, no shared memory):
+State: one ``BrokerState`` bundle (``hft.broker.state``), owned by the broker process (single writer, no shared
+memory), passed to every kernel as ``bk``:
 
-* ``table[MAX, O_*]`` int64: one row per order the broker holds, pending arrival or resting.
-* ``state[ST_*]`` int64 scalars; ``params[P_*]`` int64 parameters.
-* books: ``prices[S, 2, depth]``, ``sizes[S, 2, depth]``, ``counts[S, 2]`` (``hft.feed.book`` layout);
-  ``grid[S, 2]`` tick and lot; ``account[S, K_*]`` positions and PnL (``hft.broker.accounting``).
-* ``out``: EXEC_REPORT records waiting to be published (``state[ST_N_OUT]`` of them).
+* ``bk.table[MAX, O_*]`` int64: one row per order the broker holds, pending arrival or resting.
+* ``bk.state[ST_*]`` int64 scalars; ``bk.params[P_*]`` int64 parameters.
+* books: ``bk.prices[S, 2, depth]``, ``bk.sizes[S, 2, depth]``, ``bk.counts[S, 2]`` (``hft.feed.book`` layout);
+  ``bk.grid[S, 2]`` tick and lot; ``bk.account[S, K_*]`` positions and PnL (``hft.broker.accounting``).
+* ``bk.touch[S, N_TOUCH]``: reserved for the bookTicker overlay (unused so far).
+* ``bk.out``: EXEC_REPORT records waiting to be published (``state[ST_N_OUT]`` of them).
 """
 
 from __future__ import annotations
@@ -151,19 +153,14 @@ P_CLOCK_FALLBACK = 7  # 1: live run, orders also arrive by the machine's clock
 P_SEED = 8
 N_P = 10
 
+# --- touch columns (bk.touch[S, N_TOUCH]) ---
+N_TOUCH = 12
+
 FILL_MODEL_QUEUE = 0
 FILL_MODEL_TOUCH = 1
 FILL_MODELS = {"queue": FILL_MODEL_QUEUE, "touch": FILL_MODEL_TOUCH}
 
 PPM = 1_000_000
-
-
-def new_state(max_open_orders: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Allocate ``(table, state, out)``: ``out`` holds every report one event can cause, with room to spare."""
-    from shm_layout.records import EXEC_REPORT
-
-    return (np.zeros((max_open_orders, N_O), np.int64), np.zeros(N_ST, np.int64),
-            np.zeros(2 * max_open_orders + 64, EXEC_REPORT))
 
 
 @njit(cache=True)
@@ -176,7 +173,9 @@ def seed_random(seed: int) -> None:
 
 
 @njit(cache=True)
-def _mid_x2(prices, counts, symbol: int) -> int:
+def _mid_x2(bk, symbol: int) -> int:
+    prices = bk.prices
+    counts = bk.counts
     nb = counts[symbol, BID_ROW]
     na = counts[symbol, ASK_ROW]
     if nb == 0 or na == 0:
@@ -185,10 +184,13 @@ def _mid_x2(prices, counts, symbol: int) -> int:
 
 
 @njit(cache=True)
-def _emit(out, state, table, row: int, status: int, reason: int, price: int, size: int, fee: int, fill_pnl: int,
-          closed: int, liquidity: int, ts_exch: int, account, prices, counts) -> None:
+def _emit(bk, row: int, status: int, reason: int, price: int, size: int, fee: int, fill_pnl: int, closed: int,
+          liquidity: int, ts_exch: int) -> None:
     """Append the report of ``table[row]`` after an event; ``price``/``size`` describe its fill (0: none)."""
-    report = out[state[ST_N_OUT]]
+    state = bk.state
+    table = bk.table
+    account = bk.account
+    report = bk.out[state[ST_N_OUT]]
     state[ST_N_OUT] += 1
     symbol = table[row, O_SYMBOL]
     report.exec_id = 0  # set when published
@@ -207,7 +209,7 @@ def _emit(out, state, table, row: int, status: int, reason: int, price: int, siz
         report.entry_notional = account[symbol, K_ENTRY_NOTIONAL]
         report.realized_pnl = account[symbol, K_REALIZED]
         report.total_fees = account[symbol, K_FEES]
-        report.mid_x2 = _mid_x2(prices, counts, symbol)
+        report.mid_x2 = _mid_x2(bk, symbol)
     else:
         report.total_fees = 0
         report.position = 0
@@ -230,7 +232,9 @@ def _emit(out, state, table, row: int, status: int, reason: int, price: int, siz
 
 
 @njit(cache=True)
-def _free(table, state, row: int) -> None:
+def _free(bk, row: int) -> None:
+    table = bk.table
+    state = bk.state
     if table[row, O_STATE] == ROW_PENDING:
         state[ST_N_PENDING] -= 1
     elif table[row, O_STATE] == ROW_RESTING:
@@ -243,11 +247,11 @@ def _free(table, state, row: int) -> None:
 
 
 @njit(cache=True)
-def _close(out, state, table, row: int, status: int, reason: int, ts_exch: int, account, prices, counts) -> None:
+def _close(bk, row: int, status: int, reason: int, ts_exch: int) -> None:
     """End the order in ``row`` without a fill (cancel, expiry, rejection): report it and free the row."""
-    table[row, O_LEAVES] = 0
-    _emit(out, state, table, row, status, reason, 0, 0, 0, 0, 0, 0, ts_exch, account, prices, counts)
-    _free(table, state, row)
+    bk.table[row, O_LEAVES] = 0
+    _emit(bk, row, status, reason, 0, 0, 0, 0, 0, 0, ts_exch)
+    _free(bk, row)
 
 
 # ------------------------------------------------------------------------------------------------ intake
@@ -304,11 +308,14 @@ def effective_tif(kind: int, tif: int) -> int:
 
 
 @njit(cache=True)
-def accept(order, seq: int, table, state, params, grid, out, account, prices, counts) -> int:
-    """Take one order off strategy.orders: reject it now if it is invalid, else hold it until it arrives.
+def accept(bk, order, seq: int) -> int:
+    """Take one order off strategy.orders (``seq``: its position on the ring): reject it now if it is invalid,
+    else hold it until it arrives.
 
     Return the reason it was rejected (REASON_NONE if held)."""
-    reason = validate(order, account.shape[0], grid)
+    table = bk.table
+    state = bk.state
+    reason = validate(order, bk.account.shape[0], bk.grid)
     target = -1
     if reason == REASON_NONE:
         for row in range(table.shape[0]):
@@ -318,7 +325,7 @@ def accept(order, seq: int, table, state, params, grid, out, account, prices, co
         if target < 0:
             reason = REASON_TOO_MANY_ORDERS
     if reason != REASON_NONE:
-        return _reject_unheld(order, reason, out, state, account, prices, counts)
+        return _reject_unheld(bk, order, reason)
     table[target, O_STATE] = ROW_PENDING
     table[target, O_ORDER_ID] = order.order_id
     table[target, O_SEQ] = seq
@@ -332,8 +339,9 @@ def accept(order, seq: int, table, state, params, grid, out, account, prices, co
     table[target, O_LEAVES] = order.size if order.command == CMD_NEW else 0
     table[target, O_CUM_FILLED] = 0
     table[target, O_CUM_NOTIONAL] = 0
-    table[target, O_ARRIVAL_TS] = order.ts_exch + params[P_LATENCY_NS]
-    table[target, O_ARRIVAL_MONO] = order.ts_init + params[P_LATENCY_NS]
+    latency = bk.params[P_LATENCY_NS]
+    table[target, O_ARRIVAL_TS] = order.ts_exch + latency
+    table[target, O_ARRIVAL_MONO] = order.ts_init + latency
     table[target, O_MD_CURSOR] = order.md_cursor
     table[target, O_EXPIRE_TS] = order.expire_ts
     table[target, O_TARGET] = order.target_order_id
@@ -351,9 +359,11 @@ def accept(order, seq: int, table, state, params, grid, out, account, prices, co
 
 
 @njit(cache=True)
-def _reject_unheld(order, reason: int, out, state, account, prices, counts) -> int:
+def _reject_unheld(bk, order, reason: int) -> int:
     """Report the rejection of an order that never got a row."""
-    report = out[state[ST_N_OUT]]
+    state = bk.state
+    account = bk.account
+    report = bk.out[state[ST_N_OUT]]
     state[ST_N_OUT] += 1
     symbol = order.symbol_id
     report.exec_id = 0
@@ -372,7 +382,7 @@ def _reject_unheld(order, reason: int, out, state, account, prices, counts) -> i
     report.entry_notional = account[symbol, K_ENTRY_NOTIONAL] if known else 0
     report.realized_pnl = account[symbol, K_REALIZED] if known else 0
     report.total_fees = account[symbol, K_FEES] if known else 0
-    report.mid_x2 = _mid_x2(prices, counts, symbol) if known else 0
+    report.mid_x2 = _mid_x2(bk, symbol) if known else 0
     report.fill_pnl = 0
     report.closed = 0
     report.fee = 0
@@ -392,8 +402,10 @@ def _reject_unheld(order, reason: int, out, state, account, prices, counts) -> i
 
 
 @njit(cache=True)
-def _fill(table, row: int, quantity: int, price: int, account, fee_x100: int) -> tuple[int, int, int]:
+def _fill(bk, row: int, quantity: int, price: int, fee_x100: int) -> tuple[int, int, int]:
     """Book ``quantity`` (unsigned) of ``table[row]`` at ``price``; return (fee, pnl after fee, closed)."""
+    table = bk.table
+    account = bk.account
     symbol = table[row, O_SYMBOL]
     signed = quantity if table[row, O_SIDE] == SIDE_BUY else -quantity
     pnl, closed = apply_trade(account, symbol, signed, price)
@@ -406,8 +418,11 @@ def _fill(table, row: int, quantity: int, price: int, account, fee_x100: int) ->
 
 
 @njit(cache=True)
-def _walkable(prices, sizes, counts, symbol: int, side: int, limit: int, wanted: int) -> int:
+def _walkable(bk, symbol: int, side: int, limit: int, wanted: int) -> int:
     """Size the visible opposite side offers within ``limit`` (<= 0 for a market order), up to ``wanted``."""
+    prices = bk.prices
+    sizes = bk.sizes
+    counts = bk.counts
     row = ASK_ROW if side == SIDE_BUY else BID_ROW
     total = 0
     for i in range(counts[symbol, row] - 1, -1, -1):
@@ -421,8 +436,13 @@ def _walkable(prices, sizes, counts, symbol: int, side: int, limit: int, wanted:
 
 
 @njit(cache=True)
-def _take(out, state, table, row: int, params, account, prices, sizes, counts, ts_exch: int) -> None:
+def _take(bk, row: int, ts_exch: int) -> None:
     """Walk the opposite side for ``table[row]`` up to its limit; report the aggregate fill (if any)."""
+    table = bk.table
+    account = bk.account
+    prices = bk.prices
+    sizes = bk.sizes
+    counts = bk.counts
     symbol = table[row, O_SYMBOL]
     side = table[row, O_SIDE]
     limit = 0 if table[row, O_TYPE] == ORDER_MARKET else table[row, O_PRICE]
@@ -450,18 +470,22 @@ def _take(out, state, table, row: int, params, account, prices, sizes, counts, t
         table[row, O_LEAVES] = leaves - quantity
     if filled == 0:
         return
-    fee = fee_for(notional, params[P_TAKER_FEE])
+    fee = fee_for(notional, bk.params[P_TAKER_FEE])
     charge_fee(account, symbol, fee)
     table[row, O_CUM_FILLED] += filled
     table[row, O_CUM_NOTIONAL] += notional
     average = (2 * notional + filled) // (2 * filled)  # rounded half up; cum_notional stays exact
     status = STATUS_FILLED if table[row, O_LEAVES] == 0 else STATUS_PARTIALLY_FILLED
-    _emit(out, state, table, row, status, REASON_NONE, average, filled, fee, pnl - fee, closed, LIQUIDITY_TAKER,
-          ts_exch, account, prices, counts)
+    _emit(bk, row, status, REASON_NONE, average, filled, fee, pnl - fee, closed, LIQUIDITY_TAKER, ts_exch)
 
 
 @njit(cache=True)
-def _arrive_new(out, state, table, row: int, params, account, prices, sizes, counts, ts_exch: int) -> None:
+def _arrive_new(bk, row: int, ts_exch: int) -> None:
+    table = bk.table
+    state = bk.state
+    prices = bk.prices
+    sizes = bk.sizes
+    counts = bk.counts
     symbol = table[row, O_SYMBOL]
     side = table[row, O_SIDE]
     kind = table[row, O_TYPE]
@@ -469,14 +493,14 @@ def _arrive_new(out, state, table, row: int, params, account, prices, sizes, cou
     n_bid = counts[symbol, BID_ROW]
     n_ask = counts[symbol, ASK_ROW]
     if n_bid == 0 and n_ask == 0:
-        _close(out, state, table, row, STATUS_REJECTED, REASON_NO_MARKET, ts_exch, account, prices, counts)
+        _close(bk, row, STATUS_REJECTED, REASON_NO_MARKET, ts_exch)
         return
     opposite_empty = n_ask == 0 if side == SIDE_BUY else n_bid == 0
     if kind == ORDER_MARKET and opposite_empty:
-        _close(out, state, table, row, STATUS_REJECTED, REASON_NO_LIQUIDITY, ts_exch, account, prices, counts)
+        _close(bk, row, STATUS_REJECTED, REASON_NO_LIQUIDITY, ts_exch)
         return
     if tif == TIF_GTD and table[row, O_EXPIRE_TS] <= ts_exch:
-        _close(out, state, table, row, STATUS_REJECTED, REASON_GTD_EXPIRED, ts_exch, account, prices, counts)
+        _close(bk, row, STATUS_REJECTED, REASON_GTD_EXPIRED, ts_exch)
         return
     limit = table[row, O_PRICE]
     crosses = False
@@ -488,22 +512,21 @@ def _arrive_new(out, state, table, row: int, params, account, prices, sizes, cou
         else:
             crosses = prices[symbol, BID_ROW, n_bid - 1] >= limit
     if kind == ORDER_POST_ONLY and crosses:
-        _close(out, state, table, row, STATUS_REJECTED, REASON_POST_ONLY_WOULD_CROSS, ts_exch, account, prices,
-               counts)
+        _close(bk, row, STATUS_REJECTED, REASON_POST_ONLY_WOULD_CROSS, ts_exch)
         return
     if tif == TIF_FOK:
         wanted = table[row, O_LEAVES]
         market_limit = 0 if kind == ORDER_MARKET else limit
-        if not crosses or _walkable(prices, sizes, counts, symbol, side, market_limit, wanted) < wanted:
-            _close(out, state, table, row, STATUS_REJECTED, REASON_FOK_UNFILLABLE, ts_exch, account, prices, counts)
+        if not crosses or _walkable(bk, symbol, side, market_limit, wanted) < wanted:
+            _close(bk, row, STATUS_REJECTED, REASON_FOK_UNFILLABLE, ts_exch)
             return
     if crosses:
-        _take(out, state, table, row, params, account, prices, sizes, counts, ts_exch)
+        _take(bk, row, ts_exch)
     if table[row, O_LEAVES] == 0:
-        _free(table, state, row)
+        _free(bk, row)
         return
     if tif in (TIF_IOC, TIF_FOK):
-        _close(out, state, table, row, STATUS_CANCELLED, REASON_IOC_REMAINDER, ts_exch, account, prices, counts)
+        _close(bk, row, STATUS_CANCELLED, REASON_IOC_REMAINDER, ts_exch)
         return
     # rest at the back of our level
     ahead = book_size_at(prices[symbol], sizes[symbol], counts[symbol], side, limit)
@@ -514,15 +537,16 @@ def _arrive_new(out, state, table, row: int, params, account, prices, sizes, cou
     state[ST_N_PENDING] -= 1
     state[ST_N_RESTING] += 1
     if table[row, O_REPORTED] == 0:
-        _emit(out, state, table, row, STATUS_NEW, REASON_NONE, 0, 0, 0, 0, 0, 0, ts_exch, account, prices, counts)
+        _emit(bk, row, STATUS_NEW, REASON_NONE, 0, 0, 0, 0, 0, 0, ts_exch)
 
 
 @njit(cache=True)
-def _arrive_cancel(out, state, table, row: int, account, prices, counts, ts_exch: int) -> int:
+def _arrive_cancel(bk, row: int, ts_exch: int) -> int:
     """Cancel what ``table[row]`` (a CANCEL or CANCEL_ALL) names; return how many orders it cancelled."""
+    table = bk.table
     command = table[row, O_COMMAND]
     cancelled = 0
-    for other in range(state[ST_HIGH]):
+    for other in range(bk.state[ST_HIGH]):
         if other == row or table[other, O_STATE] == ROW_FREE or table[other, O_COMMAND] != CMD_NEW:
             continue
         if table[other, O_SEQ] > table[row, O_SEQ]:
@@ -534,26 +558,25 @@ def _arrive_cancel(out, state, table, row: int, account, prices, counts, ts_exch
                 table[row, O_SYMBOL] < 0 or table[other, O_SYMBOL] == table[row, O_SYMBOL])
         if hit:
             status = STATUS_CANCELLED
-            _close(out, state, table, other, status, REASON_CANCEL_REQUESTED, ts_exch, account, prices, counts)
+            _close(bk, other, status, REASON_CANCEL_REQUESTED, ts_exch)
             cancelled += 1
     if command == CMD_CANCEL and cancelled == 0:
-        _close(out, state, table, row, STATUS_REJECTED, REASON_UNKNOWN_ORDER, ts_exch, account, prices, counts)
+        _close(bk, row, STATUS_REJECTED, REASON_UNKNOWN_ORDER, ts_exch)
     else:
-        _free(table, state, row)
+        _free(bk, row)
     return cancelled
 
 
 @njit(cache=True)
-def _arrive(out, state, table, row: int, params, account, prices, sizes, counts, ts_exch: int) -> None:
-    if table[row, O_COMMAND] == CMD_NEW:
-        _arrive_new(out, state, table, row, params, account, prices, sizes, counts, ts_exch)
+def _arrive(bk, row: int, ts_exch: int) -> None:
+    if bk.table[row, O_COMMAND] == CMD_NEW:
+        _arrive_new(bk, row, ts_exch)
     else:
-        _arrive_cancel(out, state, table, row, account, prices, counts, ts_exch)
+        _arrive_cancel(bk, row, ts_exch)
 
 
 @njit(cache=True)
-def arrive_due(out, state, table, params, account, prices, sizes, counts, md_pos: int, before_ts: int,
-               mono_now: int, at_ts: int) -> int:
+def arrive_due(bk, md_pos: int, before_ts: int, mono_now: int, at_ts: int) -> int:
     """Let pending orders arrive, oldest first: those whose cursor is <= ``md_pos`` and whose venue arrival is
     before ``before_ts`` (the next event's venue time), or, if ``mono_now`` > 0, whose arrival on the machine's
     clock has passed. They meet the book as it is now, at venue time ``at_ts`` (or their arrival); resting GTD
@@ -563,9 +586,12 @@ def arrive_due(out, state, table, params, account, prices, sizes, counts, md_pos
     early only when ``out`` might not hold that many (the caller flushes and calls again). A caller that leaves
     two reports per held order free (``on_event``) is never cut short, so an order is never deferred past the
     event it was due before by how many reports happened to be waiting."""
+    table = bk.table
+    state = bk.state
+    capacity = bk.out.shape[0]
     arrived = 0
     while state[ST_N_PENDING] > 0:
-        if state[ST_N_OUT] + state[ST_N_PENDING] + state[ST_N_RESTING] + 1 > out.shape[0]:
+        if state[ST_N_OUT] + state[ST_N_PENDING] + state[ST_N_RESTING] + 1 > capacity:
             break
         best = -1
         for row in range(state[ST_HIGH]):
@@ -580,8 +606,8 @@ def arrive_due(out, state, table, params, account, prices, sizes, counts, md_pos
         if at_ts > ts:
             ts = at_ts
         if state[ST_N_RESTING] > 0:
-            expire_due(out, state, table, account, prices, counts, ts)  # GTD orders that ended before it came
-        _arrive(out, state, table, best, params, account, prices, sizes, counts, ts)
+            expire_due(bk, ts)  # GTD orders that ended before it came
+        _arrive(bk, best, ts)
         arrived += 1
     return arrived
 
@@ -590,23 +616,28 @@ def arrive_due(out, state, table, params, account, prices, sizes, counts, md_pos
 
 
 @njit(cache=True)
-def _maker_fill(out, state, table, row: int, quantity: int, params, account, prices, counts, ts_exch: int) -> None:
+def _maker_fill(bk, row: int, quantity: int, ts_exch: int) -> None:
     """Fill a resting order at its limit price, worsened by the adverse selection, as maker."""
+    table = bk.table
+    params = bk.params
     price = table[row, O_PRICE]
     adverse = (price * params[P_ADVERSE_X100] + PPM - 1) // PPM if params[P_ADVERSE_X100] > 0 else 0
     price = price + adverse if table[row, O_SIDE] == SIDE_BUY else price - adverse
-    fee, pnl, closed = _fill(table, row, quantity, price, account, params[P_MAKER_FEE])
+    fee, pnl, closed = _fill(bk, row, quantity, price, params[P_MAKER_FEE])
     status = STATUS_FILLED if table[row, O_LEAVES] == 0 else STATUS_PARTIALLY_FILLED
-    _emit(out, state, table, row, status, REASON_NONE, price, quantity, fee, pnl, closed, LIQUIDITY_MAKER, ts_exch,
-          account, prices, counts)
+    _emit(bk, row, status, REASON_NONE, price, quantity, fee, pnl, closed, LIQUIDITY_MAKER, ts_exch)
     if table[row, O_LEAVES] == 0:
-        _free(table, state, row)
+        _free(bk, row)
 
 
 @njit(cache=True)
-def _on_level(out, state, table, params, account, prices, sizes, counts, symbol: int, side: int, price: int,
-              new_size: int, ts_exch: int) -> None:
+def _on_level(bk, symbol: int, side: int, price: int, new_size: int, ts_exch: int) -> None:
     """A level changed to ``new_size``: move queue positions at it, and fill orders the other side now crosses."""
+    table = bk.table
+    state = bk.state
+    prices = bk.prices
+    sizes = bk.sizes
+    counts = bk.counts
     old_size = book_size_at(prices[symbol], sizes[symbol], counts[symbol], side, price)
     if book_set_level(prices[symbol], sizes[symbol], counts[symbol], side, price, new_size) < 0:
         return  # malformed (side, price or size): the book refused it, so it cannot fill anything either
@@ -624,19 +655,21 @@ def _on_level(out, state, table, params, account, prices, sizes, counts, symbol:
                 traded = table[row, O_TRADED_PENDING]
                 cancels = decrease - traded if decrease > traded else 0
                 table[row, O_TRADED_PENDING] = traded - decrease if traded > decrease else 0
-                ahead = table[row, O_QUEUE_AHEAD] - cancels * params[P_CANCEL_SHARE_PPM] // PPM
+                ahead = table[row, O_QUEUE_AHEAD] - cancels * bk.params[P_CANCEL_SHARE_PPM] // PPM
                 table[row, O_QUEUE_AHEAD] = ahead if ahead > 0 else 0
             if table[row, O_QUEUE_AHEAD] > new_size:
                 table[row, O_QUEUE_AHEAD] = new_size  # what is ahead of us is part of the visible level
         elif new_size > 0 and (price <= mine if side == SIDE_SELL else price >= mine):
             # liquidity rests on the other side at or through our price: it traded through us first
-            _maker_fill(out, state, table, row, table[row, O_LEAVES], params, account, prices, counts, ts_exch)
+            _maker_fill(bk, row, table[row, O_LEAVES], ts_exch)
 
 
 @njit(cache=True)
-def _on_trade(out, state, table, params, account, prices, counts, symbol: int, aggressor: int, price: int,
-              size: int, ts_exch: int) -> None:
+def _on_trade(bk, symbol: int, aggressor: int, price: int, size: int, ts_exch: int) -> None:
     """A print: it fills resting orders on the passive side that it reaches (through them, or past the queue)."""
+    table = bk.table
+    state = bk.state
+    params = bk.params
     if state[ST_N_RESTING] == 0 or price <= 0 or size <= 0:
         return  # (a malformed print fills nothing)
     passive = -aggressor
@@ -647,7 +680,7 @@ def _on_trade(out, state, table, params, account, prices, counts, symbol: int, a
         mine = table[row, O_PRICE]
         through = price < mine if passive == SIDE_BUY else price > mine
         if through:
-            _maker_fill(out, state, table, row, table[row, O_LEAVES], params, account, prices, counts, ts_exch)
+            _maker_fill(bk, row, table[row, O_LEAVES], ts_exch)
             continue
         if price != mine:
             continue
@@ -665,59 +698,61 @@ def _on_trade(out, state, table, params, account, prices, counts, symbol: int, a
             if at_arrival > 0:
                 probability *= 1.0 - table[row, O_QUEUE_AHEAD] / at_arrival
             if np.random.random() < probability:
-                _maker_fill(out, state, table, row, table[row, O_LEAVES], params, account, prices, counts, ts_exch)
+                _maker_fill(bk, row, table[row, O_LEAVES], ts_exch)
         elif reached > 0:
             leaves = table[row, O_LEAVES]
-            _maker_fill(out, state, table, row, reached if reached < leaves else leaves, params, account, prices,
-                        counts, ts_exch)
+            _maker_fill(bk, row, reached if reached < leaves else leaves, ts_exch)
 
 
 @njit(cache=True)
-def expire_due(out, state, table, account, prices, counts, venue_ts: int) -> int:
+def expire_due(bk, venue_ts: int) -> int:
     """Expire resting GTD orders whose expiry is at or before ``venue_ts``; return how many."""
+    table = bk.table
+    state = bk.state
     expired = 0
     if state[ST_N_RESTING] == 0:
         return 0
     for row in range(state[ST_HIGH]):
         if table[row, O_STATE] == ROW_RESTING and table[row, O_TIF] == TIF_GTD and table[row, O_EXPIRE_TS] <= venue_ts:
-            _close(out, state, table, row, STATUS_EXPIRED, REASON_EXPIRED, venue_ts, account, prices, counts)
+            _close(bk, row, STATUS_EXPIRED, REASON_EXPIRED, venue_ts)
             expired += 1
     return expired
 
 
 @njit(cache=True)
-def on_event(event, out, state, table, params, account, prices, sizes, counts) -> None:
+def on_event(bk, event) -> None:
     """Apply one md.events record at ``state[ST_MD_POS]``: arrivals due before it, expiries, then the event.
 
     Call it with fewer than ``out.shape[0] - 2 * table.shape[0] - 8`` reports in ``out``: one event, with the
     arrivals due before it, adds at most two per held order, and those arrivals must never be cut short."""
+    state = bk.state
     ts = event.ts_exch
     if state[ST_N_PENDING] > 0:
-        arrive_due(out, state, table, params, account, prices, sizes, counts, state[ST_MD_POS], ts, 0, 0)
+        arrive_due(bk, state[ST_MD_POS], ts, 0, 0)
     if state[ST_N_RESTING] > 0:
-        expire_due(out, state, table, account, prices, counts, ts)
+        expire_due(bk, ts)
     symbol = event.symbol_id
-    if 0 <= symbol < account.shape[0]:
+    if 0 <= symbol < bk.account.shape[0]:
         kind = event.kind
         if kind == EV_BOOK_LEVEL:
-            _on_level(out, state, table, params, account, prices, sizes, counts, symbol, event.side, event.price,
-                      event.size, ts)
+            _on_level(bk, symbol, event.side, event.price, event.size, ts)
         elif kind == EV_TRADE:
-            _on_trade(out, state, table, params, account, prices, counts, symbol, event.side, event.price,
-                      event.size, ts)
+            _on_trade(bk, symbol, event.side, event.price, event.size, ts)
         elif kind == EV_BOOK_RESET:
-            book_clear(prices[symbol], sizes[symbol], counts[symbol])
+            book_clear(bk.prices[symbol], bk.sizes[symbol], bk.counts[symbol])
     state[ST_MD_POS] += 1
     if ts > state[ST_VENUE_NOW]:
         state[ST_VENUE_NOW] = ts
 
 
 @njit(cache=True)
-def cancel_held(out, state, table, account, prices, counts, reason: int, venue_ts: int, strategy_id: int) -> int:
+def cancel_held(bk, reason: int, venue_ts: int, strategy_id: int) -> int:
     """Cancel every order held for ``strategy_id`` (<= 0: everyone's), resting or still to arrive, with
     ``reason``; pending cancel commands are dropped. Return how many orders were cancelled.
 
     ``out`` must have room for one report per held order (the caller publishes first)."""
+    table = bk.table
+    state = bk.state
     cancelled = 0
     for row in range(state[ST_HIGH]):
         if table[row, O_STATE] == ROW_FREE:
@@ -725,30 +760,34 @@ def cancel_held(out, state, table, account, prices, counts, reason: int, venue_t
         if strategy_id > 0 and table[row, O_STRATEGY_ID] != strategy_id:
             continue
         if table[row, O_COMMAND] != CMD_NEW:
-            _free(table, state, row)
+            _free(bk, row)
             continue
         ts = venue_ts if venue_ts > table[row, O_ARRIVAL_TS] else table[row, O_ARRIVAL_TS]  # never before its ack
-        _close(out, state, table, row, STATUS_CANCELLED, reason, ts, account, prices, counts)
+        _close(bk, row, STATUS_CANCELLED, reason, ts)
         cancelled += 1
     return cancelled
 
 
 @njit(cache=True)
-def shutdown(out, state, table, params, account, prices, sizes, counts) -> int:
+def shutdown(bk) -> int:
     """At stop: every pending order arrives against the final book, then every resting order is cancelled.
 
     Return how many orders are still pending because ``out`` filled up: publish it and call again."""
+    state = bk.state
     venue = state[ST_VENUE_NOW]
-    arrive_due(out, state, table, params, account, prices, sizes, counts, 1 << 62, 1 << 62, 0, venue)
+    arrive_due(bk, 1 << 62, 1 << 62, 0, venue)
     if state[ST_N_PENDING] > 0:
         return state[ST_N_PENDING]
-    cancel_held(out, state, table, account, prices, counts, REASON_SHUTDOWN, venue, 0)
+    cancel_held(bk, REASON_SHUTDOWN, venue, 0)
     return 0
 
 
 @njit(cache=True)
-def load_levels_from_snapshot(snapshot, symbol: int, prices, sizes, counts) -> None:
+def load_levels_from_snapshot(bk, snapshot, symbol: int) -> None:
     """Rebuild one symbol's book from a seqlock snapshot (top levels only): the recovery after being lapped."""
+    prices = bk.prices
+    sizes = bk.sizes
+    counts = bk.counts
     book_clear(prices[symbol], sizes[symbol], counts[symbol])
     for i in range(snapshot.n_bid_levels):
         book_set_level(prices[symbol], sizes[symbol], counts[symbol], SIDE_BUY, snapshot.bid_prices[i],
@@ -774,7 +813,6 @@ __all__ = [
     "arrive_due",
     "expire_due",
     "load_levels_from_snapshot",
-    "new_state",
     "on_event",
     "seed_random",
     "shutdown",

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from hft.broker.accounting import N_ACCOUNT
 from hft.broker.loop import broker_loop
 from hft.broker.matching import (
     N_P,
@@ -16,8 +15,8 @@ from hft.broker.matching import (
     P_TAKER_FEE,
     ST_N_PENDING,
     ST_N_RESTING,
-    new_state,
 )
+from hft.broker.state import new_broker_io, new_broker_state
 from hft.feed.book import book_best
 from hft.runtime import LOOP_STOPPED, LOOP_TIMEOUT
 from shm_layout.counters import C_CANCELS, C_FILLS, C_ORDERS, C_REJECTS, C_RESTING, W_COUNTERS
@@ -33,7 +32,6 @@ from shm_layout.layout import (
     Pipeline,
 )
 from shm_layout.records import (
-    BOOK_SNAPSHOT,
     CMD_NEW,
     EV_BBO,
     EV_BOOK_LEVEL,
@@ -82,20 +80,23 @@ class Broker:
         # only the broker and this test read: the absent consumers must not gate the block rings
         self.execs.deactivate_consumer(self.execs.consumer_index("strategy"))
         self.orders.deactivate_consumer(self.orders.consumer_index("persistence"))
-        self.table, self.state, self.out = new_state(max_orders)
-        self.params = np.zeros(N_P, np.int64)
-        self.params[P_TAKER_FEE] = TAKER
-        self.params[P_LATENCY_NS] = latency_ns
-        self.params[P_CLOCK_FALLBACK] = 1 if live else 0
+        params = np.zeros(N_P, np.int64)
+        params[P_TAKER_FEE] = TAKER
+        params[P_LATENCY_NS] = latency_ns
+        params[P_CLOCK_FALLBACK] = 1 if live else 0
         syms = p.control.symbols
-        self.grid = np.stack([syms["tick_size"], syms["lot_size"]], axis=1).astype(np.int64)
-        self.account = np.zeros((1, N_ACCOUNT), np.int64)
-        self.prices = np.zeros((1, 2, 64), np.int64)
-        self.sizes = np.zeros((1, 2, 64), np.int64)
-        self.counts = np.zeros((1, 2), np.int64)
-        self.md_batch = np.zeros(256, MD_EVENT)
-        self.snapshot = np.zeros(1, BOOK_SNAPSHOT)
+        grid = np.stack([syms["tick_size"], syms["lot_size"]], axis=1).astype(np.int64)
+        self.bk = new_broker_state(1, grid, params, max_orders, depth_capacity=64)
+        self.state, self.prices, self.sizes, self.counts = self.bk.state, self.bk.prices, self.bk.sizes, self.bk.counts
         self.proc = p.control.process_words(PROC_BROKER)
+        self.io = new_broker_io(
+            order_ctrl=self.orders.ctrl, order_slots=self.orders.slots,
+            order_consumer=self.orders.consumer_index("broker"), md_ctrl=self.md.ctrl, md_slots=self.md.slots,
+            md_consumer=self.md_consumer, strategy_md_consumer=self.strategy, snap_words=p.snapshots.words,
+            exec_ctrl=self.execs.ctrl, exec_slots=self.execs.slots, control_words=p.control.words,
+            stop_index=W_STOP_REQUESTED, stage=STAGE_BROKER, abort_index=W_ABORT_REQUESTED, proc=self.proc,
+            wait_strategy=WAIT_BUSY_SPIN, md_batch_size=256,
+        )
         self.event_ts: list[int] = []
         self.next_id = 1
 
@@ -137,14 +138,7 @@ class Broker:
 
     # --- the broker ---
     def run(self, max_run_ns: int = SLICE_NS) -> int:
-        p = self.pipeline
-        return int(broker_loop(
-            self.orders.ctrl, self.orders.slots, self.orders.consumer_index("broker"), self.md.ctrl, self.md.slots,
-            self.md_consumer, self.strategy, self.md_batch, p.snapshots.words, self.snapshot,
-            self.snapshot.view(np.int64), self.execs.ctrl, self.execs.slots, p.control.words, W_STOP_REQUESTED,
-            STAGE_BROKER, W_ABORT_REQUESTED, self.proc, self.table, self.state, self.params, self.grid, self.out,
-            self.account, self.prices, self.sizes, self.counts, WAIT_BUSY_SPIN, max_run_ns,
-        ))
+        return int(broker_loop(self.bk.ref, self.io.ref, max_run_ns))
 
     def stop(self) -> None:
         self.pipeline.control.words[W_STOP_REQUESTED] = STAGE_BROKER

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hft.broker.accounting import K_ENTRY_NOTIONAL, K_FEES, K_POSITION, K_REALIZED, N_ACCOUNT
+from hft.broker.accounting import K_ENTRY_NOTIONAL, K_FEES, K_POSITION, K_REALIZED
 from hft.broker.matching import (
     FILL_MODEL_QUEUE,
     FILL_MODEL_TOUCH,
@@ -32,11 +32,11 @@ from hft.broker.matching import (
     ST_VENUE_NOW,
     accept,
     arrive_due,
-    new_state,
     on_event,
     seed_random,
     shutdown,
 )
+from hft.broker.state import BrokerBook, new_broker_state
 from hft.feed.book import book_clear, book_set_level, book_size_at
 from shm_layout.records import (
     CMD_CANCEL,
@@ -47,7 +47,6 @@ from shm_layout.records import (
     EV_BOOK_RESET,
     EV_TRADE,
     EXEC_FIRST,
-    EXEC_REPORT,
     LIQUIDITY_MAKER,
     LIQUIDITY_TAKER,
     MD_EVENT,
@@ -102,7 +101,9 @@ MID_X2 = 10_000 + 10_001
 
 
 class Sim:
-    """The simulator's arrays plus a fake strategy (orders) and a fake feed (md.events), all in one thread."""
+    """The simulator's state bundle plus a fake strategy (orders) and a fake feed (md.events), all in one thread.
+
+    The bundle's arrays are attributes (``sim.table``, ``sim.state``, ``sim.prices`` ...) for the assertions."""
 
     def __init__(
         self,
@@ -116,21 +117,21 @@ class Sim:
         fill_model: int = FILL_MODEL_QUEUE,
         touch_probability: float = 0.0,
         n_symbols: int = 2,
+        report_capacity: int | None = None,
     ) -> None:
-        self.table, self.state, self.out = new_state(max_orders)
-        self.params = np.zeros(N_P, np.int64)
-        self.params[P_LATENCY_NS] = latency_ns
-        self.params[P_TAKER_FEE] = taker
-        self.params[P_MAKER_FEE] = maker
-        self.params[P_ADVERSE_X100] = adverse
-        self.params[P_CANCEL_SHARE_PPM] = round(cancel_share * 1_000_000)
-        self.params[P_FILL_MODEL] = fill_model
-        self.params[P_TOUCH_PROB_PPM] = round(touch_probability * 1_000_000)
-        self.grid = np.array(GRID[:n_symbols], np.int64)
-        self.account = np.zeros((n_symbols, N_ACCOUNT), np.int64)
-        self.prices = np.zeros((n_symbols, 2, DEPTH), np.int64)
-        self.sizes = np.zeros((n_symbols, 2, DEPTH), np.int64)
-        self.counts = np.zeros((n_symbols, 2), np.int64)
+        params = np.zeros(N_P, np.int64)
+        params[P_LATENCY_NS] = latency_ns
+        params[P_TAKER_FEE] = taker
+        params[P_MAKER_FEE] = maker
+        params[P_ADVERSE_X100] = adverse
+        params[P_CANCEL_SHARE_PPM] = round(cancel_share * 1_000_000)
+        params[P_FILL_MODEL] = fill_model
+        params[P_TOUCH_PROB_PPM] = round(touch_probability * 1_000_000)
+        self.bk: BrokerBook = new_broker_state(n_symbols, np.array(GRID[:n_symbols], np.int64), params, max_orders,
+                                               DEPTH, report_capacity)
+        b = self.bk
+        self.table, self.state, self.out, self.params, self.account = b.table, b.state, b.out, b.params, b.account
+        self.prices, self.sizes, self.counts, self.touch = b.prices, b.sizes, b.counts, b.touch
         self.now = T0  # venue time of the last event (the time a new order is decided at)
         self.seq = 0  # position on strategy.orders
         self.next_id = 1
@@ -152,8 +153,7 @@ class Sim:
         event = np.zeros(1, MD_EVENT)
         event["ts_exch"], event["kind"], event["side"] = self.now, kind, side
         event["price"], event["size"], event["symbol_id"] = price, size, symbol
-        on_event(event[0], self.out, self.state, self.table, self.params, self.account, self.prices, self.sizes,
-                 self.counts)
+        on_event(self.bk.ref, event[0])
         return self.reports()
 
     def level(self, side: int, price: int, size: int, **kw: int) -> np.ndarray:
@@ -182,8 +182,7 @@ class Sim:
         order["ts_exch"] = self.now if ts is None else ts
         order["md_cursor"] = self.state[ST_MD_POS] if cursor is None else cursor
         order["ts_init"], order["ts_tick_recv"] = 7, 5
-        accept(order[0], self.seq, self.table, self.state, self.params, self.grid, self.out, self.account,
-               self.prices, self.counts)
+        accept(self.bk.ref, order[0], self.seq)
         self.seq += 1
         return order_id
 
@@ -195,13 +194,11 @@ class Sim:
 
     def arrive(self) -> np.ndarray:
         """Let every order decided on the events applied so far arrive (the next event is far away)."""
-        arrive_due(self.out, self.state, self.table, self.params, self.account, self.prices, self.sizes, self.counts,
-                   self.state[ST_MD_POS], 1 << 62, 0, 0)
+        arrive_due(self.bk.ref, self.state[ST_MD_POS], 1 << 62, 0, 0)
         return self.reports()
 
     def shutdown(self) -> int:
-        return int(shutdown(self.out, self.state, self.table, self.params, self.account, self.prices, self.sizes,
-                            self.counts))
+        return int(shutdown(self.bk.ref))
 
     # --- inspection ---
     def reports(self) -> np.ndarray:
@@ -915,8 +912,7 @@ def test_shutdown_when_orders_pending_and_resting_then_pending_arrive_and_restin
 
 
 def test_shutdown_when_reports_overflow_out_then_returns_pending_and_finishes_on_the_next_call() -> None:
-    sim = Sim(max_orders=64)
-    sim.out = np.zeros(100, EXEC_REPORT)  # smaller than new_state's: room for a part of the arrivals only
+    sim = Sim(max_orders=64, report_capacity=100)  # smaller than the default: room for a part of the arrivals
     sim.book()
     for _ in range(64):
         sim.send(SIDE_BUY, 20, ORDER_MARKET)  # 17 visible: a fill and a cancel each
