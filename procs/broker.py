@@ -37,7 +37,7 @@ from shm_layout.counters import (
     W_STATE,
 )
 from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, PROC_BROKER, PROC_STRATEGY
-from shm_layout.records import REASON_BROKER_RESTART, REASON_STRATEGY_DOWN
+from shm_layout.records import CMD_NEW, REASON_BROKER_RESTART, REASON_STRATEGY_DOWN
 from shm_layout.ring import ring_release, ring_tail
 
 MD_BATCH = 4096
@@ -62,8 +62,8 @@ def broker_params(config: Config) -> np.ndarray:
 
 
 def recover(ctx: WorkerContext, book: BrokerBook, io: BrokerWiring) -> None:
-    """A restarted broker: positions from the newest reports, a final report for every order the dead broker
-    held, books rebuilt from the snapshots and md.events resumed at the strategy's cursor. A first start
+    """A restarted broker: positions from the newest reports, a final report for every order and cancel command
+    the dead broker held, books rebuilt from the snapshots and md.events resumed at the strategy's cursor. A first start
     finds empty rings and does nothing (``hft.broker.recovery``)."""
     pipeline = ctx.pipeline
     orders, executions, md = pipeline.rings[ORDERS], pipeline.rings[EXECUTIONS], pipeline.rings[MD_EVENTS]
@@ -87,9 +87,11 @@ def recover(ctx: WorkerContext, book: BrokerBook, io: BrokerWiring) -> None:
     ring_release(md.ctrl, md_consumer, resume_at)
     book.state[ST_MD_POS] = resume_at
     rebuild_books(book.ref, io.ref)
+    commands = int(np.count_nonzero(lost["command"] != CMD_NEW)) if len(lost) else 0
     ctx.log.warning("restarted: positions of %d symbols restored from the reports, %d orders the dead broker "
-                    "held ended CANCELLED (BROKER_RESTART), books rebuilt from the snapshots' top levels, "
-                    "md.events resumed at %d", len(symbols), len(finals), resume_at)
+                    "held ended CANCELLED and %d cancel commands DONE (BROKER_RESTART), books rebuilt from the "
+                    "snapshots' top levels, md.events resumed at %d", len(symbols), len(finals) - commands,
+                    commands, resume_at)
 
 
 def cancel_for_dead_strategy(book: BrokerBook, io: BrokerWiring) -> int:

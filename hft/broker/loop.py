@@ -14,6 +14,13 @@ One pass of the loop:
    then releases the orders and events it used. Reports are published before the cursors move, so a
    lock-step replay feed that waits on both cursors knows every consequence of a frame is visible.
 
+Counters of the published reports: ``fills`` / ``maker_fills`` (a fill), ``resting`` (NEW), ``cancels``
+(CANCELLED), ``expired``, ``rejects`` (REJECTED, except post-only orders that would have crossed: those are
+``post_only_rejects``, a market maker's routine news that the touch moved, so ``rejects`` keeps meaning orders
+that were wrong), ``cancel_rejects`` (CANCEL_REJECTED: a cancel race); DONE, the report of a carried-out cancel
+command, counts nowhere new. The latency histograms measure orders only: a command's report (order type 0,
+``hft.broker.matching._command_report``) is not a sample of order-to-execution latency.
+
 The broker's md.events cursor is its own (a lossy ring): if the feed laps it (only when the strategy is lapped
 too), the books are rebuilt from the seqlock snapshots (top levels only), counted as ``book_rebuilds``.
 
@@ -44,6 +51,7 @@ from hft.runtime import LOOP_ABORTED, LOOP_CONTINUE, LOOP_STOPPED, claim_waiting
 from shm_layout.atomics import load_acquire, monotonic_ns
 from shm_layout.counters import (
     C_BOOK_REBUILDS,
+    C_CANCEL_REJECTS,
     C_CANCELS,
     C_ERRORS,
     C_EXPIRED,
@@ -52,6 +60,7 @@ from shm_layout.counters import (
     C_MSGS_IN,
     C_MSGS_OUT,
     C_ORDERS,
+    C_POST_ONLY_REJECTS,
     C_REJECTS,
     C_RESTING,
     C_SEQLOCK_READS,
@@ -62,6 +71,8 @@ from shm_layout.counters import (
 from shm_layout.records import (
     EXEC_FIRST,
     LIQUIDITY_MAKER,
+    REASON_POST_ONLY_WOULD_CROSS,
+    STATUS_CANCEL_REJECTED,
     STATUS_CANCELLED,
     STATUS_EXPIRED,
     STATUS_NEW,
@@ -114,14 +125,19 @@ def publish_reports(bk, io) -> bool:
                     counter_add(proc, C_MAKER_FILLS, 1)
             status = report.status
             if status == STATUS_REJECTED:
-                counter_add(proc, C_REJECTS, 1)
+                if report.reason == REASON_POST_ONLY_WOULD_CROSS:
+                    counter_add(proc, C_POST_ONLY_REJECTS, 1)
+                else:
+                    counter_add(proc, C_REJECTS, 1)
             elif status == STATUS_CANCELLED:
                 counter_add(proc, C_CANCELS, 1)
             elif status == STATUS_EXPIRED:
                 counter_add(proc, C_EXPIRED, 1)
             elif status == STATUS_NEW:
                 counter_add(proc, C_RESTING, 1)
-            if report.flags & EXEC_FIRST:
+            elif status == STATUS_CANCEL_REJECTED:
+                counter_add(proc, C_CANCEL_REJECTS, 1)
+            if report.flags & EXEC_FIRST and report.order_type != 0:  # orders only, not commands
                 hist_record(proc, H_ORDER_TO_EXEC, now - report.ts_order_init)
                 hist_record(proc, H_TICK_TO_EXEC, now - report.ts_tick_recv)
         ring_commit(exec_ctrl, first + count)

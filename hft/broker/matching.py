@@ -27,6 +27,19 @@ How orders fill (all prices and sizes fixed-point int64, money = price * size un
   ``touch_fill_probability * (1 - queue_ahead / queue at arrival)``, at each trade at its price (numba's
   generator, seeded from the config: deterministic too).
 
+Commands (CANCEL, CANCEL_ALL) arrive like orders, after the entry latency, and cancel only what was sent
+before them. Every command ends with one report of its own (``EXEC_FIRST``, ``order_id`` the command's, no
+fill, no side, order type or time in force, the symbol's account when the symbol is known), after the
+CANCELLED reports of its targets, so no command is left pending in the database:
+
+* DONE: carried out (``target_order_id`` the order a CANCEL named; 0 for CANCEL_ALL, even with no target).
+* CANCEL_REJECTED: a CANCEL that found nothing; TOO_LATE_TO_CANCEL when its target was sent before it (it
+  filled, expired or was cancelled meanwhile: a race, not a mistake), UNKNOWN_ORDER otherwise. A REJECTED
+  report would feed the strategy's reject-storm breaker and freeze a market maker that merely lost a race.
+* a command the broker drops without carrying it out (the strategy died, the broker stopped or restarted)
+  ends DONE with the reason its targets were cancelled with (STRATEGY_DOWN, SHUTDOWN, BROKER_RESTART).
+* REJECTED stays for commands that are wrong (an unknown symbol) or find the table full.
+
 State: one ``BrokerState`` bundle (``hft.broker.state``), owned by the broker process (single writer, no shared
 memory), passed to every kernel as ``bk``:
 
@@ -82,12 +95,15 @@ from shm_layout.records import (
     REASON_OFF_TICK,
     REASON_POST_ONLY_WOULD_CROSS,
     REASON_SHUTDOWN,
+    REASON_TOO_LATE_TO_CANCEL,
     REASON_TOO_MANY_ORDERS,
     REASON_UNKNOWN_ORDER,
     REASON_UNKNOWN_SYMBOL,
     SIDE_BUY,
     SIDE_SELL,
+    STATUS_CANCEL_REJECTED,
     STATUS_CANCELLED,
+    STATUS_DONE,
     STATUS_EXPIRED,
     STATUS_FILLED,
     STATUS_NEW,
@@ -184,26 +200,12 @@ def _mid_x2(bk, symbol: int) -> int:
 
 
 @njit(cache=True)
-def _emit(bk, row: int, status: int, reason: int, price: int, size: int, fee: int, fill_pnl: int, closed: int,
-          liquidity: int, ts_exch: int) -> None:
-    """Append the report of ``table[row]`` after an event; ``price``/``size`` describe its fill (0: none)."""
-    state = bk.state
-    table = bk.table
+def _symbol_fields(bk, report, symbol: int) -> None:
+    """Set the symbol's account and mark on ``report``; zeros for a symbol outside the table (an unknown
+    symbol, or -1: a cancel-all of every symbol). Every report carries them: the newest report of a symbol is
+    what a restarted broker restores its position from (``hft.broker.recovery``)."""
     account = bk.account
-    report = bk.out[state[ST_N_OUT]]
-    state[ST_N_OUT] += 1
-    symbol = table[row, O_SYMBOL]
-    report.exec_id = 0  # set when published
-    report.order_id = table[row, O_ORDER_ID]
-    report.ts_tick_recv = table[row, O_TS_TICK_RECV]
-    report.ts_order_init = table[row, O_TS_ORDER_INIT]
-    report.ts_init = 0
-    report.ts_exch = ts_exch
-    report.price = price
-    report.size = size
-    report.leaves = table[row, O_LEAVES]
-    report.cum_filled = table[row, O_CUM_FILLED]
-    report.cum_notional = table[row, O_CUM_NOTIONAL]
+    report.symbol_id = symbol
     if 0 <= symbol < account.shape[0]:
         report.position = account[symbol, K_POSITION]
         report.entry_notional = account[symbol, K_ENTRY_NOTIONAL]
@@ -211,15 +213,43 @@ def _emit(bk, row: int, status: int, reason: int, price: int, size: int, fee: in
         report.total_fees = account[symbol, K_FEES]
         report.mid_x2 = _mid_x2(bk, symbol)
     else:
-        report.total_fees = 0
         report.position = 0
         report.entry_notional = 0
         report.realized_pnl = 0
+        report.total_fees = 0
         report.mid_x2 = 0
+
+
+@njit(cache=True)
+def _next_report(bk):
+    state = bk.state
+    report = bk.out[state[ST_N_OUT]]
+    state[ST_N_OUT] += 1
+    report.exec_id = 0  # set when published
+    report.ts_init = 0
+    return report
+
+
+@njit(cache=True)
+def _emit(bk, row: int, status: int, reason: int, price: int, size: int, fee: int, fill_pnl: int, closed: int,
+          liquidity: int, ts_exch: int) -> None:
+    """Append the report of the order in ``table[row]`` after an event; ``price``/``size`` describe its fill
+    (0: none)."""
+    table = bk.table
+    report = _next_report(bk)
+    report.order_id = table[row, O_ORDER_ID]
+    report.ts_tick_recv = table[row, O_TS_TICK_RECV]
+    report.ts_order_init = table[row, O_TS_ORDER_INIT]
+    report.ts_exch = ts_exch
+    report.price = price
+    report.size = size
+    report.leaves = table[row, O_LEAVES]
+    report.cum_filled = table[row, O_CUM_FILLED]
+    report.cum_notional = table[row, O_CUM_NOTIONAL]
+    _symbol_fields(bk, report, table[row, O_SYMBOL])
     report.fill_pnl = fill_pnl
     report.closed = closed
     report.fee = fee
-    report.symbol_id = symbol
     report.strategy_id = table[row, O_STRATEGY_ID]
     report.side = table[row, O_SIDE]
     report.status = status
@@ -228,6 +258,39 @@ def _emit(bk, row: int, status: int, reason: int, price: int, size: int, fee: in
     report.tif = table[row, O_TIF]
     report.liquidity = liquidity
     report.flags = EXEC_FIRST if table[row, O_REPORTED] == 0 else 0
+    report.target_order_id = 0
+    table[row, O_REPORTED] = 1
+
+
+@njit(cache=True)
+def _command_report(bk, row: int, status: int, reason: int, target: int, ts_exch: int) -> None:
+    """Append the one report of the CANCEL or CANCEL_ALL command in ``table[row]`` (``target``: the order a
+    CANCEL named, 0 for a CANCEL_ALL). No fill fields, and no side, order type or time in force: a command has
+    none, and a zero ``order_type`` is how ``publish_reports`` tells a command's report from an order's."""
+    table = bk.table
+    report = _next_report(bk)
+    report.order_id = table[row, O_ORDER_ID]
+    report.ts_tick_recv = table[row, O_TS_TICK_RECV]
+    report.ts_order_init = table[row, O_TS_ORDER_INIT]
+    report.ts_exch = ts_exch
+    report.price = 0
+    report.size = 0
+    report.leaves = 0
+    report.cum_filled = 0
+    report.cum_notional = 0
+    _symbol_fields(bk, report, table[row, O_SYMBOL])
+    report.fill_pnl = 0
+    report.closed = 0
+    report.fee = 0
+    report.strategy_id = table[row, O_STRATEGY_ID]
+    report.side = 0
+    report.status = status
+    report.reason = reason
+    report.order_type = 0
+    report.tif = 0
+    report.liquidity = 0
+    report.flags = EXEC_FIRST
+    report.target_order_id = target
     table[row, O_REPORTED] = 1
 
 
@@ -360,41 +423,32 @@ def accept(bk, order, seq: int) -> int:
 
 @njit(cache=True)
 def _reject_unheld(bk, order, reason: int) -> int:
-    """Report the rejection of an order that never got a row."""
-    state = bk.state
-    account = bk.account
-    report = bk.out[state[ST_N_OUT]]
-    state[ST_N_OUT] += 1
-    symbol = order.symbol_id
-    report.exec_id = 0
+    """Report the rejection of an order or command that never got a row (a command's report has no side, type
+    or time in force, as ``_command_report`` explains)."""
+    report = _next_report(bk)
     report.order_id = order.order_id
     report.ts_tick_recv = order.ts_tick_recv
     report.ts_order_init = order.ts_init
-    report.ts_init = 0
     report.ts_exch = order.ts_exch
     report.price = 0
     report.size = 0
     report.leaves = 0
     report.cum_filled = 0
     report.cum_notional = 0
-    known = 0 <= symbol < account.shape[0]
-    report.position = account[symbol, K_POSITION] if known else 0
-    report.entry_notional = account[symbol, K_ENTRY_NOTIONAL] if known else 0
-    report.realized_pnl = account[symbol, K_REALIZED] if known else 0
-    report.total_fees = account[symbol, K_FEES] if known else 0
-    report.mid_x2 = _mid_x2(bk, symbol) if known else 0
+    _symbol_fields(bk, report, order.symbol_id)
     report.fill_pnl = 0
     report.closed = 0
     report.fee = 0
-    report.symbol_id = symbol
     report.strategy_id = order.strategy_id
-    report.side = order.side
+    command = order.command == CMD_CANCEL or order.command == CMD_CANCEL_ALL
+    report.side = 0 if command else order.side
     report.status = STATUS_REJECTED
     report.reason = reason
-    report.order_type = order.order_type
-    report.tif = order.tif
+    report.order_type = 0 if command else order.order_type
+    report.tif = 0 if command else order.tif
     report.liquidity = 0
     report.flags = EXEC_FIRST
+    report.target_order_id = order.target_order_id if order.command == CMD_CANCEL else 0
     return reason
 
 
@@ -542,7 +596,14 @@ def _arrive_new(bk, row: int, ts_exch: int) -> None:
 
 @njit(cache=True)
 def _arrive_cancel(bk, row: int, ts_exch: int) -> int:
-    """Cancel what ``table[row]`` (a CANCEL or CANCEL_ALL) names; return how many orders it cancelled."""
+    """Cancel what ``table[row]`` (a CANCEL or CANCEL_ALL) names, then report the command itself; return how
+    many orders it cancelled.
+
+    The targets' CANCELLED reports come first, then the command's: DONE, or for a CANCEL that found nothing,
+    CANCEL_REJECTED with TOO_LATE_TO_CANCEL when its target was sent before it (``0 < target < its own id``:
+    the target filled, expired or was cancelled while the cancel travelled, the race every market maker
+    loses sometimes) and UNKNOWN_ORDER otherwise. Neither is a rejection: a cancel race must not feed the
+    strategy's reject-storm breaker."""
     table = bk.table
     command = table[row, O_COMMAND]
     cancelled = 0
@@ -557,13 +618,16 @@ def _arrive_cancel(bk, row: int, ts_exch: int) -> int:
             hit = (table[row, O_STRATEGY_ID] <= 0 or table[other, O_STRATEGY_ID] == table[row, O_STRATEGY_ID]) and (
                 table[row, O_SYMBOL] < 0 or table[other, O_SYMBOL] == table[row, O_SYMBOL])
         if hit:
-            status = STATUS_CANCELLED
-            _close(bk, other, status, REASON_CANCEL_REQUESTED, ts_exch)
+            _close(bk, other, STATUS_CANCELLED, REASON_CANCEL_REQUESTED, ts_exch)
             cancelled += 1
+    target = table[row, O_TARGET] if command == CMD_CANCEL else 0
     if command == CMD_CANCEL and cancelled == 0:
-        _close(bk, row, STATUS_REJECTED, REASON_UNKNOWN_ORDER, ts_exch)
+        late = 0 < target < table[row, O_ORDER_ID]
+        reason = REASON_TOO_LATE_TO_CANCEL if late else REASON_UNKNOWN_ORDER
+        _command_report(bk, row, STATUS_CANCEL_REJECTED, reason, target, ts_exch)
     else:
-        _free(bk, row)
+        _command_report(bk, row, STATUS_DONE, REASON_NONE, target, ts_exch)
+    _free(bk, row)
     return cancelled
 
 
@@ -748,23 +812,32 @@ def on_event(bk, event) -> None:
 @njit(cache=True)
 def cancel_held(bk, reason: int, venue_ts: int, strategy_id: int) -> int:
     """Cancel every order held for ``strategy_id`` (<= 0: everyone's), resting or still to arrive, with
-    ``reason``; pending cancel commands are dropped. Return how many orders were cancelled.
+    ``reason``; then end its pending cancel commands. Return how many orders were cancelled.
 
-    ``out`` must have room for one report per held order (the caller publishes first)."""
+    A pending CANCEL or CANCEL_ALL is not carried out but needs a final report too: it gets DONE with the same
+    ``reason`` (SHUTDOWN, STRATEGY_DOWN), after its targets' reports, since whatever it named was just
+    cancelled with that reason anyway. ``out`` must have room for one report per held row (the caller
+    publishes first)."""
     table = bk.table
     state = bk.state
     cancelled = 0
     for row in range(state[ST_HIGH]):
-        if table[row, O_STATE] == ROW_FREE:
+        if table[row, O_STATE] == ROW_FREE or table[row, O_COMMAND] != CMD_NEW:
             continue
         if strategy_id > 0 and table[row, O_STRATEGY_ID] != strategy_id:
-            continue
-        if table[row, O_COMMAND] != CMD_NEW:
-            _free(bk, row)
             continue
         ts = venue_ts if venue_ts > table[row, O_ARRIVAL_TS] else table[row, O_ARRIVAL_TS]  # never before its ack
         _close(bk, row, STATUS_CANCELLED, reason, ts)
         cancelled += 1
+    for row in range(state[ST_HIGH]):
+        if table[row, O_STATE] == ROW_FREE or table[row, O_COMMAND] == CMD_NEW:
+            continue
+        if strategy_id > 0 and table[row, O_STRATEGY_ID] != strategy_id:
+            continue
+        ts = venue_ts if venue_ts > table[row, O_ARRIVAL_TS] else table[row, O_ARRIVAL_TS]
+        target = table[row, O_TARGET] if table[row, O_COMMAND] == CMD_CANCEL else 0
+        _command_report(bk, row, STATUS_DONE, reason, target, ts)
+        _free(bk, row)
     return cancelled
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from hft.broker.loop import broker_loop
+from hft.broker.loop import H_ORDER_TO_EXEC, H_TICK_TO_EXEC, broker_loop
 from hft.broker.matching import (
     N_P,
     P_CLOCK_FALLBACK,
@@ -19,7 +19,18 @@ from hft.broker.matching import (
 from hft.broker.state import new_broker_io, new_broker_state
 from hft.feed.book import book_best
 from hft.runtime import LOOP_STOPPED, LOOP_TIMEOUT
-from shm_layout.counters import C_CANCELS, C_FILLS, C_ORDERS, C_REJECTS, C_RESTING, W_COUNTERS
+from shm_layout.counters import (
+    C_CANCEL_REJECTS,
+    C_CANCELS,
+    C_FILLS,
+    C_ORDERS,
+    C_POST_ONLY_REJECTS,
+    C_REJECTS,
+    C_RESTING,
+    H_COUNT,
+    W_COUNTERS,
+    hist_row,
+)
 from shm_layout.layout import (
     EXECUTIONS,
     MD_EVENTS,
@@ -32,6 +43,7 @@ from shm_layout.layout import (
     Pipeline,
 )
 from shm_layout.records import (
+    CMD_CANCEL,
     CMD_NEW,
     EV_BBO,
     EV_BOOK_LEVEL,
@@ -41,15 +53,21 @@ from shm_layout.records import (
     ORDER,
     ORDER_LIMIT,
     ORDER_MARKET,
+    ORDER_POST_ONLY,
     REASON_BAD_ORDER,
     REASON_BAD_PRICE,
     REASON_BAD_SIZE,
+    REASON_CANCEL_REQUESTED,
     REASON_NONE,
+    REASON_POST_ONLY_WOULD_CROSS,
     REASON_SHUTDOWN,
+    REASON_TOO_LATE_TO_CANCEL,
     REASON_UNKNOWN_SYMBOL,
     SIDE_BUY,
     SIDE_SELL,
+    STATUS_CANCEL_REJECTED,
     STATUS_CANCELLED,
+    STATUS_DONE,
     STATUS_FILLED,
     STATUS_NEW,
     STATUS_REJECTED,
@@ -118,7 +136,8 @@ class Broker:
         tail = ring_tail(self.md.ctrl, self.strategy)
         ring_release(self.md.ctrl, self.strategy, len(self.event_ts) if n is None else tail + n)
 
-    def send(self, side: int, size: int, order_type: int = ORDER_MARKET, price: int = 0, symbol: int = 0) -> int:
+    def send(self, side: int, size: int, order_type: int = ORDER_MARKET, price: int = 0, symbol: int = 0,
+             command: int = CMD_NEW, target: int = 0) -> int:
         """An order decided on every event the strategy consumed (its cursor, the last one's venue time)."""
         cursor = int(ring_tail(self.md.ctrl, self.strategy))
         order = np.zeros(1, ORDER)
@@ -126,10 +145,14 @@ class Broker:
         self.next_id += 1
         order["order_id"], order["side"], order["size"], order["order_type"], order["tif"] = (
             order_id, side, size, order_type, TIF_GTC)
-        order["price"], order["command"], order["symbol_id"] = price, CMD_NEW, symbol
+        order["price"], order["command"], order["symbol_id"] = price, command, symbol
+        order["target_order_id"], order["strategy_id"] = target, 1
         order["md_cursor"], order["ts_exch"] = cursor, self.event_ts[cursor - 1] if cursor else T0
         assert self.orders.try_publish(order) == 1
         return order_id
+
+    def cancel(self, target: int) -> int:
+        return self.send(0, 0, 0, command=CMD_CANCEL, target=target)
 
     def tick(self) -> None:
         """Time passes on the venue: an event that changes no book, consumed by the strategy."""
@@ -284,3 +307,31 @@ def test_loop_when_stopping_with_resting_orders_then_they_end_cancelled_shutdown
     assert all(r["leaves"] == 0 for r in reports[1:])
     assert broker.state[ST_N_RESTING] == 0 and broker.state[ST_N_PENDING] == 0
     assert broker.counter(C_CANCELS) == 2 and broker.counter(C_RESTING) == 2
+
+
+def test_reports_when_cancel_race_and_post_only_cross_then_counted_apart_from_rejects(broker: Broker) -> None:
+    broker.book()
+    broker.consume()
+    filled = broker.send(SIDE_BUY, 5)
+    resting = broker.send(SIDE_BUY, 3, ORDER_LIMIT, BID - 1)
+    crossing = broker.send(SIDE_BUY, 1, ORDER_POST_ONLY, ASK)
+    too_late = broker.cancel(filled)
+    done = broker.cancel(resting)
+    broker.tick()
+    broker.run()
+    reports = broker.reports()
+    assert [(int(r["order_id"]), int(r["status"]), int(r["reason"])) for r in reports] == [
+        (filled, STATUS_FILLED, REASON_NONE),
+        (resting, STATUS_NEW, REASON_NONE),
+        (crossing, STATUS_REJECTED, REASON_POST_ONLY_WOULD_CROSS),
+        (too_late, STATUS_CANCEL_REJECTED, REASON_TOO_LATE_TO_CANCEL),
+        (resting, STATUS_CANCELLED, REASON_CANCEL_REQUESTED),
+        (done, STATUS_DONE, REASON_NONE),
+    ]
+    assert [int(r["target_order_id"]) for r in reports] == [0, 0, 0, filled, 0, resting]
+    assert broker.counter(C_REJECTS) == 0  # nothing here was a wrong order
+    assert broker.counter(C_POST_ONLY_REJECTS) == 1 and broker.counter(C_CANCEL_REJECTS) == 1
+    assert broker.counter(C_CANCELS) == 1 and broker.counter(C_RESTING) == 1 and broker.counter(C_FILLS) == 1
+    # order-to-execution latency: the first report of each of the three orders, none of the two commands
+    for histogram in (H_ORDER_TO_EXEC, H_TICK_TO_EXEC):
+        assert hist_row(broker.proc, histogram)[H_COUNT] == 3

@@ -71,12 +71,15 @@ from shm_layout.records import (
     REASON_OFF_TICK,
     REASON_POST_ONLY_WOULD_CROSS,
     REASON_SHUTDOWN,
+    REASON_TOO_LATE_TO_CANCEL,
     REASON_TOO_MANY_ORDERS,
     REASON_UNKNOWN_ORDER,
     REASON_UNKNOWN_SYMBOL,
     SIDE_BUY,
     SIDE_SELL,
+    STATUS_CANCEL_REJECTED,
     STATUS_CANCELLED,
+    STATUS_DONE,
     STATUS_EXPIRED,
     STATUS_FILLED,
     STATUS_NEW,
@@ -449,13 +452,14 @@ def test_gtd_when_expiry_not_after_arrival_then_rejected_gtd_expired_else_rests(
     check(report, status=status, reason=reason, ts_exch=T0 + 50, flags=EXEC_FIRST)
 
 
-def test_cancel_when_arriving_after_gtd_expiry_then_order_expired_first(sim: Sim) -> None:
+def test_cancel_when_arriving_after_gtd_expiry_then_order_expired_first_and_cancel_too_late(sim: Sim) -> None:
     order_id = sim.send(SIDE_BUY, 2, ORDER_LIMIT, 9_000, TIF_GTD, expire_ts=T0 + 150)
     sim.tick(ts=T0 + 100)  # the order rests
     cancel_id = sim.cancel(order_id, ts=T0 + 200)  # decided after the expiry, before the next event
     expired, rejected = sim.tick(ts=T0 + 300)
     check(expired, order_id=order_id, status=STATUS_EXPIRED, reason=REASON_EXPIRED)
-    check(rejected, order_id=cancel_id, status=STATUS_REJECTED, reason=REASON_UNKNOWN_ORDER)
+    check(rejected, order_id=cancel_id, status=STATUS_CANCEL_REJECTED, reason=REASON_TOO_LATE_TO_CANCEL,
+          target_order_id=order_id)
 
 
 # ------------------------------------------------------------------------------------------------ static rejections
@@ -518,21 +522,35 @@ def test_order_when_table_full_then_rejected_too_many_orders_until_a_row_frees()
 # ------------------------------------------------------------------------------------------------ cancels
 
 
-def test_cancel_when_order_rests_then_cancelled_cancel_requested(sim: Sim) -> None:
+def test_cancel_when_order_rests_then_target_cancelled_then_cancel_done_naming_it(sim: Sim) -> None:
     order_id = sim.send(SIDE_BUY, 10, ORDER_LIMIT, 10_002)  # takes 7, rests 3
     sim.arrive()
-    sim.cancel(order_id)
-    (report,) = sim.arrive()  # the cancel itself gets no report, its target does
-    check(report, order_id=order_id, status=STATUS_CANCELLED, reason=REASON_CANCEL_REQUESTED, size=0, leaves=0,
-          cum_filled=7, position=7, flags=0)
+    cancel_id = sim.cancel(order_id)
+    cancelled, done = sim.arrive()
+    check(cancelled, order_id=order_id, status=STATUS_CANCELLED, reason=REASON_CANCEL_REQUESTED, size=0, leaves=0,
+          cum_filled=7, position=7, flags=0, target_order_id=0)
+    # the command's own report: no fill, no side or type, the symbol's account, the order it named
+    check(done, order_id=cancel_id, status=STATUS_DONE, reason=REASON_NONE, target_order_id=order_id,
+          flags=EXEC_FIRST, size=0, price=0, leaves=0, cum_filled=0, side=0, order_type=0, tif=0, symbol_id=0,
+          strategy_id=1, position=7, entry_notional=3 * 10_001 + 4 * 10_002, mid_x2=MID_X2, ts_exch=T0,
+          ts_order_init=7, ts_tick_recv=5)
     assert sim.state[ST_N_RESTING] == 0 and sim.state[ST_N_PENDING] == 0
 
 
-@pytest.mark.parametrize("target", ["never_sent", "filled", "cancelled", "rejected"])
-def test_cancel_when_target_unknown_or_finished_then_rejected_unknown_order_with_its_own_id(
-    sim: Sim, target: str
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("never_sent", REASON_UNKNOWN_ORDER),  # an id the ring has not reached: not a race
+        ("filled", REASON_TOO_LATE_TO_CANCEL),
+        ("cancelled", REASON_TOO_LATE_TO_CANCEL),
+        ("rejected", REASON_TOO_LATE_TO_CANCEL),
+        ("zero", REASON_UNKNOWN_ORDER),
+    ],
+)
+def test_cancel_when_target_unknown_or_finished_then_cancel_rejected_with_its_own_id_and_the_target(
+    sim: Sim, target: str, reason: int
 ) -> None:
-    target_id = 999
+    target_id = {"never_sent": 999, "zero": 0}.get(target, 0)
     if target == "filled":
         target_id = sim.send(SIDE_BUY, 1, ORDER_MARKET)
     elif target == "cancelled":
@@ -542,9 +560,11 @@ def test_cancel_when_target_unknown_or_finished_then_rejected_unknown_order_with
     elif target == "rejected":
         target_id = sim.send(SIDE_BUY, 0, ORDER_LIMIT, 9_000)
     sim.arrive()
+    position = sim.position()
     cancel_id = sim.cancel(target_id)
     (report,) = sim.arrive()
-    check(report, order_id=cancel_id, status=STATUS_REJECTED, reason=REASON_UNKNOWN_ORDER, flags=EXEC_FIRST, leaves=0)
+    check(report, order_id=cancel_id, status=STATUS_CANCEL_REJECTED, reason=reason, target_order_id=target_id,
+          flags=EXEC_FIRST, leaves=0, size=0, side=0, order_type=0, position=position)
 
 
 @pytest.mark.parametrize(("symbol", "cancelled"), [(0, ["a"]), (1, ["b"]), (-1, ["a", "b"])])
@@ -558,13 +578,16 @@ def test_cancel_all_when_arriving_then_cancels_the_strategy_orders_in_symbol_sen
         "c": sim.send(SIDE_BUY, 1, ORDER_LIMIT, 9_000, strategy=2, symbol=0),  # another strategy's
     }
     assert [r["status"] for r in sim.arrive()] == [STATUS_NEW] * 3
-    sim.cancel_all(strategy=1, symbol=symbol)
+    cancel_all = sim.cancel_all(strategy=1, symbol=symbol)
     # sent after the cancel: still pending in the table when the cancel arrives, yet untouched
     ids["d"] = sim.send(SIDE_BUY, 1, ORDER_LIMIT, 9_200, strategy=1, symbol=0)
-    names = {order_id: name for name, order_id in ids.items()}
-    got = [(names[int(r["order_id"])], int(r["status"]), int(r["reason"])) for r in sim.arrive()]
+    names = {order_id: name for name, order_id in ids.items()} | {cancel_all: "cancel_all"}
+    reports = sim.arrive()
+    got = [(names[int(r["order_id"])], int(r["status"]), int(r["reason"])) for r in reports]
     assert got == [(name, STATUS_CANCELLED, REASON_CANCEL_REQUESTED) for name in cancelled] + [
-        ("d", STATUS_NEW, REASON_NONE)]
+        ("cancel_all", STATUS_DONE, REASON_NONE), ("d", STATUS_NEW, REASON_NONE)]
+    check(reports[len(cancelled)], target_order_id=0, symbol_id=symbol, flags=EXEC_FIRST, side=0, size=0,
+          position=sim.position(symbol) if symbol >= 0 else 0, mid_x2=0 if symbol < 0 else (MID_X2, 20_005)[symbol])
     assert sim.state[ST_N_RESTING] == 4 - len(cancelled)
 
 
