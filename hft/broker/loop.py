@@ -34,6 +34,8 @@ from numba import njit
 
 from hft.broker.matching import (
     P_CLOCK_FALLBACK,
+    ST_BBO_REFUSED,
+    ST_BBO_TAKEN,
     ST_MD_POS,
     ST_N_OUT,
     ST_N_PENDING,
@@ -50,6 +52,7 @@ from hft.broker.matching import (
 from hft.runtime import LOOP_ABORTED, LOOP_CONTINUE, LOOP_STOPPED, claim_waiting, idle_pass
 from shm_layout.atomics import load_acquire, monotonic_ns
 from shm_layout.counters import (
+    C_BBO_UPDATES,
     C_BOOK_REBUILDS,
     C_CANCEL_REJECTS,
     C_CANCELS,
@@ -148,6 +151,19 @@ def publish_reports(bk, io) -> bool:
 
 
 @njit(cache=True)
+def count_tickers(bk, io) -> None:
+    """Move the simulator's bookTicker counts to this process's counters: tickers that became a symbol's touch
+    to ``bbo_updates``, malformed ones (an empty side, crossed or locked, a lone record) to ``errors``."""
+    state = bk.state
+    if state[ST_BBO_TAKEN] > 0:
+        counter_add(io.proc, C_BBO_UPDATES, state[ST_BBO_TAKEN])
+        state[ST_BBO_TAKEN] = 0
+    if state[ST_BBO_REFUSED] > 0:
+        counter_add(io.proc, C_ERRORS, state[ST_BBO_REFUSED])
+        state[ST_BBO_REFUSED] = 0
+
+
+@njit(cache=True)
 def rebuild_books(bk, io) -> None:
     """Reload every symbol's book from the md.snapshot seqlock (top levels only): after a lap, or a restart."""
     proc = io.proc
@@ -220,6 +236,7 @@ def broker_loop(bk, io, max_run_ns: int) -> int:
                     if state[ST_N_OUT] >= room and not publish_reports(bk, io):
                         return LOOP_ABORTED
                 state[ST_VENUE_MONO] = monotonic_ns()
+                count_tickers(bk, io)
                 if not publish_reports(bk, io):
                     return LOOP_ABORTED
                 ring_release(md_ctrl, md_consumer, start + n)

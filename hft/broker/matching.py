@@ -1,28 +1,55 @@
 """The paper broker's fill simulator: order types, time in force, queue position, fees, entry latency.
 
-The broker keeps its own L2 book per symbol, built from md.events exactly as the feed built its own, and
-advances it only as far as the strategy has consumed md.events (the strategy's cursor). Every order carries
-the cursor and venue time at which the strategy decided (``ORDER.md_cursor``, ``ORDER.ts_exch``); it *arrives*
-at ``ts_exch + entry latency`` and meets the book at the first event at or after its cursor whose venue time
-is later than its arrival. The fills are therefore a function of the market-data sequence and the orders
-alone: a replay gives the same fills on every run.
+The broker keeps its own L2 book per symbol, built from md.events exactly as the feed built its own, with the
+venue's bookTicker laid over its top level (the touch, below), and advances it only as far as the strategy has
+consumed md.events (the strategy's cursor). Every order carries the cursor and venue time at which the
+strategy decided (``ORDER.md_cursor``, ``ORDER.ts_exch``); it *arrives* at ``ts_exch + entry latency`` and
+meets the book at the first event at or after its cursor whose venue time is later than its arrival (an
+``EV_BBO`` counts: the feed stamps tickers on the venue clock). The fills are therefore a function of the
+market-data sequence and the orders alone: a replay gives the same fills on every run.
 
 Live (not lock-step) runs add a clock fallback: an order whose arrival time has passed on this machine's clock
 (``ORDER.ts_init + latency``, monotonic) meets the book as it is once every event the strategy consumed is
 applied, so a quiet market does not hold orders back.
 
+The touch: **a bookTicker is a newer view of the top level only, superseded by the diff that covers its id.**
+Depth diffs come every 100 ms, bookTickers in real time: judged against the diffs alone, post-only quotes
+priced at the real best bid/ask were mostly rejected as crossing a touch that had already moved. So each symbol
+keeps an overlay (``bk.touch[symbol, T_*]``) beside its book:
+
+* ``EV_BOOK_LEVEL`` with update id ``u`` (a diff's final id, or a snapshot's lastUpdateId) changes the book as
+  before and raises the book's id (``T_BOOK_U``) to ``u``; once ``u`` reaches the overlay's id, the diff covers
+  the ticker and the overlay ends. ``EV_BOOK_RESET`` and a rebuild from the snapshots end it too.
+* ``EV_BBO`` is two records, bid then ask, of one ticker id ``u``. On the ask: a ticker with ``u`` at or below
+  the book's id is stale (a diff already applied covers it) and is ignored; one with a price or size <= 0, or
+  crossed or locked (bid >= ask), is ignored and counted (``errors``, with a lone or mismatched record); any
+  other becomes the overlay (counted in ``bbo_updates``).
+* While the overlay is active the symbol's *effective* book is its bid level followed by the book's bids
+  strictly below it, and its ask level followed by the book's asks strictly above it. Everything reads that
+  book: the crossing test of an arriving order (a POST_ONLY bid at the ticker's bid rests, one at its ask is
+  rejected whatever the stale book says), walks (marketable orders, FOK), MARKET's NO_LIQUIDITY check, the mid
+  of every report, and the queue ahead of a new resting order (at the ticker's own price its size, strictly
+  inside the spread 0, elsewhere the book's level).
+* Resting orders react to a ticker as to a level: its other side at or through their price fills them in full
+  (it traded through us first), and a smaller size at their own price counts toward their queue position.
+  Each order remembers the level size it last saw (``O_LEVEL_SEEN``, set on arrival) and every decrease, from
+  a ticker or a diff, is measured against it: a decrease seen first in a ticker is not counted again when the
+  diff covering it arrives. While the overlay hides a book level (at or better than the ticker's price), a
+  diff's change there neither moves queues nor fills orders: the ticker is the newer news.
+
 How orders fill (all prices and sizes fixed-point int64, money = price * size units):
 
-* Marketable orders (MARKET, the crossing part of LIMIT/IOC/FOK) walk the visible opposite side level by level
-  up to their limit; one report carries the filled size and average price (exact ``cum_notional``), taker fee.
-  What is left is cancelled (MARKET, IOC), rests (GTC, GTD), or the order is rejected beforehand (FOK that the
-  visible book cannot fill in full, POST_ONLY that would cross). There is no market impact: a walk does not
-  consume the simulated book, the venue's next update does.
+* Marketable orders (MARKET, the crossing part of LIMIT/IOC/FOK) walk the effective opposite side level by
+  level up to their limit; one report carries the filled size and average price (exact ``cum_notional``),
+  taker fee. What is left is cancelled (MARKET, IOC), rests (GTC, GTD), or the order is rejected beforehand
+  (FOK that the visible book cannot fill in full, POST_ONLY that would cross). There is no market impact: a
+  walk does not consume the simulated book (nor the overlay), the venue's next update does.
 * A resting order joins the back of its level: ``queue_ahead`` starts at the level's visible size. Trades at
   its price reduce ``queue_ahead`` and fill the order once they print through it; size decreases of the level
-  not explained by those trades are cancellations, of which ``queue_cancel_share`` is assumed to be ahead of
-  us. A trade at a better price for the aggressor (through our price), or the opposite side reaching our price,
-  fills the order in full. Fills are at the limit price, maker fee, worsened by ``adverse_selection_bps``.
+  (against the size the order last saw) not explained by those trades are cancellations, of which
+  ``queue_cancel_share`` is assumed to be ahead of us. A trade at a better price for the aggressor (through
+  our price), or the opposite side reaching our price, fills the order in full. Fills are at the limit price,
+  maker fee, worsened by ``adverse_selection_bps``.
 * The touch model (``fill_model = "touch"``) instead fills a resting order in full, with probability
   ``touch_fill_probability * (1 - queue_ahead / queue at arrival)``, at each trade at its price (numba's
   generator, seeded from the config: deterministic too).
@@ -47,7 +74,7 @@ memory), passed to every kernel as ``bk``:
 * ``bk.state[ST_*]`` int64 scalars; ``bk.params[P_*]`` int64 parameters.
 * books: ``bk.prices[S, 2, depth]``, ``bk.sizes[S, 2, depth]``, ``bk.counts[S, 2]`` (``hft.feed.book`` layout);
   ``bk.grid[S, 2]`` tick and lot; ``bk.account[S, K_*]`` positions and PnL (``hft.broker.accounting``).
-* ``bk.touch[S, N_TOUCH]``: reserved for the bookTicker overlay (unused so far).
+* ``bk.touch[S, T_*]``: the bookTicker overlay and the book's update id (above).
 * ``bk.out``: EXEC_REPORT records waiting to be published (``state[ST_N_OUT]`` of them).
 """
 
@@ -70,6 +97,7 @@ from shm_layout.records import (
     CMD_CANCEL,
     CMD_CANCEL_ALL,
     CMD_NEW,
+    EV_BBO,
     EV_BOOK_LEVEL,
     EV_BOOK_RESET,
     EV_TRADE,
@@ -141,7 +169,8 @@ O_TS_TICK_RECV = 21
 O_TS_ORDER_INIT = 22
 O_STRATEGY_ID = 23
 O_REPORTED = 24  # 1 once the order had a report (the next ones are not EXEC_FIRST)
-N_O = 25
+O_LEVEL_SEEN = 25  # size of its own level in the effective book when the order last looked (arrival, updates)
+N_O = 26
 
 ROW_FREE = 0
 ROW_PENDING = 1  # read from the ring, not yet arrived at the venue
@@ -155,7 +184,10 @@ ST_MD_POS = 3  # md.events sequence of the next event to apply
 ST_VENUE_NOW = 4  # venue time of the last event applied
 ST_VENUE_MONO = 5  # monotonic time it was applied (the live fallback's venue-clock estimate)
 ST_HIGH = 6  # rows below this index may be in use: scans stop here
-N_ST = 8
+# counts not yet added to the process counters (the loop moves them to ``bbo_updates`` and ``errors``)
+ST_BBO_TAKEN = 7  # bookTickers that became the overlay
+ST_BBO_REFUSED = 8  # bookTickers ignored as malformed: price or size <= 0, crossed or locked, a lone record
+N_ST = 10
 
 # --- parameters ---
 P_LATENCY_NS = 0
@@ -169,7 +201,18 @@ P_CLOCK_FALLBACK = 7  # 1: live run, orders also arrive by the machine's clock
 P_SEED = 8
 N_P = 10
 
-# --- touch columns (bk.touch[S, N_TOUCH]) ---
+# --- touch columns (bk.touch[S, T_*]): each symbol's bookTicker overlay (module docstring) ---
+T_BID = 0  # the overlay's bid price and size
+T_BID_SIZE = 1
+T_ASK = 2  # the overlay's ask price and size
+T_ASK_SIZE = 3
+T_U = 4  # the overlay's ticker update id (bookTicker ``u``)
+T_ACTIVE = 5  # 1: the overlay is newer than every diff applied: it is the symbol's touch
+T_BOOK_U = 6  # the book's update id: the largest update_id of the depth events applied (levels, resets)
+T_NEXT_BID = 7  # a ticker's bid record, held until its ask record comes
+T_NEXT_BID_SIZE = 8
+T_NEXT_U = 9
+T_NEXT_HELD = 10  # 1: T_NEXT_* hold a bid record
 N_TOUCH = 12
 
 FILL_MODEL_QUEUE = 0
@@ -188,15 +231,94 @@ def seed_random(seed: int) -> None:
 # ------------------------------------------------------------------------------------------------ reports
 
 
+# ------------------------------------------------------------------------------------------------ the touch
+
+
+@njit(cache=True)
+def effective_best(bk, symbol: int, side: int) -> tuple[int, int]:
+    """``(price, size)`` of the best level of ``side`` in the symbol's effective book (the overlay's while it is
+    active, else the book's); ``(0, 0)`` for an empty side."""
+    touch = bk.touch
+    if touch[symbol, T_ACTIVE] != 0:
+        if side == SIDE_BUY:
+            return touch[symbol, T_BID], touch[symbol, T_BID_SIZE]
+        return touch[symbol, T_ASK], touch[symbol, T_ASK_SIZE]
+    row = BID_ROW if side == SIDE_BUY else ASK_ROW
+    n = bk.counts[symbol, row]
+    if n == 0:
+        return 0, 0
+    return bk.prices[symbol, row, n - 1], bk.sizes[symbol, row, n - 1]
+
+
+@njit(cache=True)
+def effective_size_at(bk, symbol: int, side: int, price: int) -> int:
+    """Size at ``price`` on ``side`` of the effective book: the overlay's size at its own price, 0 better than
+    it (the ticker says those levels are gone), the book's level elsewhere."""
+    touch = bk.touch
+    if touch[symbol, T_ACTIVE] != 0:
+        if side == SIDE_BUY:
+            if price == touch[symbol, T_BID]:
+                return touch[symbol, T_BID_SIZE]
+            if price > touch[symbol, T_BID]:
+                return 0
+        else:
+            if price == touch[symbol, T_ASK]:
+                return touch[symbol, T_ASK_SIZE]
+            if price < touch[symbol, T_ASK]:
+                return 0
+    return book_size_at(bk.prices[symbol], bk.sizes[symbol], bk.counts[symbol], side, price)
+
+
+@njit(cache=True)
+def _hidden(bk, symbol: int, side: int, price: int) -> bool:
+    """True while the overlay hides the book's level at ``price`` (at or better than the ticker's price)."""
+    touch = bk.touch
+    if touch[symbol, T_ACTIVE] == 0:
+        return False
+    return price >= touch[symbol, T_BID] if side == SIDE_BUY else price <= touch[symbol, T_ASK]
+
+
+@njit(cache=True)
+def _walk_top(bk, symbol: int, row: int) -> tuple[int, int]:
+    """Where a walk down ``row`` starts: ``(first, top)``. ``first`` is the index of the best book level the
+    overlay leaves visible (-1: none); ``top`` is ``first + 1`` when the overlay's level comes before it (an
+    index ``_walk_level`` maps to the overlay), else ``first``. Walk ``k`` from ``top`` down to 0."""
+    i = bk.counts[symbol, row] - 1
+    touch = bk.touch
+    if touch[symbol, T_ACTIVE] == 0:
+        return i, i
+    prices = bk.prices
+    if row == BID_ROW:
+        edge = touch[symbol, T_BID]
+        while i >= 0 and prices[symbol, row, i] >= edge:
+            i -= 1
+    else:
+        edge = touch[symbol, T_ASK]
+        while i >= 0 and prices[symbol, row, i] <= edge:
+            i -= 1
+    return i, i + 1
+
+
+@njit(cache=True)
+def _walk_level(bk, symbol: int, row: int, k: int, first: int) -> tuple[int, int]:
+    """``(price, size)`` of step ``k`` of a walk (``_walk_top``): the overlay's level above ``first``, else the
+    book's level ``k``."""
+    if k > first:
+        touch = bk.touch
+        if row == BID_ROW:
+            return touch[symbol, T_BID], touch[symbol, T_BID_SIZE]
+        return touch[symbol, T_ASK], touch[symbol, T_ASK_SIZE]
+    return bk.prices[symbol, row, k], bk.sizes[symbol, row, k]
+
+
 @njit(cache=True)
 def _mid_x2(bk, symbol: int) -> int:
-    prices = bk.prices
-    counts = bk.counts
-    nb = counts[symbol, BID_ROW]
-    na = counts[symbol, ASK_ROW]
-    if nb == 0 or na == 0:
+    """Best bid + best ask of the effective book (0 unless both sides exist): the mark of every report."""
+    bid, _ = effective_best(bk, symbol, SIDE_BUY)
+    ask, _ = effective_best(bk, symbol, SIDE_SELL)
+    if bid == 0 or ask == 0:
         return 0
-    return prices[symbol, BID_ROW, nb - 1] + prices[symbol, ASK_ROW, na - 1]
+    return bid + ask
 
 
 @njit(cache=True)
@@ -415,6 +537,7 @@ def accept(bk, order, seq: int) -> int:
     table[target, O_TS_ORDER_INIT] = order.ts_init
     table[target, O_STRATEGY_ID] = order.strategy_id
     table[target, O_REPORTED] = 0
+    table[target, O_LEVEL_SEEN] = 0
     state[ST_N_PENDING] += 1
     if target + 1 > state[ST_HIGH]:
         state[ST_HIGH] = target + 1
@@ -473,17 +596,15 @@ def _fill(bk, row: int, quantity: int, price: int, fee_x100: int) -> tuple[int, 
 
 @njit(cache=True)
 def _walkable(bk, symbol: int, side: int, limit: int, wanted: int) -> int:
-    """Size the visible opposite side offers within ``limit`` (<= 0 for a market order), up to ``wanted``."""
-    prices = bk.prices
-    sizes = bk.sizes
-    counts = bk.counts
+    """Size the effective opposite side offers within ``limit`` (<= 0 for a market order), up to ``wanted``."""
     row = ASK_ROW if side == SIDE_BUY else BID_ROW
+    first, top = _walk_top(bk, symbol, row)
     total = 0
-    for i in range(counts[symbol, row] - 1, -1, -1):
-        level = prices[symbol, row, i]
+    for k in range(top, -1, -1):
+        level, size = _walk_level(bk, symbol, row, k, first)
         if limit > 0 and (level > limit if side == SIDE_BUY else level < limit):
             break
-        total += sizes[symbol, row, i]
+        total += size
         if total >= wanted:
             return wanted
     return total
@@ -491,28 +612,25 @@ def _walkable(bk, symbol: int, side: int, limit: int, wanted: int) -> int:
 
 @njit(cache=True)
 def _take(bk, row: int, ts_exch: int) -> None:
-    """Walk the opposite side for ``table[row]`` up to its limit; report the aggregate fill (if any)."""
+    """Walk the effective opposite side for ``table[row]`` up to its limit; report the aggregate fill (if any)."""
     table = bk.table
     account = bk.account
-    prices = bk.prices
-    sizes = bk.sizes
-    counts = bk.counts
     symbol = table[row, O_SYMBOL]
     side = table[row, O_SIDE]
     limit = 0 if table[row, O_TYPE] == ORDER_MARKET else table[row, O_PRICE]
     book_row = ASK_ROW if side == SIDE_BUY else BID_ROW
+    first, top = _walk_top(bk, symbol, book_row)
     filled = 0
     notional = 0
     pnl = 0
     closed = 0
-    for i in range(counts[symbol, book_row] - 1, -1, -1):
+    for k in range(top, -1, -1):
         leaves = table[row, O_LEAVES]
         if leaves == 0:
             break
-        level = prices[symbol, book_row, i]
+        level, quantity = _walk_level(bk, symbol, book_row, k, first)
         if limit > 0 and (level > limit if side == SIDE_BUY else level < limit):
             break
-        quantity = sizes[symbol, book_row, i]
         if quantity > leaves:
             quantity = leaves
         signed = quantity if side == SIDE_BUY else -quantity
@@ -535,21 +653,19 @@ def _take(bk, row: int, ts_exch: int) -> None:
 
 @njit(cache=True)
 def _arrive_new(bk, row: int, ts_exch: int) -> None:
+    """The order in ``table[row]`` meets the symbol's effective book (book and bookTicker overlay)."""
     table = bk.table
     state = bk.state
-    prices = bk.prices
-    sizes = bk.sizes
-    counts = bk.counts
     symbol = table[row, O_SYMBOL]
     side = table[row, O_SIDE]
     kind = table[row, O_TYPE]
     tif = table[row, O_TIF]
-    n_bid = counts[symbol, BID_ROW]
-    n_ask = counts[symbol, ASK_ROW]
-    if n_bid == 0 and n_ask == 0:
+    best_bid, _ = effective_best(bk, symbol, SIDE_BUY)
+    best_ask, _ = effective_best(bk, symbol, SIDE_SELL)
+    if best_bid == 0 and best_ask == 0:
         _close(bk, row, STATUS_REJECTED, REASON_NO_MARKET, ts_exch)
         return
-    opposite_empty = n_ask == 0 if side == SIDE_BUY else n_bid == 0
+    opposite_empty = best_ask == 0 if side == SIDE_BUY else best_bid == 0
     if kind == ORDER_MARKET and opposite_empty:
         _close(bk, row, STATUS_REJECTED, REASON_NO_LIQUIDITY, ts_exch)
         return
@@ -562,9 +678,9 @@ def _arrive_new(bk, row: int, ts_exch: int) -> None:
         if kind == ORDER_MARKET:
             crosses = True
         elif side == SIDE_BUY:
-            crosses = prices[symbol, ASK_ROW, n_ask - 1] <= limit
+            crosses = best_ask <= limit
         else:
-            crosses = prices[symbol, BID_ROW, n_bid - 1] >= limit
+            crosses = best_bid >= limit
     if kind == ORDER_POST_ONLY and crosses:
         _close(bk, row, STATUS_REJECTED, REASON_POST_ONLY_WOULD_CROSS, ts_exch)
         return
@@ -582,10 +698,11 @@ def _arrive_new(bk, row: int, ts_exch: int) -> None:
     if tif in (TIF_IOC, TIF_FOK):
         _close(bk, row, STATUS_CANCELLED, REASON_IOC_REMAINDER, ts_exch)
         return
-    # rest at the back of our level
-    ahead = book_size_at(prices[symbol], sizes[symbol], counts[symbol], side, limit)
+    # rest at the back of our level (the ticker's size at its price, nobody strictly inside the spread)
+    ahead = effective_size_at(bk, symbol, side, limit)
     table[row, O_QUEUE_AHEAD] = ahead
     table[row, O_QUEUE_AT_ARRIVAL] = ahead
+    table[row, O_LEVEL_SEEN] = ahead
     table[row, O_TRADED_PENDING] = 0
     table[row, O_STATE] = ROW_RESTING
     state[ST_N_PENDING] -= 1
@@ -695,37 +812,93 @@ def _maker_fill(bk, row: int, quantity: int, ts_exch: int) -> None:
 
 
 @njit(cache=True)
-def _on_level(bk, symbol: int, side: int, price: int, new_size: int, ts_exch: int) -> None:
-    """A level changed to ``new_size``: move queue positions at it, and fill orders the other side now crosses."""
+def _queue_update(bk, row: int, level_size: int) -> None:
+    """The resting order in ``table[row]`` sees its level at ``level_size`` (effective book): a decrease since it
+    last looked, less what traded at the level meanwhile, is cancellations, a share of them ahead of it."""
+    table = bk.table
+    decrease = table[row, O_LEVEL_SEEN] - level_size
+    if decrease > 0:
+        traded = table[row, O_TRADED_PENDING]
+        cancels = decrease - traded if decrease > traded else 0
+        table[row, O_TRADED_PENDING] = traded - decrease if traded > decrease else 0
+        ahead = table[row, O_QUEUE_AHEAD] - cancels * bk.params[P_CANCEL_SHARE_PPM] // PPM
+        table[row, O_QUEUE_AHEAD] = ahead if ahead > 0 else 0
+    if table[row, O_QUEUE_AHEAD] > level_size:
+        table[row, O_QUEUE_AHEAD] = level_size  # what is ahead of us is part of the visible level
+    table[row, O_LEVEL_SEEN] = level_size
+
+
+@njit(cache=True)
+def _on_level(bk, symbol: int, side: int, price: int, new_size: int, update_id: int, ts_exch: int) -> None:
+    """A level of the book changed to ``new_size`` by a diff (or snapshot) up to ``update_id``: end the overlay
+    it covers, move queue positions at the level, fill orders the other side now crosses."""
     table = bk.table
     state = bk.state
-    prices = bk.prices
-    sizes = bk.sizes
-    counts = bk.counts
-    old_size = book_size_at(prices[symbol], sizes[symbol], counts[symbol], side, price)
-    if book_set_level(prices[symbol], sizes[symbol], counts[symbol], side, price, new_size) < 0:
+    touch = bk.touch
+    if book_set_level(bk.prices[symbol], bk.sizes[symbol], bk.counts[symbol], side, price, new_size) < 0:
         return  # malformed (side, price or size): the book refused it, so it cannot fill anything either
+    if update_id > touch[symbol, T_BOOK_U]:
+        touch[symbol, T_BOOK_U] = update_id
+    if touch[symbol, T_ACTIVE] != 0 and update_id >= touch[symbol, T_U]:
+        touch[symbol, T_ACTIVE] = 0  # the diff covers the ticker: the book is the newer view again
     if state[ST_N_RESTING] == 0:
         return
+    visible = not _hidden(bk, symbol, side, price)  # a level under the overlay is older news than the ticker
     for row in range(state[ST_HIGH]):
         if table[row, O_STATE] != ROW_RESTING or table[row, O_SYMBOL] != symbol:
             continue
         mine = table[row, O_PRICE]
         if table[row, O_SIDE] == side:
-            if mine != price:
-                continue
-            decrease = old_size - new_size
-            if decrease > 0:
-                traded = table[row, O_TRADED_PENDING]
-                cancels = decrease - traded if decrease > traded else 0
-                table[row, O_TRADED_PENDING] = traded - decrease if traded > decrease else 0
-                ahead = table[row, O_QUEUE_AHEAD] - cancels * bk.params[P_CANCEL_SHARE_PPM] // PPM
-                table[row, O_QUEUE_AHEAD] = ahead if ahead > 0 else 0
-            if table[row, O_QUEUE_AHEAD] > new_size:
-                table[row, O_QUEUE_AHEAD] = new_size  # what is ahead of us is part of the visible level
-        elif new_size > 0 and (price <= mine if side == SIDE_SELL else price >= mine):
+            if mine == price:
+                _queue_update(bk, row, effective_size_at(bk, symbol, side, price))
+        elif visible and new_size > 0 and (price <= mine if side == SIDE_SELL else price >= mine):
             # liquidity rests on the other side at or through our price: it traded through us first
             _maker_fill(bk, row, table[row, O_LEAVES], ts_exch)
+
+
+@njit(cache=True)
+def _on_bbo(bk, symbol: int, side: int, price: int, size: int, update_id: int, ts_exch: int) -> None:
+    """One record of a bookTicker: hold the bid, then on the ask make the pair the overlay unless it is stale
+    or malformed (module docstring), and let resting orders react to it as to levels."""
+    touch = bk.touch
+    state = bk.state
+    if side == SIDE_BUY:
+        touch[symbol, T_NEXT_BID] = price
+        touch[symbol, T_NEXT_BID_SIZE] = size
+        touch[symbol, T_NEXT_U] = update_id
+        touch[symbol, T_NEXT_HELD] = 1
+        return
+    held = touch[symbol, T_NEXT_HELD] != 0 and touch[symbol, T_NEXT_U] == update_id
+    touch[symbol, T_NEXT_HELD] = 0
+    if side != SIDE_SELL or not held:
+        state[ST_BBO_REFUSED] += 1  # not the ask after the bid of the same ticker
+        return
+    if update_id <= touch[symbol, T_BOOK_U] or (touch[symbol, T_ACTIVE] != 0 and update_id <= touch[symbol, T_U]):
+        return  # stale: a diff already applied (or a newer ticker) covers it
+    bid = touch[symbol, T_NEXT_BID]
+    bid_size = touch[symbol, T_NEXT_BID_SIZE]
+    if bid <= 0 or price <= 0 or bid_size <= 0 or size <= 0 or bid >= price:
+        state[ST_BBO_REFUSED] += 1  # an empty side, or crossed/locked: not a touch we can trade against
+        return
+    touch[symbol, T_BID] = bid
+    touch[symbol, T_BID_SIZE] = bid_size
+    touch[symbol, T_ASK] = price
+    touch[symbol, T_ASK_SIZE] = size
+    touch[symbol, T_U] = update_id
+    touch[symbol, T_ACTIVE] = 1
+    state[ST_BBO_TAKEN] += 1
+    if state[ST_N_RESTING] == 0:
+        return
+    table = bk.table
+    for row in range(state[ST_HIGH]):
+        if table[row, O_STATE] != ROW_RESTING or table[row, O_SYMBOL] != symbol:
+            continue
+        mine = table[row, O_PRICE]
+        own = table[row, O_SIDE]
+        if price <= mine if own == SIDE_BUY else bid >= mine:
+            _maker_fill(bk, row, table[row, O_LEAVES], ts_exch)  # the other side reached us: traded through us
+        else:
+            _queue_update(bk, row, effective_size_at(bk, symbol, own, mine))
 
 
 @njit(cache=True)
@@ -785,7 +958,8 @@ def expire_due(bk, venue_ts: int) -> int:
 
 @njit(cache=True)
 def on_event(bk, event) -> None:
-    """Apply one md.events record at ``state[ST_MD_POS]``: arrivals due before it, expiries, then the event.
+    """Apply one md.events record at ``state[ST_MD_POS]``: arrivals due before it, expiries, then the event (a
+    level, a trade, a bookTicker record or a book reset; the module docstring says what each does).
 
     Call it with fewer than ``out.shape[0] - 2 * table.shape[0] - 8`` reports in ``out``: one event, with the
     arrivals due before it, adds at most two per held order, and those arrivals must never be cut short."""
@@ -799,11 +973,17 @@ def on_event(bk, event) -> None:
     if 0 <= symbol < bk.account.shape[0]:
         kind = event.kind
         if kind == EV_BOOK_LEVEL:
-            _on_level(bk, symbol, event.side, event.price, event.size, ts)
+            _on_level(bk, symbol, event.side, event.price, event.size, event.update_id, ts)
         elif kind == EV_TRADE:
             _on_trade(bk, symbol, event.side, event.price, event.size, ts)
+        elif kind == EV_BBO:
+            _on_bbo(bk, symbol, event.side, event.price, event.size, event.update_id, ts)
         elif kind == EV_BOOK_RESET:
             book_clear(bk.prices[symbol], bk.sizes[symbol], bk.counts[symbol])
+            touch = bk.touch
+            touch[symbol, T_ACTIVE] = 0  # the book starts again: the ticker was an overlay on the old one
+            if event.update_id > touch[symbol, T_BOOK_U]:
+                touch[symbol, T_BOOK_U] = event.update_id  # a snapshot's reset: its lastUpdateId
     state[ST_MD_POS] += 1
     if ts > state[ST_VENUE_NOW]:
         state[ST_VENUE_NOW] = ts
@@ -857,10 +1037,17 @@ def shutdown(bk) -> int:
 
 @njit(cache=True)
 def load_levels_from_snapshot(bk, snapshot, symbol: int) -> None:
-    """Rebuild one symbol's book from a seqlock snapshot (top levels only): the recovery after being lapped."""
+    """Rebuild one symbol's book from a seqlock snapshot (top levels only): the recovery after being lapped or
+    restarted. The overlay ends (the snapshot is the feed's newest view) and the book's id becomes the
+    snapshot's, so tickers it covers are stale."""
     prices = bk.prices
     sizes = bk.sizes
     counts = bk.counts
+    touch = bk.touch
+    touch[symbol, T_ACTIVE] = 0
+    touch[symbol, T_NEXT_HELD] = 0
+    if snapshot.update_id > touch[symbol, T_BOOK_U]:
+        touch[symbol, T_BOOK_U] = snapshot.update_id
     book_clear(prices[symbol], sizes[symbol], counts[symbol])
     for i in range(snapshot.n_bid_levels):
         book_set_level(prices[symbol], sizes[symbol], counts[symbol], SIDE_BUY, snapshot.bid_prices[i],
@@ -872,7 +1059,10 @@ def load_levels_from_snapshot(bk, snapshot, symbol: int) -> None:
 
 __all__ = [
     "FILL_MODELS",
+    "N_O",
     "N_P",
+    "N_ST",
+    "N_TOUCH",
     "P_ADVERSE_X100",
     "P_CANCEL_SHARE_PPM",
     "P_CLOCK_FALLBACK",
@@ -884,6 +1074,9 @@ __all__ = [
     "P_TOUCH_PROB_PPM",
     "accept",
     "arrive_due",
+    "cancel_held",
+    "effective_best",
+    "effective_size_at",
     "expire_due",
     "load_levels_from_snapshot",
     "on_event",

@@ -20,8 +20,10 @@ from hft.broker.state import new_broker_io, new_broker_state
 from hft.feed.book import book_best
 from hft.runtime import LOOP_STOPPED, LOOP_TIMEOUT
 from shm_layout.counters import (
+    C_BBO_UPDATES,
     C_CANCEL_REJECTS,
     C_CANCELS,
+    C_ERRORS,
     C_FILLS,
     C_ORDERS,
     C_POST_ONLY_REJECTS,
@@ -48,6 +50,7 @@ from shm_layout.records import (
     EV_BBO,
     EV_BOOK_LEVEL,
     EXEC_FIRST,
+    FLAG_LAST_IN_FRAME,
     LIQUIDITY_TAKER,
     MD_EVENT,
     ORDER,
@@ -81,6 +84,7 @@ BID, ASK = 5_999_999, 6_000_001
 T0 = 1_700_000_000_000_000_000  # venue time of the first event
 TAKER = 1_000  # 10 bps, in hundredths of a bp
 SLICE_NS = 2_000_000
+EV_NONE = 0  # not a market-data kind: the broker does nothing with it but let time pass
 
 
 class Broker:
@@ -119,10 +123,11 @@ class Broker:
         self.next_id = 1
 
     # --- the feed ---
-    def publish(self, kind: int, side: int = 0, price: int = 0, size: int = 0) -> None:
+    def publish(self, kind: int, side: int = 0, price: int = 0, size: int = 0, u: int = 0, flags: int = 0) -> None:
         event = np.zeros(1, MD_EVENT)
         ts = T0 + 1_000 * len(self.event_ts)
         event["ts_exch"], event["kind"], event["side"], event["price"], event["size"] = ts, kind, side, price, size
+        event["update_id"], event["flags"] = u, flags
         assert self.md.try_publish(event) == 1
         self.event_ts.append(ts)
 
@@ -155,8 +160,9 @@ class Broker:
         return self.send(0, 0, 0, command=CMD_CANCEL, target=target)
 
     def tick(self) -> None:
-        """Time passes on the venue: an event that changes no book, consumed by the strategy."""
-        self.publish(EV_BBO)
+        """Time passes on the venue: an event that changes no book (a kind the broker ignores), consumed by the
+        strategy."""
+        self.publish(EV_NONE)
         self.consume()
 
     # --- the broker ---
@@ -335,3 +341,21 @@ def test_reports_when_cancel_race_and_post_only_cross_then_counted_apart_from_re
     # order-to-execution latency: the first report of each of the three orders, none of the two commands
     for histogram in (H_ORDER_TO_EXEC, H_TICK_TO_EXEC):
         assert hist_row(broker.proc, histogram)[H_COUNT] == 3
+
+
+def test_tickers_when_applied_then_counted_in_bbo_updates_and_malformed_ones_in_errors(broker: Broker) -> None:
+    broker.book()  # 5,999,999 / 6,000,001: a two-tick spread with 6,000,000 inside it
+    broker.publish(EV_BBO, SIDE_BUY, BID + 1, 4, u=10)
+    broker.publish(EV_BBO, SIDE_SELL, ASK, 2, u=10, flags=FLAG_LAST_IN_FRAME)
+    broker.publish(EV_BBO, SIDE_BUY, ASK, 4, u=11)  # locked: bid == ask
+    broker.publish(EV_BBO, SIDE_SELL, ASK, 2, u=11, flags=FLAG_LAST_IN_FRAME)
+    broker.consume()
+    quote = broker.send(SIDE_SELL, 1, ORDER_POST_ONLY, BID + 1)  # at the ticker's bid: would cross
+    broker.tick()
+    broker.run()
+    (report,) = broker.reports()
+    assert (int(report["order_id"]), int(report["status"]), int(report["reason"])) == (
+        quote, STATUS_REJECTED, REASON_POST_ONLY_WOULD_CROSS)
+    assert report["mid_x2"] == BID + 1 + ASK
+    assert broker.counter(C_BBO_UPDATES) == 1 and broker.counter(C_ERRORS) == 1
+    assert broker.counter(C_POST_ONLY_REJECTS) == 1 and broker.counter(C_REJECTS) == 0

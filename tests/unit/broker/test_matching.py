@@ -47,6 +47,7 @@ from shm_layout.records import (
     EV_BOOK_RESET,
     EV_TRADE,
     EXEC_FIRST,
+    FLAG_LAST_IN_FRAME,
     LIQUIDITY_MAKER,
     LIQUIDITY_TAKER,
     MD_EVENT,
@@ -91,6 +92,7 @@ from shm_layout.records import (
     TIF_IOC,
 )
 
+EV_NONE = 0  # not a market-data kind: the broker does nothing with it but let time pass
 DEPTH = 32
 T0 = 1_000_000  # venue time (ns) of the harness's first event
 STEP = 100  # venue time between events unless a test says otherwise
@@ -150,12 +152,13 @@ class Sim:
             book_set_level(p, s, c, SIDE_SELL, price, size)
 
     def event(self, kind: int, side: int = 0, price: int = 0, size: int = 0, *, symbol: int = 0,
-              ts: int | None = None) -> np.ndarray:
+              ts: int | None = None, u: int = 0, flags: int = 0) -> np.ndarray:
         """Apply one md.events record (default: ``STEP`` ns after the last); return the reports it caused."""
         self.now = self.now + STEP if ts is None else ts
         event = np.zeros(1, MD_EVENT)
         event["ts_exch"], event["kind"], event["side"] = self.now, kind, side
         event["price"], event["size"], event["symbol_id"] = price, size, symbol
+        event["update_id"], event["flags"] = u, flags
         on_event(self.bk.ref, event[0])
         return self.reports()
 
@@ -166,8 +169,17 @@ class Sim:
         return self.event(EV_TRADE, aggressor, price, size, **kw)
 
     def tick(self, **kw: int) -> np.ndarray:
-        """An event that changes nothing (a BBO record): time passes, due orders arrive."""
-        return self.event(EV_BBO, **kw)
+        """An event that changes nothing (a kind the broker ignores): time passes, due orders arrive."""
+        return self.event(EV_NONE, **kw)
+
+    def ticker(self, bid: int, bid_size: int, ask: int, ask_size: int, u: int, *, symbol: int = 0,
+               ts: int | None = None) -> np.ndarray:
+        """A bookTicker as the feed sends it: the bid record, then the ask flagged last in its frame, one venue
+        time; return the reports of both."""
+        first = self.event(EV_BBO, SIDE_BUY, bid, bid_size, symbol=symbol, ts=ts, u=u)
+        second = self.event(EV_BBO, SIDE_SELL, ask, ask_size, symbol=symbol, ts=self.now, u=u,
+                            flags=FLAG_LAST_IN_FRAME)
+        return np.concatenate([first, second])
 
     # --- orders ---
     def send(self, side: int = SIDE_BUY, size: int = 1, order_type: int = ORDER_LIMIT, price: int = 0,
