@@ -63,8 +63,8 @@ def broker_params(config: Config) -> np.ndarray:
 
 def recover(ctx: WorkerContext, book: BrokerBook, io: BrokerWiring) -> None:
     """A restarted broker: positions from the newest reports, a final report for every order and cancel command
-    the dead broker held, books rebuilt from the snapshots and md.events resumed at the strategy's cursor. A first start
-    finds empty rings and does nothing (``hft.broker.recovery``)."""
+    the dead broker held, books rebuilt from the snapshots and md.events resumed at the strategy's cursor. A
+    first start finds empty rings and does nothing (``hft.broker.recovery``)."""
     pipeline = ctx.pipeline
     orders, executions, md = pipeline.rings[ORDERS], pipeline.rings[EXECUTIONS], pipeline.rings[MD_EVENTS]
     reports = executions.history("exec_id")

@@ -35,7 +35,8 @@ keeps an overlay (``bk.touch[symbol, T_*]``) beside its book:
   Each order remembers the level size it last saw (``O_LEVEL_SEEN``, set on arrival) and every decrease, from
   a ticker or a diff, is measured against it: a decrease seen first in a ticker is not counted again when the
   diff covering it arrives. While the overlay hides a book level (at or better than the ticker's price), a
-  diff's change there neither moves queues nor fills orders: the ticker is the newer news.
+  diff's change there neither moves queues nor fills orders: the ticker is the newer news. A book reset moves
+  no queue; the snapshot levels after it are measured against what each order last saw, like any level.
 
 How orders fill (all prices and sizes fixed-point int64, money = price * size units):
 
