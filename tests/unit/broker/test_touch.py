@@ -232,6 +232,18 @@ def test_queue_when_the_ticker_bid_drops_below_our_bid_then_nobody_is_ahead_of_u
     check(report, order_id=order_id, status=STATUS_PARTIALLY_FILLED, size=1, price=10_000)
 
 
+def test_queue_when_book_resets_and_the_snapshot_shows_a_smaller_level_then_the_difference_counts() -> None:
+    sim = _sim(cancel_share=1.0)
+    order_id = sim.send(SIDE_BUY, 1, ORDER_LIMIT, 9_998)
+    sim.arrive()
+    assert sim.queue_ahead(order_id) == 4
+    sim.event(EV_BOOK_RESET, u=30)
+    assert sim.queue_ahead(order_id) == 4  # a reset is lost track, not an empty level
+    sim.level(SIDE_BUY, 10_000, 3, u=30)
+    sim.level(SIDE_BUY, 9_998, 1, u=30)  # the snapshot: 3 of the 4 left while we were resyncing
+    assert sim.queue_ahead(order_id) == 1
+
+
 # ------------------------------------------------------------------------------------------------ the overlay's life
 
 
