@@ -864,6 +864,8 @@ def _on_bbo(bk, symbol: int, side: int, price: int, size: int, update_id: int, t
     touch = bk.touch
     state = bk.state
     if side == SIDE_BUY:
+        if touch[symbol, T_NEXT_HELD] != 0:
+            state[ST_BBO_REFUSED] += 1  # the previous bid record never got its ask
         touch[symbol, T_NEXT_BID] = price
         touch[symbol, T_NEXT_BID_SIZE] = size
         touch[symbol, T_NEXT_U] = update_id

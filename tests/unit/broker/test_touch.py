@@ -287,12 +287,15 @@ def test_ticker_when_crossed_locked_or_empty_then_ignored_and_counted(sim: Sim, 
     assert (sim.touch[0, T_BID], sim.touch[0, T_ASK], sim.touch[0, T_ACTIVE]) == (BID, ASK, 1)
 
 
-def test_ticker_when_ask_record_comes_without_its_bid_then_ignored_and_counted() -> None:
+def test_ticker_when_a_record_comes_without_its_pair_then_ignored_and_counted() -> None:
     sim = _sim()
     sim.event(EV_BBO, SIDE_BUY, BID, BID_SIZE, u=U)
     sim.event(EV_BBO, SIDE_SELL, ASK, ASK_SIZE, u=U + 1)  # another ticker's ask
     sim.event(EV_BBO, SIDE_SELL, ASK, ASK_SIZE, u=U + 1)  # no bid at all
-    assert sim.state[ST_BBO_REFUSED] == 2 and sim.touch[0, T_ACTIVE] == 0
+    sim.event(EV_BBO, SIDE_BUY, BID, BID_SIZE, u=U + 2)  # a bid whose ask never comes ...
+    sim.event(EV_BBO, SIDE_BUY, BID, BID_SIZE, u=U + 3)  # ... is counted when the next bid replaces it
+    sim.event(EV_BBO, 0, BID, BID_SIZE, u=U + 3)  # neither side: it and the bid it follows, counted once
+    assert sim.state[ST_BBO_REFUSED] == 4 and sim.touch[0, T_ACTIVE] == 0 and sim.state[ST_BBO_TAKEN] == 0
 
 
 def test_book_reset_when_overlay_active_then_it_ends_with_the_book(sim: Sim) -> None:
