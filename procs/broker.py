@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from hft.broker.accounting import N_ACCOUNT
 from hft.broker.loop import broker_loop, publish_reports, rebuild_books
 from hft.broker.matching import (
     FILL_MODELS,
@@ -23,12 +22,11 @@ from hft.broker.matching import (
     ST_N_OUT,
     ST_VENUE_NOW,
     cancel_held,
-    new_state,
     seed_random,
 )
 from hft.broker.recovery import cancellation_reports, orphaned_orders, restore_account
+from hft.broker.state import BrokerBook, BrokerWiring, new_broker_io, new_broker_state
 from hft.config import Config
-from hft.feed.book import DEFAULT_DEPTH_CAPACITY
 from hft.runtime import LOOP_ABORTED, LOOP_STOPPED
 from procs.common import LOOP_SLICE_NS, WorkerContext, worker_main
 from shm_layout.counters import (
@@ -39,7 +37,7 @@ from shm_layout.counters import (
     W_STATE,
 )
 from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, PROC_BROKER, PROC_STRATEGY
-from shm_layout.records import BOOK_SNAPSHOT, MD_EVENT, REASON_BROKER_RESTART, REASON_STRATEGY_DOWN
+from shm_layout.records import CMD_NEW, REASON_BROKER_RESTART, REASON_STRATEGY_DOWN
 from shm_layout.ring import ring_release, ring_tail
 
 MD_BATCH = 4096
@@ -63,11 +61,10 @@ def broker_params(config: Config) -> np.ndarray:
     return params
 
 
-def recover(ctx: WorkerContext, account: np.ndarray, table: np.ndarray, state: np.ndarray, out: np.ndarray,
-            books: tuple[np.ndarray, np.ndarray, np.ndarray], snapshot: np.ndarray) -> None:
-    """A restarted broker: positions from the newest reports, a final report for every order the dead broker
-    held, books rebuilt from the snapshots and md.events resumed at the strategy's cursor. A first start
-    finds empty rings and does nothing (``hft.broker.recovery``)."""
+def recover(ctx: WorkerContext, book: BrokerBook, io: BrokerWiring) -> None:
+    """A restarted broker: positions from the newest reports, a final report for every order and cancel command
+    the dead broker held, books rebuilt from the snapshots and md.events resumed at the strategy's cursor. A
+    first start finds empty rings and does nothing (``hft.broker.recovery``)."""
     pipeline = ctx.pipeline
     orders, executions, md = pipeline.rings[ORDERS], pipeline.rings[EXECUTIONS], pipeline.rings[MD_EVENTS]
     reports = executions.history("exec_id")
@@ -75,66 +72,60 @@ def recover(ctx: WorkerContext, account: np.ndarray, table: np.ndarray, state: n
     md_consumer, strategy_md = md.consumer_index("broker"), md.consumer_index("strategy")
     if len(reports) == 0 and taken_until == 0 and ring_tail(md.ctrl, md_consumer) == 0:
         return
-    symbols = restore_account(account, reports)
+    symbols = restore_account(book.account, reports)
     lost, previous = orphaned_orders(orders.history("order_id"), taken_until, reports)
     venue_ts = int(reports["ts_exch"].max()) if len(reports) else 0
-    finals = cancellation_reports(lost, previous, account, REASON_BROKER_RESTART, venue_ts, out.dtype)
+    out = book.out
+    finals = cancellation_reports(lost, previous, book.account, REASON_BROKER_RESTART, venue_ts, out.dtype)
     for start in range(0, len(finals), len(out)):
         chunk = finals[start:start + len(out)]
         out[: len(chunk)] = chunk
-        state[ST_N_OUT] = len(chunk)
-        publish_reports(out, state, executions.ctrl, executions.slots, ctx.control_words, ctx.abort_index,
-                        ctx.proc_words, ctx.wait_strategy)
+        book.state[ST_N_OUT] = len(chunk)
+        publish_reports(book.ref, io.ref)
     # the dead broker's book is gone: start again from the feed's latest top levels, at the strategy's cursor
     resume_at = ring_tail(md.ctrl, strategy_md)
     ring_release(md.ctrl, md_consumer, resume_at)
-    state[ST_MD_POS] = resume_at
-    prices, sizes, counts = books
-    rebuild_books(pipeline.snapshots.words, snapshot, snapshot.view(np.int64), prices, sizes, counts,
-                  ctx.proc_words)
+    book.state[ST_MD_POS] = resume_at
+    rebuild_books(book.ref, io.ref)
+    commands = int(np.count_nonzero(lost["command"] != CMD_NEW)) if len(lost) else 0
     ctx.log.warning("restarted: positions of %d symbols restored from the reports, %d orders the dead broker "
-                    "held ended CANCELLED (BROKER_RESTART), books rebuilt from the snapshots' top levels, "
-                    "md.events resumed at %d", len(symbols), len(finals), resume_at)
+                    "held ended CANCELLED and %d cancel commands DONE (BROKER_RESTART), books rebuilt from the "
+                    "snapshots' top levels, md.events resumed at %d", len(symbols), len(finals) - commands,
+                    commands, resume_at)
 
 
-def cancel_for_dead_strategy(ctx: WorkerContext, table, state, out, account, prices, counts) -> int:
+def cancel_for_dead_strategy(book: BrokerBook, io: BrokerWiring) -> int:
     """The strategy died: end every order it had here (``REASON_STRATEGY_DOWN``) and publish the reports."""
-    executions = ctx.pipeline.rings[EXECUTIONS]
-    if not publish_reports(out, state, executions.ctrl, executions.slots, ctx.control_words, ctx.abort_index,
-                           ctx.proc_words, ctx.wait_strategy):
+    if not publish_reports(book.ref, io.ref):
         return 0
-    cancelled = cancel_held(out, state, table, account, prices, counts, REASON_STRATEGY_DOWN,
-                            int(state[ST_VENUE_NOW]), 0)
-    publish_reports(out, state, executions.ctrl, executions.slots, ctx.control_words, ctx.abort_index,
-                    ctx.proc_words, ctx.wait_strategy)
+    cancelled = cancel_held(book.ref, REASON_STRATEGY_DOWN, int(book.state[ST_VENUE_NOW]), 0)
+    publish_reports(book.ref, io.ref)
     return cancelled
 
 
 def run(ctx: WorkerContext) -> int:
     pipeline = ctx.pipeline
     orders, executions, md = pipeline.rings[ORDERS], pipeline.rings[EXECUTIONS], pipeline.rings[MD_EVENTS]
-    order_consumer = orders.consumer_index("broker")
-    md_consumer = md.consumer_index("broker")
-    strategy_md_consumer = md.consumer_index("strategy")
     symbols = pipeline.control.symbols
-    n_symbols = len(symbols)
     grid = np.stack([symbols["tick_size"], symbols["lot_size"]], axis=1).astype(np.int64)
-    account = np.zeros((n_symbols, N_ACCOUNT), np.int64)
-    prices = np.zeros((n_symbols, 2, DEFAULT_DEPTH_CAPACITY), np.int64)
-    sizes = np.zeros((n_symbols, 2, DEFAULT_DEPTH_CAPACITY), np.int64)
-    counts = np.zeros((n_symbols, 2), np.int64)
-    table, state, out = new_state(ctx.config.broker.max_open_orders)
     params = broker_params(ctx.config)
+    book = new_broker_state(len(symbols), grid, params, ctx.config.broker.max_open_orders)
+    io = new_broker_io(
+        order_ctrl=orders.ctrl, order_slots=orders.slots, order_consumer=orders.consumer_index("broker"),
+        md_ctrl=md.ctrl, md_slots=md.slots, md_consumer=md.consumer_index("broker"),
+        strategy_md_consumer=md.consumer_index("strategy"), snap_words=pipeline.snapshots.words,
+        exec_ctrl=executions.ctrl, exec_slots=executions.slots, control_words=ctx.control_words,
+        stop_index=ctx.stop_index, stage=ctx.stage, abort_index=ctx.abort_index, proc=ctx.proc_words,
+        wait_strategy=ctx.wait_strategy, md_batch_size=MD_BATCH,
+    )
     seed_random(int(params[P_SEED]))
-    md_batch = np.zeros(MD_BATCH, MD_EVENT)
-    snapshot = np.zeros(1, BOOK_SNAPSHOT)
     cfg = ctx.config.broker
     ctx.log.info(
         "broker running: %s fills, entry latency %d us, taker %.2f bps, maker %.2f bps, adverse %.2f bps%s",
         cfg.fill_model, cfg.entry_latency_us, cfg.taker_fee_bps, cfg.maker_fee_bps, cfg.adverse_selection_bps,
         "" if params[P_CLOCK_FALLBACK] else " (lock step: market data alone decides arrivals)",
     )
-    recover(ctx, account, table, state, out, (prices, sizes, counts), snapshot)
+    recover(ctx, book, io)
     strategy_block = pipeline.control.process_words(PROC_STRATEGY)
     handled_death = -1  # the strategy's restart count whose death we already answered
     rebuilds = 0
@@ -142,18 +133,12 @@ def run(ctx: WorkerContext) -> int:
     while not ctx.should_exit():
         if not first_pass:
             ctx.mark_running()
-        status = broker_loop(
-            orders.ctrl, orders.slots, order_consumer, md.ctrl, md.slots, md_consumer, strategy_md_consumer,
-            md_batch, pipeline.snapshots.words, snapshot, snapshot.view(np.int64), executions.ctrl,
-            executions.slots, ctx.control_words, ctx.stop_index, ctx.stage, ctx.abort_index, ctx.proc_words,
-            table, state, params, grid, out, account, prices, sizes, counts, ctx.wait_strategy,
-            0 if first_pass else LOOP_SLICE_NS,  # the first pass only compiles
-        )
+        status = broker_loop(book.ref, io.ref, 0 if first_pass else LOOP_SLICE_NS)  # the first pass only compiles
         first_pass = False
         strategy_state = int(strategy_block[W_STATE])
         if strategy_state in PSTATES_DOWN and handled_death != int(strategy_block[W_RESTARTS]):
             handled_death = int(strategy_block[W_RESTARTS])
-            cancelled = cancel_for_dead_strategy(ctx, table, state, out, account, prices, counts)
+            cancelled = cancel_for_dead_strategy(book, io)
             ctx.log.warning("the strategy died: %d of its orders cancelled (STRATEGY_DOWN)", cancelled)
         now_rebuilds = int(ctx.proc_words[W_COUNTERS + C_BOOK_REBUILDS])
         if now_rebuilds != rebuilds:

@@ -9,6 +9,9 @@ until the producer wraps around (``Ring.history``). From them:
 * orders the dead broker held: every NEW order it had taken off the ring whose latest report is not final
   (no report yet, NEW, PARTIALLY_FILLED). The restarted broker ends each with CANCELLED (BROKER_RESTART), so
   the strategy stops waiting for it and persistence records its end: every order still gets a final report.
+* commands the dead broker held: a CANCEL or CANCEL_ALL it had taken without reporting it (a command's one
+  report is always final). Each ends with DONE (BROKER_RESTART), after the orders' CANCELLED reports: what it
+  named was cancelled with that reason anyway, as ``cancel_held`` ends a live broker's pending commands.
 
 Orders older than the ring's history (more than its capacity ago) that were still resting are beyond this
 reach: with the default 4,096-record rings that takes thousands of orders while one rests.
@@ -20,9 +23,12 @@ import numpy as np
 
 from hft.broker.accounting import K_ENTRY_NOTIONAL, K_FEES, K_POSITION, K_REALIZED
 from shm_layout.records import (
+    CMD_CANCEL,
+    CMD_CANCEL_ALL,
     CMD_NEW,
     EXEC_FIRST,
     STATUS_CANCELLED,
+    STATUS_DONE,
     STATUS_NEW,
     STATUS_PARTIALLY_FILLED,
 )
@@ -50,28 +56,35 @@ def restore_account(account: np.ndarray, reports: np.ndarray) -> list[int]:
 
 
 def orphaned_orders(orders: np.ndarray, taken_until: int, reports: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Orders the dead broker had taken (order ids <= ``taken_until``, its cursor) without a final report.
+    """Orders and cancel commands the dead broker had taken (ids <= ``taken_until``, its cursor) without a
+    final report: NEW orders first, then the commands, each group oldest first (the order of their finals).
 
     Return ``(orders, their latest report or a zeroed one)``."""
     last_report: dict[int, np.void] = {}
     for report in reports:
         last_report[int(report["order_id"])] = report
-    chosen = []
-    previous = []
     empty = np.zeros(1, reports.dtype)[0]
+    held_orders: list[tuple[np.void, np.void]] = []
+    held_commands: list[tuple[np.void, np.void]] = []
     for order in orders:
-        if order["command"] != CMD_NEW or order["order_id"] > taken_until:
+        if order["order_id"] > taken_until:
             continue
+        command = int(order["command"])
         report = last_report.get(int(order["order_id"]))
-        if report is None or report["status"] in (STATUS_NEW, STATUS_PARTIALLY_FILLED):
-            chosen.append(order)
-            previous.append(report if report is not None else empty)
-    return np.array(chosen, orders.dtype), np.array(previous, reports.dtype)
+        if command == CMD_NEW and (report is None or report["status"] in (STATUS_NEW, STATUS_PARTIALLY_FILLED)):
+            held_orders.append((order, report if report is not None else empty))
+        elif command in (CMD_CANCEL, CMD_CANCEL_ALL) and report is None:
+            held_commands.append((order, empty))  # a command's one report is final: none yet means held
+    chosen = held_orders + held_commands
+    return (np.array([order for order, _ in chosen], orders.dtype),
+            np.array([report for _, report in chosen], reports.dtype))
 
 
 def cancellation_reports(orders: np.ndarray, previous: np.ndarray, account: np.ndarray, reason: int,
                          venue_ts: int, out_dtype: np.dtype) -> np.ndarray:
-    """Final CANCELLED reports for orphaned orders (exec_id and ts_init are set when published)."""
+    """Final reports for orphaned orders, CANCELLED with ``reason``, and for orphaned cancel commands, DONE
+    with ``reason`` (no side, type or fill, as the live broker reports a command); exec_id and ts_init are set
+    when published."""
     out = np.zeros(len(orders), out_dtype)
     for k, (order, last) in enumerate(zip(orders, previous, strict=True)):
         report = out[k]
@@ -89,10 +102,14 @@ def cancellation_reports(orders: np.ndarray, previous: np.ndarray, account: np.n
             report["total_fees"] = account[symbol, K_FEES]
         report["symbol_id"] = symbol
         report["strategy_id"] = order["strategy_id"]
-        report["side"] = order["side"]
-        report["status"] = STATUS_CANCELLED
         report["reason"] = reason
-        report["order_type"] = order["order_type"]
-        report["tif"] = order["tif"]
         report["flags"] = EXEC_FIRST if last["order_id"] == 0 else 0
+        if order["command"] == CMD_NEW:
+            report["side"] = order["side"]
+            report["status"] = STATUS_CANCELLED
+            report["order_type"] = order["order_type"]
+            report["tif"] = order["tif"]
+        else:
+            report["status"] = STATUS_DONE
+            report["target_order_id"] = order["target_order_id"] if order["command"] == CMD_CANCEL else 0
     return out

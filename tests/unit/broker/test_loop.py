@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from hft.broker.accounting import N_ACCOUNT
-from hft.broker.loop import broker_loop
+from hft.broker.loop import H_ORDER_TO_EXEC, H_TICK_TO_EXEC, broker_loop
 from hft.broker.matching import (
     N_P,
     P_CLOCK_FALLBACK,
@@ -16,11 +15,24 @@ from hft.broker.matching import (
     P_TAKER_FEE,
     ST_N_PENDING,
     ST_N_RESTING,
-    new_state,
 )
+from hft.broker.state import new_broker_io, new_broker_state
 from hft.feed.book import book_best
 from hft.runtime import LOOP_STOPPED, LOOP_TIMEOUT
-from shm_layout.counters import C_CANCELS, C_FILLS, C_ORDERS, C_REJECTS, C_RESTING, W_COUNTERS
+from shm_layout.counters import (
+    C_BBO_UPDATES,
+    C_CANCEL_REJECTS,
+    C_CANCELS,
+    C_ERRORS,
+    C_FILLS,
+    C_ORDERS,
+    C_POST_ONLY_REJECTS,
+    C_REJECTS,
+    C_RESTING,
+    H_COUNT,
+    W_COUNTERS,
+    hist_row,
+)
 from shm_layout.layout import (
     EXECUTIONS,
     MD_EVENTS,
@@ -33,25 +45,32 @@ from shm_layout.layout import (
     Pipeline,
 )
 from shm_layout.records import (
-    BOOK_SNAPSHOT,
+    CMD_CANCEL,
     CMD_NEW,
     EV_BBO,
     EV_BOOK_LEVEL,
     EXEC_FIRST,
+    FLAG_LAST_IN_FRAME,
     LIQUIDITY_TAKER,
     MD_EVENT,
     ORDER,
     ORDER_LIMIT,
     ORDER_MARKET,
+    ORDER_POST_ONLY,
     REASON_BAD_ORDER,
     REASON_BAD_PRICE,
     REASON_BAD_SIZE,
+    REASON_CANCEL_REQUESTED,
     REASON_NONE,
+    REASON_POST_ONLY_WOULD_CROSS,
     REASON_SHUTDOWN,
+    REASON_TOO_LATE_TO_CANCEL,
     REASON_UNKNOWN_SYMBOL,
     SIDE_BUY,
     SIDE_SELL,
+    STATUS_CANCEL_REJECTED,
     STATUS_CANCELLED,
+    STATUS_DONE,
     STATUS_FILLED,
     STATUS_NEW,
     STATUS_REJECTED,
@@ -65,6 +84,7 @@ BID, ASK = 5_999_999, 6_000_001
 T0 = 1_700_000_000_000_000_000  # venue time of the first event
 TAKER = 1_000  # 10 bps, in hundredths of a bp
 SLICE_NS = 2_000_000
+EV_NONE = 0  # not a market-data kind: the broker does nothing with it but let time pass
 
 
 class Broker:
@@ -82,28 +102,32 @@ class Broker:
         # only the broker and this test read: the absent consumers must not gate the block rings
         self.execs.deactivate_consumer(self.execs.consumer_index("strategy"))
         self.orders.deactivate_consumer(self.orders.consumer_index("persistence"))
-        self.table, self.state, self.out = new_state(max_orders)
-        self.params = np.zeros(N_P, np.int64)
-        self.params[P_TAKER_FEE] = TAKER
-        self.params[P_LATENCY_NS] = latency_ns
-        self.params[P_CLOCK_FALLBACK] = 1 if live else 0
+        params = np.zeros(N_P, np.int64)
+        params[P_TAKER_FEE] = TAKER
+        params[P_LATENCY_NS] = latency_ns
+        params[P_CLOCK_FALLBACK] = 1 if live else 0
         syms = p.control.symbols
-        self.grid = np.stack([syms["tick_size"], syms["lot_size"]], axis=1).astype(np.int64)
-        self.account = np.zeros((1, N_ACCOUNT), np.int64)
-        self.prices = np.zeros((1, 2, 64), np.int64)
-        self.sizes = np.zeros((1, 2, 64), np.int64)
-        self.counts = np.zeros((1, 2), np.int64)
-        self.md_batch = np.zeros(256, MD_EVENT)
-        self.snapshot = np.zeros(1, BOOK_SNAPSHOT)
+        grid = np.stack([syms["tick_size"], syms["lot_size"]], axis=1).astype(np.int64)
+        self.bk = new_broker_state(1, grid, params, max_orders, depth_capacity=64)
+        self.state, self.prices, self.sizes, self.counts = self.bk.state, self.bk.prices, self.bk.sizes, self.bk.counts
         self.proc = p.control.process_words(PROC_BROKER)
+        self.io = new_broker_io(
+            order_ctrl=self.orders.ctrl, order_slots=self.orders.slots,
+            order_consumer=self.orders.consumer_index("broker"), md_ctrl=self.md.ctrl, md_slots=self.md.slots,
+            md_consumer=self.md_consumer, strategy_md_consumer=self.strategy, snap_words=p.snapshots.words,
+            exec_ctrl=self.execs.ctrl, exec_slots=self.execs.slots, control_words=p.control.words,
+            stop_index=W_STOP_REQUESTED, stage=STAGE_BROKER, abort_index=W_ABORT_REQUESTED, proc=self.proc,
+            wait_strategy=WAIT_BUSY_SPIN, md_batch_size=256,
+        )
         self.event_ts: list[int] = []
         self.next_id = 1
 
     # --- the feed ---
-    def publish(self, kind: int, side: int = 0, price: int = 0, size: int = 0) -> None:
+    def publish(self, kind: int, side: int = 0, price: int = 0, size: int = 0, u: int = 0, flags: int = 0) -> None:
         event = np.zeros(1, MD_EVENT)
         ts = T0 + 1_000 * len(self.event_ts)
         event["ts_exch"], event["kind"], event["side"], event["price"], event["size"] = ts, kind, side, price, size
+        event["update_id"], event["flags"] = u, flags
         assert self.md.try_publish(event) == 1
         self.event_ts.append(ts)
 
@@ -117,7 +141,8 @@ class Broker:
         tail = ring_tail(self.md.ctrl, self.strategy)
         ring_release(self.md.ctrl, self.strategy, len(self.event_ts) if n is None else tail + n)
 
-    def send(self, side: int, size: int, order_type: int = ORDER_MARKET, price: int = 0, symbol: int = 0) -> int:
+    def send(self, side: int, size: int, order_type: int = ORDER_MARKET, price: int = 0, symbol: int = 0,
+             command: int = CMD_NEW, target: int = 0) -> int:
         """An order decided on every event the strategy consumed (its cursor, the last one's venue time)."""
         cursor = int(ring_tail(self.md.ctrl, self.strategy))
         order = np.zeros(1, ORDER)
@@ -125,26 +150,24 @@ class Broker:
         self.next_id += 1
         order["order_id"], order["side"], order["size"], order["order_type"], order["tif"] = (
             order_id, side, size, order_type, TIF_GTC)
-        order["price"], order["command"], order["symbol_id"] = price, CMD_NEW, symbol
+        order["price"], order["command"], order["symbol_id"] = price, command, symbol
+        order["target_order_id"], order["strategy_id"] = target, 1
         order["md_cursor"], order["ts_exch"] = cursor, self.event_ts[cursor - 1] if cursor else T0
         assert self.orders.try_publish(order) == 1
         return order_id
 
+    def cancel(self, target: int) -> int:
+        return self.send(0, 0, 0, command=CMD_CANCEL, target=target)
+
     def tick(self) -> None:
-        """Time passes on the venue: an event that changes no book, consumed by the strategy."""
-        self.publish(EV_BBO)
+        """Time passes on the venue: an event that changes no book (a kind the broker ignores), consumed by the
+        strategy."""
+        self.publish(EV_NONE)
         self.consume()
 
     # --- the broker ---
     def run(self, max_run_ns: int = SLICE_NS) -> int:
-        p = self.pipeline
-        return int(broker_loop(
-            self.orders.ctrl, self.orders.slots, self.orders.consumer_index("broker"), self.md.ctrl, self.md.slots,
-            self.md_consumer, self.strategy, self.md_batch, p.snapshots.words, self.snapshot,
-            self.snapshot.view(np.int64), self.execs.ctrl, self.execs.slots, p.control.words, W_STOP_REQUESTED,
-            STAGE_BROKER, W_ABORT_REQUESTED, self.proc, self.table, self.state, self.params, self.grid, self.out,
-            self.account, self.prices, self.sizes, self.counts, WAIT_BUSY_SPIN, max_run_ns,
-        ))
+        return int(broker_loop(self.bk.ref, self.io.ref, max_run_ns))
 
     def stop(self) -> None:
         self.pipeline.control.words[W_STOP_REQUESTED] = STAGE_BROKER
@@ -290,3 +313,49 @@ def test_loop_when_stopping_with_resting_orders_then_they_end_cancelled_shutdown
     assert all(r["leaves"] == 0 for r in reports[1:])
     assert broker.state[ST_N_RESTING] == 0 and broker.state[ST_N_PENDING] == 0
     assert broker.counter(C_CANCELS) == 2 and broker.counter(C_RESTING) == 2
+
+
+def test_reports_when_cancel_race_and_post_only_cross_then_counted_apart_from_rejects(broker: Broker) -> None:
+    broker.book()
+    broker.consume()
+    filled = broker.send(SIDE_BUY, 5)
+    resting = broker.send(SIDE_BUY, 3, ORDER_LIMIT, BID - 1)
+    crossing = broker.send(SIDE_BUY, 1, ORDER_POST_ONLY, ASK)
+    too_late = broker.cancel(filled)
+    done = broker.cancel(resting)
+    broker.tick()
+    broker.run()
+    reports = broker.reports()
+    assert [(int(r["order_id"]), int(r["status"]), int(r["reason"])) for r in reports] == [
+        (filled, STATUS_FILLED, REASON_NONE),
+        (resting, STATUS_NEW, REASON_NONE),
+        (crossing, STATUS_REJECTED, REASON_POST_ONLY_WOULD_CROSS),
+        (too_late, STATUS_CANCEL_REJECTED, REASON_TOO_LATE_TO_CANCEL),
+        (resting, STATUS_CANCELLED, REASON_CANCEL_REQUESTED),
+        (done, STATUS_DONE, REASON_NONE),
+    ]
+    assert [int(r["target_order_id"]) for r in reports] == [0, 0, 0, filled, 0, resting]
+    assert broker.counter(C_REJECTS) == 0  # nothing here was a wrong order
+    assert broker.counter(C_POST_ONLY_REJECTS) == 1 and broker.counter(C_CANCEL_REJECTS) == 1
+    assert broker.counter(C_CANCELS) == 1 and broker.counter(C_RESTING) == 1 and broker.counter(C_FILLS) == 1
+    # order-to-execution latency: the first report of each of the three orders, none of the two commands
+    for histogram in (H_ORDER_TO_EXEC, H_TICK_TO_EXEC):
+        assert hist_row(broker.proc, histogram)[H_COUNT] == 3
+
+
+def test_tickers_when_applied_then_counted_in_bbo_updates_and_malformed_ones_in_errors(broker: Broker) -> None:
+    broker.book()  # 5,999,999 / 6,000,001: a two-tick spread with 6,000,000 inside it
+    broker.publish(EV_BBO, SIDE_BUY, BID + 1, 4, u=10)
+    broker.publish(EV_BBO, SIDE_SELL, ASK, 2, u=10, flags=FLAG_LAST_IN_FRAME)
+    broker.publish(EV_BBO, SIDE_BUY, ASK, 4, u=11)  # locked: bid == ask
+    broker.publish(EV_BBO, SIDE_SELL, ASK, 2, u=11, flags=FLAG_LAST_IN_FRAME)
+    broker.consume()
+    quote = broker.send(SIDE_SELL, 1, ORDER_POST_ONLY, BID + 1)  # at the ticker's bid: would cross
+    broker.tick()
+    broker.run()
+    (report,) = broker.reports()
+    assert (int(report["order_id"]), int(report["status"]), int(report["reason"])) == (
+        quote, STATUS_REJECTED, REASON_POST_ONLY_WOULD_CROSS)
+    assert report["mid_x2"] == BID + 1 + ASK
+    assert broker.counter(C_BBO_UPDATES) == 1 and broker.counter(C_ERRORS) == 1
+    assert broker.counter(C_POST_ONLY_REJECTS) == 1 and broker.counter(C_REJECTS) == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hft.broker.accounting import K_ENTRY_NOTIONAL, K_FEES, K_POSITION, K_REALIZED, N_ACCOUNT
+from hft.broker.accounting import K_ENTRY_NOTIONAL, K_FEES, K_POSITION, K_REALIZED
 from hft.broker.matching import (
     FILL_MODEL_QUEUE,
     FILL_MODEL_TOUCH,
@@ -32,11 +32,11 @@ from hft.broker.matching import (
     ST_VENUE_NOW,
     accept,
     arrive_due,
-    new_state,
     on_event,
     seed_random,
     shutdown,
 )
+from hft.broker.state import BrokerBook, new_broker_state
 from hft.feed.book import book_clear, book_set_level, book_size_at
 from shm_layout.records import (
     CMD_CANCEL,
@@ -47,7 +47,7 @@ from shm_layout.records import (
     EV_BOOK_RESET,
     EV_TRADE,
     EXEC_FIRST,
-    EXEC_REPORT,
+    FLAG_LAST_IN_FRAME,
     LIQUIDITY_MAKER,
     LIQUIDITY_TAKER,
     MD_EVENT,
@@ -72,12 +72,15 @@ from shm_layout.records import (
     REASON_OFF_TICK,
     REASON_POST_ONLY_WOULD_CROSS,
     REASON_SHUTDOWN,
+    REASON_TOO_LATE_TO_CANCEL,
     REASON_TOO_MANY_ORDERS,
     REASON_UNKNOWN_ORDER,
     REASON_UNKNOWN_SYMBOL,
     SIDE_BUY,
     SIDE_SELL,
+    STATUS_CANCEL_REJECTED,
     STATUS_CANCELLED,
+    STATUS_DONE,
     STATUS_EXPIRED,
     STATUS_FILLED,
     STATUS_NEW,
@@ -89,6 +92,7 @@ from shm_layout.records import (
     TIF_IOC,
 )
 
+EV_NONE = 0  # not a market-data kind: the broker does nothing with it but let time pass
 DEPTH = 32
 T0 = 1_000_000  # venue time (ns) of the harness's first event
 STEP = 100  # venue time between events unless a test says otherwise
@@ -102,7 +106,9 @@ MID_X2 = 10_000 + 10_001
 
 
 class Sim:
-    """The simulator's arrays plus a fake strategy (orders) and a fake feed (md.events), all in one thread."""
+    """The simulator's state bundle plus a fake strategy (orders) and a fake feed (md.events), all in one thread.
+
+    The bundle's arrays are attributes (``sim.table``, ``sim.state``, ``sim.prices`` ...) for the assertions."""
 
     def __init__(
         self,
@@ -116,21 +122,21 @@ class Sim:
         fill_model: int = FILL_MODEL_QUEUE,
         touch_probability: float = 0.0,
         n_symbols: int = 2,
+        report_capacity: int | None = None,
     ) -> None:
-        self.table, self.state, self.out = new_state(max_orders)
-        self.params = np.zeros(N_P, np.int64)
-        self.params[P_LATENCY_NS] = latency_ns
-        self.params[P_TAKER_FEE] = taker
-        self.params[P_MAKER_FEE] = maker
-        self.params[P_ADVERSE_X100] = adverse
-        self.params[P_CANCEL_SHARE_PPM] = round(cancel_share * 1_000_000)
-        self.params[P_FILL_MODEL] = fill_model
-        self.params[P_TOUCH_PROB_PPM] = round(touch_probability * 1_000_000)
-        self.grid = np.array(GRID[:n_symbols], np.int64)
-        self.account = np.zeros((n_symbols, N_ACCOUNT), np.int64)
-        self.prices = np.zeros((n_symbols, 2, DEPTH), np.int64)
-        self.sizes = np.zeros((n_symbols, 2, DEPTH), np.int64)
-        self.counts = np.zeros((n_symbols, 2), np.int64)
+        params = np.zeros(N_P, np.int64)
+        params[P_LATENCY_NS] = latency_ns
+        params[P_TAKER_FEE] = taker
+        params[P_MAKER_FEE] = maker
+        params[P_ADVERSE_X100] = adverse
+        params[P_CANCEL_SHARE_PPM] = round(cancel_share * 1_000_000)
+        params[P_FILL_MODEL] = fill_model
+        params[P_TOUCH_PROB_PPM] = round(touch_probability * 1_000_000)
+        self.bk: BrokerBook = new_broker_state(n_symbols, np.array(GRID[:n_symbols], np.int64), params, max_orders,
+                                               DEPTH, report_capacity)
+        b = self.bk
+        self.table, self.state, self.out, self.params, self.account = b.table, b.state, b.out, b.params, b.account
+        self.prices, self.sizes, self.counts, self.touch = b.prices, b.sizes, b.counts, b.touch
         self.now = T0  # venue time of the last event (the time a new order is decided at)
         self.seq = 0  # position on strategy.orders
         self.next_id = 1
@@ -146,14 +152,14 @@ class Sim:
             book_set_level(p, s, c, SIDE_SELL, price, size)
 
     def event(self, kind: int, side: int = 0, price: int = 0, size: int = 0, *, symbol: int = 0,
-              ts: int | None = None) -> np.ndarray:
+              ts: int | None = None, u: int = 0, flags: int = 0) -> np.ndarray:
         """Apply one md.events record (default: ``STEP`` ns after the last); return the reports it caused."""
         self.now = self.now + STEP if ts is None else ts
         event = np.zeros(1, MD_EVENT)
         event["ts_exch"], event["kind"], event["side"] = self.now, kind, side
         event["price"], event["size"], event["symbol_id"] = price, size, symbol
-        on_event(event[0], self.out, self.state, self.table, self.params, self.account, self.prices, self.sizes,
-                 self.counts)
+        event["update_id"], event["flags"] = u, flags
+        on_event(self.bk.ref, event[0])
         return self.reports()
 
     def level(self, side: int, price: int, size: int, **kw: int) -> np.ndarray:
@@ -163,8 +169,17 @@ class Sim:
         return self.event(EV_TRADE, aggressor, price, size, **kw)
 
     def tick(self, **kw: int) -> np.ndarray:
-        """An event that changes nothing (a BBO record): time passes, due orders arrive."""
-        return self.event(EV_BBO, **kw)
+        """An event that changes nothing (a kind the broker ignores): time passes, due orders arrive."""
+        return self.event(EV_NONE, **kw)
+
+    def ticker(self, bid: int, bid_size: int, ask: int, ask_size: int, u: int, *, symbol: int = 0,
+               ts: int | None = None) -> np.ndarray:
+        """A bookTicker as the feed sends it: the bid record, then the ask flagged last in its frame, one venue
+        time; return the reports of both."""
+        first = self.event(EV_BBO, SIDE_BUY, bid, bid_size, symbol=symbol, ts=ts, u=u)
+        second = self.event(EV_BBO, SIDE_SELL, ask, ask_size, symbol=symbol, ts=self.now, u=u,
+                            flags=FLAG_LAST_IN_FRAME)
+        return np.concatenate([first, second])
 
     # --- orders ---
     def send(self, side: int = SIDE_BUY, size: int = 1, order_type: int = ORDER_LIMIT, price: int = 0,
@@ -182,8 +197,7 @@ class Sim:
         order["ts_exch"] = self.now if ts is None else ts
         order["md_cursor"] = self.state[ST_MD_POS] if cursor is None else cursor
         order["ts_init"], order["ts_tick_recv"] = 7, 5
-        accept(order[0], self.seq, self.table, self.state, self.params, self.grid, self.out, self.account,
-               self.prices, self.counts)
+        accept(self.bk.ref, order[0], self.seq)
         self.seq += 1
         return order_id
 
@@ -195,13 +209,11 @@ class Sim:
 
     def arrive(self) -> np.ndarray:
         """Let every order decided on the events applied so far arrive (the next event is far away)."""
-        arrive_due(self.out, self.state, self.table, self.params, self.account, self.prices, self.sizes, self.counts,
-                   self.state[ST_MD_POS], 1 << 62, 0, 0)
+        arrive_due(self.bk.ref, self.state[ST_MD_POS], 1 << 62, 0, 0)
         return self.reports()
 
     def shutdown(self) -> int:
-        return int(shutdown(self.out, self.state, self.table, self.params, self.account, self.prices, self.sizes,
-                            self.counts))
+        return int(shutdown(self.bk.ref))
 
     # --- inspection ---
     def reports(self) -> np.ndarray:
@@ -452,13 +464,14 @@ def test_gtd_when_expiry_not_after_arrival_then_rejected_gtd_expired_else_rests(
     check(report, status=status, reason=reason, ts_exch=T0 + 50, flags=EXEC_FIRST)
 
 
-def test_cancel_when_arriving_after_gtd_expiry_then_order_expired_first(sim: Sim) -> None:
+def test_cancel_when_arriving_after_gtd_expiry_then_order_expired_first_and_cancel_too_late(sim: Sim) -> None:
     order_id = sim.send(SIDE_BUY, 2, ORDER_LIMIT, 9_000, TIF_GTD, expire_ts=T0 + 150)
     sim.tick(ts=T0 + 100)  # the order rests
     cancel_id = sim.cancel(order_id, ts=T0 + 200)  # decided after the expiry, before the next event
     expired, rejected = sim.tick(ts=T0 + 300)
     check(expired, order_id=order_id, status=STATUS_EXPIRED, reason=REASON_EXPIRED)
-    check(rejected, order_id=cancel_id, status=STATUS_REJECTED, reason=REASON_UNKNOWN_ORDER)
+    check(rejected, order_id=cancel_id, status=STATUS_CANCEL_REJECTED, reason=REASON_TOO_LATE_TO_CANCEL,
+          target_order_id=order_id)
 
 
 # ------------------------------------------------------------------------------------------------ static rejections
@@ -521,21 +534,35 @@ def test_order_when_table_full_then_rejected_too_many_orders_until_a_row_frees()
 # ------------------------------------------------------------------------------------------------ cancels
 
 
-def test_cancel_when_order_rests_then_cancelled_cancel_requested(sim: Sim) -> None:
+def test_cancel_when_order_rests_then_target_cancelled_then_cancel_done_naming_it(sim: Sim) -> None:
     order_id = sim.send(SIDE_BUY, 10, ORDER_LIMIT, 10_002)  # takes 7, rests 3
     sim.arrive()
-    sim.cancel(order_id)
-    (report,) = sim.arrive()  # the cancel itself gets no report, its target does
-    check(report, order_id=order_id, status=STATUS_CANCELLED, reason=REASON_CANCEL_REQUESTED, size=0, leaves=0,
-          cum_filled=7, position=7, flags=0)
+    cancel_id = sim.cancel(order_id)
+    cancelled, done = sim.arrive()
+    check(cancelled, order_id=order_id, status=STATUS_CANCELLED, reason=REASON_CANCEL_REQUESTED, size=0, leaves=0,
+          cum_filled=7, position=7, flags=0, target_order_id=0)
+    # the command's own report: no fill, no side or type, the symbol's account, the order it named
+    check(done, order_id=cancel_id, status=STATUS_DONE, reason=REASON_NONE, target_order_id=order_id,
+          flags=EXEC_FIRST, size=0, price=0, leaves=0, cum_filled=0, side=0, order_type=0, tif=0, symbol_id=0,
+          strategy_id=1, position=7, entry_notional=3 * 10_001 + 4 * 10_002, mid_x2=MID_X2, ts_exch=T0,
+          ts_order_init=7, ts_tick_recv=5)
     assert sim.state[ST_N_RESTING] == 0 and sim.state[ST_N_PENDING] == 0
 
 
-@pytest.mark.parametrize("target", ["never_sent", "filled", "cancelled", "rejected"])
-def test_cancel_when_target_unknown_or_finished_then_rejected_unknown_order_with_its_own_id(
-    sim: Sim, target: str
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("never_sent", REASON_UNKNOWN_ORDER),  # an id the ring has not reached: not a race
+        ("filled", REASON_TOO_LATE_TO_CANCEL),
+        ("cancelled", REASON_TOO_LATE_TO_CANCEL),
+        ("rejected", REASON_TOO_LATE_TO_CANCEL),
+        ("zero", REASON_UNKNOWN_ORDER),
+    ],
+)
+def test_cancel_when_target_unknown_or_finished_then_cancel_rejected_with_its_own_id_and_the_target(
+    sim: Sim, target: str, reason: int
 ) -> None:
-    target_id = 999
+    target_id = {"never_sent": 999, "zero": 0}.get(target, 0)
     if target == "filled":
         target_id = sim.send(SIDE_BUY, 1, ORDER_MARKET)
     elif target == "cancelled":
@@ -545,9 +572,11 @@ def test_cancel_when_target_unknown_or_finished_then_rejected_unknown_order_with
     elif target == "rejected":
         target_id = sim.send(SIDE_BUY, 0, ORDER_LIMIT, 9_000)
     sim.arrive()
+    position = sim.position()
     cancel_id = sim.cancel(target_id)
     (report,) = sim.arrive()
-    check(report, order_id=cancel_id, status=STATUS_REJECTED, reason=REASON_UNKNOWN_ORDER, flags=EXEC_FIRST, leaves=0)
+    check(report, order_id=cancel_id, status=STATUS_CANCEL_REJECTED, reason=reason, target_order_id=target_id,
+          flags=EXEC_FIRST, leaves=0, size=0, side=0, order_type=0, position=position)
 
 
 @pytest.mark.parametrize(("symbol", "cancelled"), [(0, ["a"]), (1, ["b"]), (-1, ["a", "b"])])
@@ -561,13 +590,16 @@ def test_cancel_all_when_arriving_then_cancels_the_strategy_orders_in_symbol_sen
         "c": sim.send(SIDE_BUY, 1, ORDER_LIMIT, 9_000, strategy=2, symbol=0),  # another strategy's
     }
     assert [r["status"] for r in sim.arrive()] == [STATUS_NEW] * 3
-    sim.cancel_all(strategy=1, symbol=symbol)
+    cancel_all = sim.cancel_all(strategy=1, symbol=symbol)
     # sent after the cancel: still pending in the table when the cancel arrives, yet untouched
     ids["d"] = sim.send(SIDE_BUY, 1, ORDER_LIMIT, 9_200, strategy=1, symbol=0)
-    names = {order_id: name for name, order_id in ids.items()}
-    got = [(names[int(r["order_id"])], int(r["status"]), int(r["reason"])) for r in sim.arrive()]
+    names = {order_id: name for name, order_id in ids.items()} | {cancel_all: "cancel_all"}
+    reports = sim.arrive()
+    got = [(names[int(r["order_id"])], int(r["status"]), int(r["reason"])) for r in reports]
     assert got == [(name, STATUS_CANCELLED, REASON_CANCEL_REQUESTED) for name in cancelled] + [
-        ("d", STATUS_NEW, REASON_NONE)]
+        ("cancel_all", STATUS_DONE, REASON_NONE), ("d", STATUS_NEW, REASON_NONE)]
+    check(reports[len(cancelled)], target_order_id=0, symbol_id=symbol, flags=EXEC_FIRST, side=0, size=0,
+          position=sim.position(symbol) if symbol >= 0 else 0, mid_x2=0 if symbol < 0 else (MID_X2, 20_005)[symbol])
     assert sim.state[ST_N_RESTING] == 4 - len(cancelled)
 
 
@@ -915,8 +947,7 @@ def test_shutdown_when_orders_pending_and_resting_then_pending_arrive_and_restin
 
 
 def test_shutdown_when_reports_overflow_out_then_returns_pending_and_finishes_on_the_next_call() -> None:
-    sim = Sim(max_orders=64)
-    sim.out = np.zeros(100, EXEC_REPORT)  # smaller than new_state's: room for a part of the arrivals only
+    sim = Sim(max_orders=64, report_capacity=100)  # smaller than the default: room for a part of the arrivals
     sim.book()
     for _ in range(64):
         sim.send(SIDE_BUY, 20, ORDER_MARKET)  # 17 visible: a fill and a cancel each
