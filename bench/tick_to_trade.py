@@ -93,7 +93,6 @@ import argparse
 import contextlib
 import datetime as dt
 import json
-import math
 import multiprocessing as mp
 import os
 import platform
@@ -123,8 +122,9 @@ from numba import njit  # noqa: E402
 from hft.config import Config, decimal_to_fixed  # noqa: E402
 from hft.feed.engine import FeedEngine, SymbolSpec  # noqa: E402
 from hft.feed.wireclock import WIRE_CLOCK_ENV, load_wire_clock  # noqa: E402
-from hft.strategy.features import make_feature_state, update_window_features  # noqa: E402
 from hft.strategy.kernels import (  # noqa: E402
+    F_MOMENTUM,
+    F_VOLATILITY,
     configure_symbol,
     make_features,
     make_kernel_params,
@@ -132,19 +132,7 @@ from hft.strategy.kernels import (  # noqa: E402
     on_book,
     on_trade,
 )
-from hft.strategy.signal import (  # noqa: E402
-    N_PARAMS,
-    P_DECAY_MS,
-    P_HOLD_MAX_MS,
-    P_HOLD_MIN_MS,
-    P_MIN_CONFIDENCE,
-    P_MIN_STRENGTH,
-    P_MOMENTUM_SCALE,
-    P_THRESHOLD,
-    P_VOLATILITY_FLOOR,
-    P_VOLATILITY_SCALE,
-    imbalance_signal,
-)
+from hft.strategy.signal import N_PARAMS, imbalance_signal  # noqa: E402
 from shm_layout.atomics import monotonic_ns  # noqa: E402
 from shm_layout.counters import bucket_lower_bound, hist_row, hist_summary  # noqa: E402
 from shm_layout.layout import (  # noqa: E402
@@ -232,10 +220,10 @@ TARGET_MPQ_RATIO = 10.0
 CONFIG_TEMPLATE = """\
 instance = "{instance}"
 {symbols}
-[strategy]
+[strategy.params]
 min_confidence = 0.5
-holding_min_ms = 100
-holding_max_ms = 300
+holding_min_ms = 100.0
+holding_max_ms = 300.0
 
 [source]
 sim_events_per_second = {rate}
@@ -745,19 +733,13 @@ def make_chain_frames(config: Config, n_frames: int) -> tuple[list[tuple[str, by
 
 
 def _strategy_arrays(config: Config) -> dict[str, Any]:
-    """The strategy side's parameters and state, built as procs/strategy.py builds them."""
+    """The strategy side's parameters and state, as the built-in imbalance strategy and the engine build them."""
+    from hft.strategy.builtin import imbalance
+
     cfg = config.strategy
     n = len(config.symbols)
-    params = np.zeros(N_PARAMS, np.float64)
-    params[P_THRESHOLD] = cfg.imbalance_threshold
-    params[P_MIN_CONFIDENCE] = cfg.min_confidence
-    params[P_MOMENTUM_SCALE] = cfg.momentum_scale
-    params[P_VOLATILITY_SCALE] = cfg.volatility_scale
-    params[P_VOLATILITY_FLOOR] = cfg.volatility_floor
-    params[P_HOLD_MIN_MS] = cfg.holding_min_ms
-    params[P_HOLD_MAX_MS] = cfg.holding_max_ms
-    params[P_DECAY_MS] = cfg.signal_decay_ms
-    params[P_MIN_STRENGTH] = cfg.min_strength
+    declared = imbalance.P.__class__.hft_declaration[1]
+    params = np.array([float(v) for v in declared.values() if isinstance(v, int | float)][:N_PARAMS], np.float64)
     kparams = make_kernel_params(n)
     for index, symbol in enumerate(config.symbols):
         configure_symbol(
@@ -766,29 +748,23 @@ def _strategy_arrays(config: Config) -> dict[str, Any]:
             n_buckets=cfg.vpin_buckets, tick_size=decimal_to_fixed(symbol.tick_size, symbol.price_decimals, "tick"),
             surge_half_life_ns=cfg.surge_half_life_ms * 1_000_000,
         )  # fmt: skip
-    sample_ts, sample_logmid, cursor, accum = make_feature_state(n)
     return {
         "params": params,
-        "window_ns": cfg.feature_window_ms * 1_000_000,
         "kparams": kparams,
         "kstate": tuple(make_kernel_state(n)),
         "features": make_features(n),
-        "fstate": (sample_ts, sample_logmid, cursor, accum),
         "order_size": np.full(n, 1000, np.int64),
         "last_seq": np.zeros(n, np.int64),
     }
 
 
 @njit(cache=True)
-def _tick_work(sym, book, ts_tick_recv, kind, order, order_id, window_ns, params, sample_ts, sample_logmid, cursor,
-               accum, kparams, kints, kaccs, kbook_ts, kbook_f, ktrades, kbuckets, features, order_size):
+def _tick_work(sym, book, ts_tick_recv, kind, order, order_id, params, kparams, kints, kaccs, kbook_ts, kbook_f,
+               ktrades, kbuckets, features, order_size):
     """The strategy's per-tick work on a synced book, then fill ``order`` (everything but ``ts_init``)."""
-    log_return, realized_vol = update_window_features(
-        sym, book.ts_exch, math.log(float(book.mid_x2)), window_ns, sample_ts, sample_logmid, cursor, accum
-    )
     on_book(sym, book, kparams, kints, kaccs, kbook_ts, kbook_f, ktrades, kbuckets, features)
     direction, _strength, _confidence, _holding = imbalance_signal(
-        book.imbalance, 100.0 * log_return, 100.0 * realized_vol, params
+        book.imbalance, features[sym, F_MOMENTUM], features[sym, F_VOLATILITY], params
     )
     side = SIDE_SELL if direction < 0 else SIDE_BUY
     order.order_id = order_id
@@ -809,9 +785,8 @@ def _tick_work(sym, book, ts_tick_recv, kind, order, order_id, window_ns, params
 
 @njit(cache=True)
 def chain_ring_strategy(md_ctrl, md_slots, md_consumer, md_batch, snap_words, snapshot, snapshot_words, order_ctrl,
-                        order_slots, last_seq, out_recv, out_lat, out_kind, wait_strategy, stall_ns, window_ns,
-                        params, sample_ts, sample_logmid, cursor, accum, kparams, kints, kaccs, kbook_ts, kbook_f,
-                        ktrades, kbuckets, features, order_size):
+                        order_slots, last_seq, out_recv, out_lat, out_kind, wait_strategy, stall_ns, params, kparams,
+                        kints, kaccs, kbook_ts, kbook_f, ktrades, kbuckets, features, order_size):
     """The ring chain's strategy: md.events + seqlock in, one order per frame that changed a book, until END.
 
     Records per order its frame's ``ts_recv``, frame-to-order (``ts_init - ts_recv``) and the frame kind; returns
@@ -859,9 +834,8 @@ def chain_ring_strategy(md_ctrl, md_slots, md_consumer, md_batch, snap_words, sn
                     idle(wait_strategy, 100)
                     seq = ring_claim(order_ctrl, 1)
                 order = order_slots[seq & order_mask]
-                _tick_work(sym, book, event.ts_recv, event.kind, order, seq + 1, window_ns, params, sample_ts,
-                           sample_logmid, cursor, accum, kparams, kints, kaccs, kbook_ts, kbook_f, ktrades, kbuckets,
-                           features, order_size)
+                _tick_work(sym, book, event.ts_recv, event.kind, order, seq + 1, params, kparams, kints, kaccs,
+                           kbook_ts, kbook_f, ktrades, kbuckets, features, order_size)
                 ts_init = monotonic_ns()
                 order.ts_init = ts_init
                 ring_commit(order_ctrl, seq + 1)
@@ -905,9 +879,8 @@ def chain_ring_broker(order_ctrl, order_slots, consumer, out_recv, out_lat, wait
 
 
 @njit(cache=True)
-def chain_queue_frame(events, n_events, snaps_in, n_snaps, books, changed, order, order_id, window_ns, params,
-                      sample_ts, sample_logmid, cursor, accum, kparams, kints, kaccs, kbook_ts, kbook_f, ktrades,
-                      kbuckets, features, order_size):
+def chain_queue_frame(events, n_events, snaps_in, n_snaps, books, changed, order, order_id, params, kparams, kints,
+                      kaccs, kbook_ts, kbook_f, ktrades, kbuckets, features, order_size):
     """The queue chains' strategy work for one message (one frame): 1 if ``order`` was filled, -1 at END, else 0."""
     for j in range(n_snaps):
         sym = snaps_in[j].symbol_id
@@ -928,9 +901,8 @@ def chain_queue_frame(events, n_events, snaps_in, n_snaps, books, changed, order
             book = books[sym]
             if book.status != BOOK_SYNCED or book.bid_price <= 0 or book.ask_price <= book.bid_price:
                 continue
-            _tick_work(sym, book, event.ts_recv, event.kind, order[0], order_id, window_ns, params, sample_ts,
-                       sample_logmid, cursor, accum, kparams, kints, kaccs, kbook_ts, kbook_f, ktrades, kbuckets,
-                       features, order_size)
+            _tick_work(sym, book, event.ts_recv, event.kind, order[0], order_id, params, kparams, kints, kaccs,
+                       kbook_ts, kbook_f, ktrades, kbuckets, features, order_size)
             order[0].ts_init = monotonic_ns()
             return 1
     return 0
@@ -953,9 +925,7 @@ def _pin(core: int | None) -> list[int]:
 
 
 def _strategy_args(arrays: dict[str, Any]) -> tuple:
-    sample_ts, sample_logmid, cursor, accum = arrays["fstate"]
-    return (arrays["window_ns"], arrays["params"], sample_ts, sample_logmid, cursor, accum, arrays["kparams"],
-            *arrays["kstate"], arrays["features"], arrays["order_size"])  # fmt: skip
+    return (arrays["params"], arrays["kparams"], *arrays["kstate"], arrays["features"], arrays["order_size"])
 
 
 # --- message layout of the queue chains: int64 n_events, int64 n_snapshots, snapshot rows, event records ---

@@ -8,12 +8,9 @@ their thresholds, it takes ``order_size`` with a market order (at most ``max_pos
 
 import math
 
-from hft.strategy.api import (
-    BUY, LT_SIDE, LT_SIZE, SELL, best_ask_size, best_bid_size, declare_params, declare_state, jit, market,
-    position, set_timer, size_of, to_size,
-)
+from hft.strategy import api
 
-P = declare_params(
+P = api.declare_params(
     order_size=0.001,  # base units per order
     max_position=0.003,  # base units
     flow_threshold=0.5,  # base units of net aggressive volume (decayed)
@@ -22,23 +19,23 @@ P = declare_params(
     cooldown_ms=200.0,
     hold_ms=2_000.0,
 )
-S = declare_state(last_order=0, opened_at=0, flow_at=0, size=0, limit=0, flow=0.0)
+S = api.declare_state(last_order=0, opened_at=0, flow_at=0, size=0, limit=0, flow=0.0)
 
 
 def on_start(ctx, symbol):
-    ctx.ints[symbol, S.size] = to_size(ctx, symbol, ctx.params[P.order_size])
-    ctx.ints[symbol, S.limit] = to_size(ctx, symbol, ctx.params[P.max_position])
-    set_timer(ctx, symbol, 100_000_000)  # every 100 ms of venue time: is a position held too long?
+    ctx.ints[symbol, S.size] = api.to_size(ctx, symbol, ctx.params[P.order_size])
+    ctx.ints[symbol, S.limit] = api.to_size(ctx, symbol, ctx.params[P.max_position])
+    api.set_timer(ctx, symbol, 100_000_000)  # every 100 ms of venue time: is a position held too long?
 
 
-@jit
+@api.jit
 def decayed_flow(ctx, symbol):
     age_ms = (ctx.now - ctx.ints[symbol, S.flow_at]) / 1e6
     return ctx.floats[symbol, S.flow] * math.pow(2.0, -age_ms / ctx.params[P.flow_half_life_ms])
 
 
 def on_trade(ctx, symbol):
-    signed = ctx.last_trade[symbol, LT_SIDE] * size_of(ctx, symbol, ctx.last_trade[symbol, LT_SIZE])
+    signed = ctx.last_trade[symbol, api.LT_SIDE] * api.size_of(ctx, symbol, ctx.last_trade[symbol, api.LT_SIZE])
     ctx.floats[symbol, S.flow] = decayed_flow(ctx, symbol) + signed
     ctx.ints[symbol, S.flow_at] = ctx.now
 
@@ -46,26 +43,27 @@ def on_trade(ctx, symbol):
 def on_bbo(ctx, symbol):
     if ctx.now - ctx.ints[symbol, S.last_order] < ctx.params[P.cooldown_ms] * 1e6:
         return
-    bid_size, ask_size = best_bid_size(ctx, symbol), best_ask_size(ctx, symbol)
+    bid_size, ask_size = api.best_bid_size(ctx, symbol), api.best_ask_size(ctx, symbol)
     if bid_size + ask_size <= 0:
         return
     imbalance = (bid_size - ask_size) / (bid_size + ask_size)
     flow = decayed_flow(ctx, symbol)
-    held, size, limit = position(ctx, symbol), ctx.ints[symbol, S.size], ctx.ints[symbol, S.limit]
+    held, size, limit = api.position(ctx, symbol), ctx.ints[symbol, S.size], ctx.ints[symbol, S.limit]
     side = 0
     if flow > ctx.params[P.flow_threshold] and imbalance > ctx.params[P.imbalance_threshold] and held + size <= limit:
-        side = BUY
+        side = api.BUY
     elif flow < -ctx.params[P.flow_threshold] and imbalance < -ctx.params[P.imbalance_threshold] \
             and held - size >= -limit:
-        side = SELL
-    if side != 0 and market(ctx, symbol, side, size) > 0:
+        side = api.SELL
+    if side != 0 and api.market(ctx, symbol, side, size) > 0:
         ctx.ints[symbol, S.last_order] = ctx.now
         if held == 0:
             ctx.ints[symbol, S.opened_at] = ctx.now
 
 
 def on_timer(ctx, symbol):
-    held = position(ctx, symbol)
-    if held != 0 and ctx.now - ctx.ints[symbol, S.opened_at] >= ctx.params[P.hold_ms] * 1e6:
-        if market(ctx, symbol, SELL if held > 0 else BUY, abs(held)) > 0:
-            ctx.ints[symbol, S.opened_at] = ctx.now  # a flattening order in flight: do not send another
+    held = api.position(ctx, symbol)
+    if held == 0 or ctx.now - ctx.ints[symbol, S.opened_at] < ctx.params[P.hold_ms] * 1e6:
+        return
+    if api.market(ctx, symbol, api.SELL if held > 0 else api.BUY, abs(held)) > 0:
+        ctx.ints[symbol, S.opened_at] = ctx.now  # a flattening order in flight: do not send another

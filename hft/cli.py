@@ -116,6 +116,11 @@ def format_summary(summary: object, reason: str) -> str:
             f"  ticks          {summary.ticks:,}",
             f"  orders         {summary.orders:,}",
             f"  fills          {summary.fills:,}  (rejected {summary.rejects:,})",
+            f"  cancels        {summary.cancels:,} sent, {summary.cancel_rejects:,} too late (a fill won the race); "
+            f"{summary.post_only_rejects:,} post-only orders would have crossed",
+            f"  risk           {summary.risk_denials:,} actions denied (hft stats: by reason)"
+            + (f"; {summary.strategy_faults} strategy instance(s) halted: a callback raised (see the log)"
+               if summary.strategy_faults else ""),
             f"  realized PnL   {pnl}  (quote currency, net of fees; fees paid: {fees})",
             f"  tick-to-trade  p50 {t2o['p50'] / 1000:.1f} µs  p99 {t2o['p99'] / 1000:.1f} µs  "
             f"max {t2o['max'] / 1000:.1f} µs  (frame received by feed -> order on the ring, n={t2o['count']})",

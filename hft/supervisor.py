@@ -36,12 +36,17 @@ from hft.config import Config, ConfigError, decimal_to_fixed, decode_config, enc
 from hft.control import Event, LogLine, ReloadRisk, new_queue, receive, replay_log_line, send
 from hft.process_utils import isolated_cores
 from shm_layout.counters import (
+    C_CANCEL_REJECTS,
+    C_CANCEL_REQUESTS,
     C_FILLS,
     C_MSGS_OUT,
     C_ORDERS,
+    C_POST_ONLY_REJECTS,
     C_REJECTS,
+    C_RISK_REJECTS,
     C_ROWS_ORDERS,
     C_ROWS_TRADES,
+    C_STRATEGY_FAULTS,
     C_TICKS,
     PSTATE_DEAD,
     PSTATE_FAILED,
@@ -134,6 +139,11 @@ class RunSummary:
     executions: int = 0  # execution reports the broker published
     db_executions: int = -1  # execution rows of this run in the database
     restarts: dict[str, int] = field(default_factory=dict)
+    cancels: int = 0  # cancel commands the strategies sent
+    cancel_rejects: int = 0  # cancels whose order had already ended (a fill won the race)
+    post_only_rejects: int = 0  # post-only orders that would have crossed on arrival
+    risk_denials: int = 0  # actions refused by pre-trade risk
+    strategy_faults: int = 0  # instances halted because a callback raised
 
 
 def symbol_table(config: Config) -> np.ndarray:
@@ -581,6 +591,11 @@ class Supervisor:
             orders=counter(PROC_STRATEGY, C_ORDERS),
             fills=counter(PROC_BROKER, C_FILLS),
             rejects=counter(PROC_BROKER, C_REJECTS),
+            cancels=counter(PROC_STRATEGY, C_CANCEL_REQUESTS),
+            cancel_rejects=counter(PROC_BROKER, C_CANCEL_REJECTS),
+            post_only_rejects=counter(PROC_BROKER, C_POST_ONLY_REJECTS),
+            risk_denials=counter(PROC_STRATEGY, C_RISK_REJECTS),
+            strategy_faults=counter(PROC_STRATEGY, C_STRATEGY_FAULTS),
             realized_pnl=realized,
             fees=fees,
             tick_to_order_ns=hist_summary(hist_row(control.process_words(PROC_STRATEGY), 0)),

@@ -82,7 +82,7 @@ class WireClockCapture:
         def on_frame_captured(raw: bytes, ts_recv: int, ts_local: int | None = None) -> int:
             self._frame = raw
             self._ts_recv = ts_recv
-            return on_frame(raw, ts_recv, ts_local)
+            return on_frame(raw, ts_recv) if ts_local is None else on_frame(raw, ts_recv, ts_local)
 
         def publish_captured(n_events: int, ts_recv: int, ts_decoded: int) -> None:
             publish(n_events, ts_recv, ts_decoded)

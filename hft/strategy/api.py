@@ -32,7 +32,7 @@ reject-storm rules and the kill switch; cancels the cancel-rate bucket::
 Prices and sizes are fixed-point ``int64`` (``price * 10**price_decimals``), as in every record; ``to_price``,
 ``to_size``, ``price_of`` and ``size_of`` convert. Many orders per symbol may be open at once (up to
 ``MAX_OPEN_ORDERS`` per instance); the position limit is checked against the worst case: the position plus
-every open order on the same side that is not being cancelled.
+every open order on the same side, those being cancelled included (a cancel can lose the race to a fill).
 
 Parameters and state are declared at module level and indexed by name in jitted code::
 
@@ -534,12 +534,11 @@ def open_count(ctx, symbol: int, side: int) -> int:
 
 @njit(cache=True)
 def open_leaves(ctx, symbol: int, side: int) -> int:
-    """Size still open on ``side`` of the symbol, not counting orders being cancelled (the worst case the
-    position limit is checked against)."""
+    """Size still open on ``side`` of the symbol, orders being cancelled included: a cancel can lose the race
+    to a fill, so this is the worst case the position limit is checked against."""
     total = 0
     for row in range(ctx.ctl[CTL_ORDERS_HIGH]):
-        if ctx.orders[row, OO_ID] != 0 and ctx.orders[row, OO_SYMBOL] == symbol and ctx.orders[row, OO_SIDE] == side \
-                and ctx.orders[row, OO_CANCEL_ID] == 0:
+        if ctx.orders[row, OO_ID] != 0 and ctx.orders[row, OO_SYMBOL] == symbol and ctx.orders[row, OO_SIDE] == side:
             total += ctx.orders[row, OO_LEAVES]
     return total
 
@@ -801,7 +800,7 @@ def count_signal(ctx) -> None:
 def replace(ctx, order_id: int, price: int, size: int) -> int:
     """Cancel ``order_id`` and send a new order of the same symbol, side, type and time in force at ``price`` /
     ``size``; return the new id, or a negative code (of the cancel: nothing was sent; of the new order: the
-    cancel went). The new order's risk check no longer counts the one being cancelled."""
+    cancel went). Until the cancel is confirmed both count toward the position limit's worst case."""
     row = order_row(ctx, order_id)
     if row < 0:
         return _deny(ctx, E_UNKNOWN_ORDER)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from hft.broker.accounting import K_ENTRY_NOTIONAL, K_FEES, K_POSITION, K_REALIZED, N_ACCOUNT, apply_trade
-from hft.config import SymbolConfig, StrategyConfig
+from hft.config import StrategyConfig, SymbolConfig
 from hft.risk.config import RiskConfig, build_limits
 from hft.risk.engine import RISK_REASON_NAMES, make_risk_state
 from hft.strategy.api import DENIAL_NAMES

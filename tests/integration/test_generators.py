@@ -1,4 +1,4 @@
-"""Signal generators chosen by config alone trade in `hft run`; a bad rule is a clear config error."""
+"""The built-in strategies, chosen by config alone, trade in `hft run`; a bad parameter is a clear error."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from tests.integration.test_pipeline import hft
 
 RULES_CONFIG = """
 [strategy]
-generator = "rules"
+module = "rules"
+[strategy.params]
 rules = [
   "imbalance > 0.4 and trade_flow > 0 -> buy",
   "imbalance < -0.4 and trade_flow < 0 -> sell",
   "abs(imbalance) < 0.05 -> flat",
 ]
-rule_holding_ms = 500
+rule_holding_ms = 500.0
 """
 
 
@@ -33,7 +34,7 @@ def test_rules_generator_when_configured_then_pipeline_trades_on_it(instance: st
 
 def test_rules_generator_when_rule_names_unknown_feature_then_config_error_points_at_it(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text('[strategy]\ngenerator = "rules"\nrules = ["imbalanse > 0.4 -> buy"]\n')
+    config.write_text('[strategy]\nmodule = "rules"\n[strategy.params]\nrules = ["imbalanse > 0.4 -> buy"]\n')
     result = hft("run", "--config", str(config), "--duration", "1", timeout=60)
     assert result.returncode == 2
     assert "unknown feature 'imbalanse'; did you mean 'imbalance'?" in result.stderr
@@ -41,7 +42,7 @@ def test_rules_generator_when_rule_names_unknown_feature_then_config_error_point
 
 def test_onnx_generator_when_configured_then_the_shipped_model_trades(instance: str, tmp_path: Path) -> None:
     config = tmp_path / "onnx.toml"
-    config.write_text('[strategy]\ngenerator = "onnx"\n')
+    config.write_text('[strategy]\nmodule = "onnx"\n')
     result = hft("run", "--config", str(config), "--duration", "8", "--instance", instance,
                  "--db", str(tmp_path / "o.db"), "--json")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -53,24 +54,25 @@ def test_onnx_generator_when_configured_then_the_shipped_model_trades(instance: 
 
 def test_onnx_generator_when_model_file_missing_then_config_error(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text('[strategy]\ngenerator = "onnx"\nmodel_path = "/nonexistent/model.onnx"\n')
+    config.write_text('[strategy]\nmodule = "onnx"\n[strategy.params]\nmodel_path = "/nonexistent/model.onnx"\n')
     result = hft("run", "--config", str(config), "--duration", "1", timeout=60)
     assert result.returncode == 2
-    assert "strategy.model_path: no such file" in result.stderr
+    assert "strategy onnx: parameter model_path: no such file" in result.stderr
 
 
 TWO_INSTANCES = """
 [[strategy.instances]]
 name = "seed"
-generator = "imbalance"
+module = "imbalance"
 symbols = ["BTCUSDT"]
 
 [[strategy.instances]]
 name = "contrarian"
-generator = "rules"
+module = "rules"
 symbols = ["ETHUSDT"]
+[strategy.instances.params]
 rules = ["imbalance < -0.4 -> buy", "imbalance > 0.4 -> sell"]
-rule_holding_ms = 300
+rule_holding_ms = 300.0
 """
 
 

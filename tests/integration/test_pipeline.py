@@ -20,10 +20,10 @@ from shm_layout.region import find_segments
 # A looser signal than the seed's defaults so a few seconds of simulated flow reliably trade; the seed's
 # exact rules are covered by the strategy unit tests.
 TRADING_CONFIG = """
-[strategy]
+[strategy.params]
 min_confidence = 0.5
-holding_min_ms = 100
-holding_max_ms = 300
+holding_min_ms = 100.0
+holding_max_ms = 300.0
 
 [source]
 sim_events_per_second = 3000.0

@@ -39,7 +39,7 @@ def test_replay_real_btcusdt_twice_then_trades_and_identical_orders_and_fills(
     """Market orders walk the book; post-only orders rest, fill by queue position or expire: either way the
     broker's reports (status, prices, sizes, venue times) are identical from one replay to the next."""
     config = tmp_path / "replay.toml"
-    config.write_text(f'[strategy]\norder_type = "{order_type}"\n')
+    config.write_text(f'[strategy.params]\norder_type = "{order_type}"\n')
     runs = []
     for attempt in range(2):
         db = tmp_path / f"replay{attempt}.db"

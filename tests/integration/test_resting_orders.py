@@ -20,8 +20,8 @@ maker_fee_bps = -0.5
 
 def test_post_only_strategy_when_run_then_orders_rest_fill_as_maker_or_expire(instance: str, tmp_path: Path) -> None:
     config = tmp_path / "post_only.toml"
-    config.write_text(POST_ONLY_CONFIG.replace("[strategy]\n", '[strategy]\norder_type = "post_only"\n'
-                                               "order_ttl_ms = 500\n", 1))
+    config.write_text(POST_ONLY_CONFIG.replace("[strategy.params]\n", '[strategy.params]\norder_type = "post_only"\n'
+                                               "order_ttl_ms = 500.0\n", 1))
     db = tmp_path / "po.db"
     result = hft("run", "--config", str(config), "--duration", "8", "--instance", instance, "--db", str(db), "--json")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -46,6 +46,7 @@ def test_post_only_strategy_when_run_then_orders_rest_fill_as_maker_or_expire(in
     state = msgspec.msgpack.decode(snapshots[-1], type=StrategySnapshot)
     assert [s.symbol for s in state.symbols] == ["BTCUSDT", "ETHUSDT"] and state.ts_exch > 0
     assert "imbalance" in state.symbols[0].features
+    assert state.instances[0].strategy == "imbalance" and "open_id" in state.symbols[0].state
     # periodic performance rows on the venue clock; the last one counts every closing fill
     count, trade_count, first_ts = metrics
     assert count >= 2 and first_ts > 0 and trade_count == closing

@@ -18,8 +18,8 @@ def test_deploy_config_when_loaded_then_equals_the_documented_defaults() -> None
 def test_load_when_no_path_then_defaults_with_two_symbols() -> None:
     config = load_config(None)
     assert [s.name for s in config.symbols] == ["BTCUSDT", "ETHUSDT"]
-    assert config.strategy.imbalance_threshold == 0.3
-    assert config.strategy.min_confidence == 0.7
+    assert config.strategy.module == "imbalance" and config.strategy.params == {}
+    assert [i.module for i in config.strategy.effective_instances()] == ["imbalance"]
 
 
 @pytest.mark.parametrize(
@@ -39,6 +39,35 @@ def test_load_when_value_is_bad_then_error_names_it(tmp_path: Path, text: str, n
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=names.replace(".", r"\.") if names != "not valid TOML" else names):
+        load_config(path)
+
+
+@pytest.mark.parametrize("key", ["imbalance_threshold", "order_type", "rules", "generator"])
+def test_load_when_old_strategy_key_then_error_says_where_it_went(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "old.toml"
+    path.write_text(f"[strategy]\n{key} = 1\n")
+    with pytest.raises(ConfigError, match=f"strategy.{key} is no longer a strategy key"):
+        load_config(path)
+
+
+def test_module_paths_when_relative_then_resolved_beside_the_config_file(tmp_path: Path) -> None:
+    from hft.config import resolve_module_paths
+
+    (tmp_path / "mine.py").write_text("")
+    path = tmp_path / "run.toml"
+    path.write_text('[[strategy.instances]]\nname = "a"\nmodule = "mine.py"\nsymbols = ["BTCUSDT"]\n'
+                    '[strategy.instances.params]\nsize = 2\n'
+                    '[[strategy.instances]]\nname = "b"\nmodule = "rules"\nsymbols = ["ETHUSDT"]\n')
+    config = resolve_module_paths(load_config(path), path)
+    first, second = config.strategy.instances
+    assert first.module == str(tmp_path / "mine.py") and first.params == {"size": 2}
+    assert second.module == "rules"  # a built-in name is not a path
+
+
+def test_strategy_params_when_instances_too_then_error(tmp_path: Path) -> None:
+    path = tmp_path / "both.toml"
+    path.write_text('[strategy.params]\nx = 1\n[[strategy.instances]]\nname = "a"\n')
+    with pytest.raises(ConfigError, match="give each instance its own params"):
         load_config(path)
 
 

@@ -167,7 +167,7 @@ def test_cancel_race_when_fill_wins_then_cancel_rejected_reaches_the_strategy_an
 
 
 def test_cancel_all_then_one_command_for_the_symbol_and_every_row_pending() -> None:
-    h, bid_id, ask_id = quoted()
+    h, _, _ = quoted()
     cancel_id = do(h, probe.CANCEL_ALL)
     command = h.sent()[0]
     assert (command["command"], command["symbol_id"], command["strategy_id"]) == (CMD_CANCEL_ALL, BTC, 1)
@@ -255,7 +255,7 @@ def test_model_hook_when_requested_then_python_answers_and_on_model_gets_it() ->
 
 
 def test_callback_when_it_raises_then_instance_halted_orders_cancelled_and_nothing_crashes(caplog) -> None:
-    h, bid_id, ask_id = quoted()
+    h, _, _ = quoted()
     do(h, probe.RAISE)
     assert h.halted
     commands = h.sent()

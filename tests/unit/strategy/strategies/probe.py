@@ -2,8 +2,25 @@
 ``ctx.params[P.action]`` on the next book or ticker, keeping the action's result."""
 
 from hft.strategy.api import (
-    BUY, GTD, LIMIT, SELL, best_ask, best_bid, cancel, cancel_all, declare_params, declare_state, jit, market,
-    post_only, replace, request_model, set_timer, submit, tick, to_size,
+    BUY,
+    GTD,
+    LIMIT,
+    SELL,
+    best_ask,
+    best_bid,
+    cancel,
+    cancel_all,
+    declare_params,
+    declare_state,
+    jit,
+    market,
+    post_only,
+    replace,
+    request_model,
+    set_timer,
+    submit,
+    tick,
+    to_size,
 )
 
 P = declare_params(action=0, size=0.001, timer_ms=0.0, with_model=False)
