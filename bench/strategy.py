@@ -1,15 +1,25 @@
-"""Strategy benchmark: tick -> order inside a real strategy process, per signal generator.
+"""Strategy benchmark: what the strategy API costs, and bookTicker -> order through a real strategy process.
 
-Two processes, pinned to different cores. The parent plays feed and broker in one jitted loop: it publishes a
-book snapshot (seqlock) and a market-data event stamped ``ts_recv = monotonic_ns()`` at a fixed pace, with the
-touch imbalance swinging between bid-heavy and ask-heavy so every generator keeps reversing, and it fills every
-order at once (execution reports on the real ring). The child is the real strategy process code
-(``procs.strategy.run``: snapshot read -> features -> signal -> risk -> order published), busy-spinning. The
-ONNX generator hands each tick from the jitted loop to Python for onnxruntime and back: its figure includes that.
+Three measurements, side by side in one run, on the example strategies users start from (``examples/taker.py``:
+an order on bookTickers and trades; ``examples/market_maker.py``: every bookTicker moves the touch by a tick, so
+it cancels and re-quotes both sides):
 
-Reported per generator: the strategy's own histograms: ``tick_to_order`` (event stamped by the feed -> order on
-the ring: one shared-memory hop plus all strategy work) and ``md_hop`` (the hop alone, the baseline measured in
-the same run), p50/p99/p99.9 in µs. ``python bench/strategy.py [--ticks N] [--json-only]``.
+1. ``callback``: the callback layer's own cost, in one process, over the same events. The API path is the
+   product's: the engine calls the strategy through its function-pointer table (``hft.strategy.engine``). The
+   hard-wired path runs the same engine and the same strategy compiled into the loop as a static call (what a
+   strategy hard-coded into the engine, the old built-in path, costs). Both answer orders with the same bench
+   broker stub (acks, fills, cancels) and take its reports through the product's ``engine_on_report``. Reported:
+   ns per market event for each, and the difference.
+2. ``process``: frame -> order in the real strategy process (``procs.strategy.run``), pinned. The parent, on
+   another core, is the feed (``FeedEngine.on_frame`` on raw bookTicker frames, ``ts_recv`` stamped before the
+   decode as the feed process does, then ``publish_frame``) and the bench broker stub on the real rings. The
+   strategy's own histogram ``tick_to_order``: bookTicker received by the feed -> order on strategy.orders.
+   With the strategy busy-spinning on its own core, and with its default wait (spin-yield).
+3. ``pipeline``: the default 2-core placement, measured: ``hft run --config examples/<name>.toml`` against the
+   simulator, ``tick_to_order`` from the run's summary (websocket, decode, broker and strategy sharing a core).
+
+``python bench/strategy.py [--events N] [--ticks N] [--gap-us G] [--pipeline-s S] [--quick] [--json-only]``:
+prints a table, then the JSON document.
 """
 
 from __future__ import annotations
@@ -20,23 +30,41 @@ import logging
 import multiprocessing
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import msgspec
 import numpy as np
-from numba import njit
+from numba import njit, typeof, types
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+warnings.simplefilter("ignore")  # numba: "first-class function type feature is experimental"
 
-from hft.config import Config, StrategyConfig
-from hft.risk.config import RiskConfig
-from hft.supervisor import symbol_table
-from shm_layout.atomics import cpu_relax, monotonic_ns
-from shm_layout.counters import PSTATE_RUNNING, W_STATE, hist_row, hist_summary
-from shm_layout.layout import (
+from hft.config import Config, StrategyConfig, SymbolConfig  # noqa: E402
+from hft.feed.engine import FeedEngine, SymbolSpec  # noqa: E402
+from hft.risk.config import RiskConfig  # noqa: E402
+from hft.strategy.context import (  # noqa: E402
+    CB_BBO,
+    CB_TRADE,
+    CTL_EVENT_MD_CURSOR,
+    CTL_EVENT_TS_RECV,
+    callbacks_t,
+    context_t,
+    contexts_t,
+)
+from hft.strategy.engine import E_CLOCK, engine_on_event, engine_on_report, engine_t  # noqa: E402
+from hft.strategy.testing import StrategyHarness  # noqa: E402
+from hft.supervisor import symbol_table  # noqa: E402
+from procs.feed import publish_frame  # noqa: E402
+from shm_layout.atomics import cpu_relax, monotonic_ns  # noqa: E402
+from shm_layout.counters import C_ORDERS, PSTATE_RUNNING, W_COUNTERS, W_STATE, hist_row, hist_summary  # noqa: E402
+from shm_layout.layout import (  # noqa: E402
     EXECUTIONS,
     MD_EVENTS,
     ORDERS,
@@ -45,138 +73,316 @@ from shm_layout.layout import (
     W_STOP_REQUESTED,
     Pipeline,
 )
-from shm_layout.records import (
-    BOOK_SNAPSHOT,
-    BOOK_SYNCED,
-    EV_BOOK_LEVEL,
+from shm_layout.records import (  # noqa: E402
+    CMD_CANCEL,
+    CMD_NEW,
+    EV_BBO,
+    EV_TRADE,
+    EXEC_REPORT,
     FLAG_LAST_IN_FRAME,
+    MD_EVENT,
+    ORDER_LIMIT,
+    ORDER_POST_ONLY,
+    REASON_CANCEL_REQUESTED,
+    SIDE_BUY,
+    SIDE_SELL,
+    STATUS_CANCELLED,
+    STATUS_DONE,
     STATUS_FILLED,
+    STATUS_NEW,
+    exec_report_t,
+    md_event_t,
 )
-from shm_layout.ring import ring_available, ring_claim, ring_commit, ring_release, ring_tail
-from shm_layout.seqlock import seqlock_write
+from shm_layout.ring import ring_available, ring_claim, ring_commit, ring_release, ring_tail  # noqa: E402
+from shm_layout.seqlock import SLOT_WORDS  # noqa: E402
 
-RULES = ["imbalance > 0.3 and spread_bps < 5 -> buy", "imbalance < -0.3 and spread_bps < 5 -> sell"]
-GENERATORS = {
-    "imbalance": StrategyConfig(min_confidence=0.5, holding_min_ms=100, holding_max_ms=200),
-    "rules": StrategyConfig(generator="rules", rules=RULES, rule_holding_ms=100),
-    "onnx": StrategyConfig(generator="onnx"),  # the shipped model, run in Python by the strategy process
-}
+EXAMPLES = {"taker": REPO / "examples" / "taker.py", "market_maker": REPO / "examples" / "market_maker.py"}
+TAKER_PARAMS = {"flow_threshold": 0.01, "imbalance_threshold": 0.1, "cooldown_ms": 0.0, "max_position": 0.05,
+                "hold_ms": 1.0}  # trades on most tickers: the benchmark times decisions that order
+MM_PARAMS = {"max_inventory": 1.0, "requote_ticks": 1.0}
+T0 = 1_700_000_000_000_000_000
+MS = 1_000_000
+TARGET_ADDED_NS = 300  # the callback path adds < 0.3 us p50 over the built-in path
+TARGET_FRAME_TO_ORDER_NS = 5_000  # bookTicker received -> order p50, strategy on its own core
+
+
+# --------------------------------------------------------------------------------------------- the broker stub
 
 
 @njit(cache=True)
-def feed_and_broker(snap_words, snapshot, md_ctrl, md_slots, order_ctrl, order_slots, exec_ctrl, exec_slots,
-                    ticks, gap_ns, position):
-    """Publish ``ticks`` book ticks ``gap_ns`` apart (venue clock 1 ms per tick); fill every order at once."""
-    md_mask = md_slots.shape[0] - 1
-    order_mask = order_slots.shape[0] - 1
-    exec_mask = exec_slots.shape[0] - 1
-    rows = snapshot.view(np.int64)
-    book = snapshot[0]
-    next_due = monotonic_ns()
-    for tick in range(ticks):
-        while monotonic_ns() < next_due:
-            available = ring_available(order_ctrl, 0)
-            if available > 0:  # broker: fill at the touch, report at once
-                tail = ring_tail(order_ctrl, 0)
-                seq = ring_claim(exec_ctrl, available)
-                while seq < 0:
-                    cpu_relax()
-                    seq = ring_claim(exec_ctrl, available)
-                for k in range(available):
-                    order = order_slots[(tail + k) & order_mask]
-                    position[0] += order.size * order.side
-                    report = exec_slots[(seq + k) & exec_mask]
-                    report.exec_id = seq + k + 1
-                    report.order_id = order.order_id
-                    report.symbol_id = order.symbol_id
-                    report.side = order.side
-                    report.size = order.size
-                    report.price = order.price
-                    report.status = STATUS_FILLED
-                    report.position = position[0]
-                    report.ts_init = monotonic_ns()
-                ring_commit(exec_ctrl, seq + available)
-                ring_release(order_ctrl, 0, tail + available)
-            cpu_relax()
-        next_due += gap_ns
-        heavy_bid = (tick // 4) % 2 == 0
-        book.status = BOOK_SYNCED
-        book.bid_price = 6_000_000 + (tick // 4) * 30 * (1 if heavy_bid else -1)
-        book.ask_price = book.bid_price + 1
-        book.bid_size = 900 if heavy_bid else 100
-        book.ask_size = 100 if heavy_bid else 900
-        book.mid_x2 = book.bid_price + book.ask_price
-        book.spread = 1
-        book.imbalance = (book.bid_size - book.ask_size) / (book.bid_size + book.ask_size)
-        book.ts_exch = 1_700_000_000_000_000_000 + tick * 1_000_000
-        book.ts_recv = monotonic_ns()
-        seqlock_write(snap_words, 0, rows)
-        seq = ring_claim(md_ctrl, 1)
-        event = md_slots[seq & md_mask]
-        event.kind = EV_BOOK_LEVEL
-        event.flags = FLAG_LAST_IN_FRAME
-        event.symbol_id = 0
-        event.ts_exch = book.ts_exch
-        event.ts_recv = monotonic_ns()
-        event.ts_init = event.ts_recv
-        ring_commit(md_ctrl, seq + 1)
-    return ticks
+def broker_stub(order_ctrl, order_slots, consumer: int, reports, position) -> int:
+    """Answer every command on the order ring at once, as a venue would (bench only): market and IOC orders
+    fill at their price, resting ones are acked, a cancel cancels its target then is DONE. Writes the reports
+    into ``reports`` (with the symbol's position) and returns how many."""
+    mask = order_slots.shape[0] - 1
+    available = ring_available(order_ctrl, consumer)
+    tail = ring_tail(order_ctrl, consumer)
+    n = 0
+    for k in range(available):
+        if n + 2 > reports.shape[0]:
+            available = k
+            break
+        order = order_slots[(tail + k) & mask]
+        if order.command == CMD_NEW:
+            report = reports[n]
+            n += 1
+            report.order_id = order.order_id
+            report.symbol_id = order.symbol_id
+            report.strategy_id = order.strategy_id
+            report.side = order.side
+            report.target_order_id = 0
+            if order.order_type == ORDER_POST_ONLY or order.order_type == ORDER_LIMIT:
+                report.status = STATUS_NEW
+                report.size = 0
+                report.price = 0
+                report.leaves = order.size
+            else:
+                position[0] += order.side * order.size
+                report.status = STATUS_FILLED
+                report.size = order.size
+                report.price = order.price
+                report.leaves = 0
+                report.cum_filled = order.size
+            report.position = position[0]
+        elif order.command == CMD_CANCEL:
+            for status in (STATUS_CANCELLED, STATUS_DONE):
+                report = reports[n]
+                n += 1
+                report.order_id = order.target_order_id if status == STATUS_CANCELLED else order.order_id
+                report.symbol_id = order.symbol_id
+                report.strategy_id = order.strategy_id
+                report.side = order.side
+                report.status = status
+                report.reason = REASON_CANCEL_REQUESTED if status == STATUS_CANCELLED else 0
+                report.size = 0
+                report.leaves = 0
+                report.target_order_id = order.target_order_id if status == STATUS_DONE else 0
+                report.position = position[0]
+    ring_release(order_ctrl, consumer, tail + available)
+    return n
 
 
-def strategy_child(config_raw: bytes, core: int) -> None:
+# --------------------------------------------------------------------------------------------- 1. callback layer
+
+
+def _api_loop(eng, ctxs, callbacks, events, order_ctrl, order_slots, reports, position):
+    """The product's path: every event through ``engine_on_event`` (callbacks by function pointer)."""
+    started = monotonic_ns()
+    for k in range(events.shape[0]):
+        engine_on_event(eng, ctxs, callbacks, events[k], k + 1)
+        n = broker_stub(order_ctrl, order_slots, 0, reports, position)
+        for j in range(n):
+            engine_on_report(eng, ctxs, callbacks, reports[j])
+    return monotonic_ns() - started
+
+
+def _wired_loop(eng, ctxs, callbacks, ctx, on_bbo, on_trade, events, order_ctrl, order_slots, reports, position):
+    """The same engine with the strategy's market callbacks compiled in as static calls (the engine owns no
+    symbol for it, so it dispatches nothing itself): a hard-wired built-in."""
+    started = monotonic_ns()
+    for k in range(events.shape[0]):
+        event = events[k]
+        engine_on_event(eng, ctxs, callbacks, event, k + 1)
+        if event.flags & FLAG_LAST_IN_FRAME:
+            ctx.now = eng.words[E_CLOCK]
+            ctx.ctl[CTL_EVENT_TS_RECV] = event.ts_recv
+            ctx.ctl[CTL_EVENT_MD_CURSOR] = k + 1
+            if event.kind == EV_BBO:
+                on_bbo(ctx, event.symbol_id)
+            elif event.kind == EV_TRADE:
+                on_trade(ctx, event.symbol_id)
+        n = broker_stub(order_ctrl, order_slots, 0, reports, position)
+        for j in range(n):
+            engine_on_report(eng, ctxs, callbacks, reports[j])
+    return monotonic_ns() - started
+
+
+EVENTS_T = types.Array(md_event_t, 1, "C")
+REPORTS_T = types.Array(exec_report_t, 1, "C")
+I64 = types.int64[::1]
+
+
+def market_events(name: str, n: int) -> np.ndarray:
+    """A market for one example: bookTickers (the market maker: the touch moves a tick every time) and, for
+    the taker, buyer-initiated prints between them."""
+    events = []
+    ts = T0
+    for k in range(n):
+        ts += MS
+        if name == "taker" and k % 2 == 0:
+            trade = np.zeros(1, MD_EVENT)[0]
+            trade["kind"], trade["side"], trade["price"], trade["size"] = EV_TRADE, SIDE_BUY, 6_000_001, 10_000_000
+            trade["ts_exch"], trade["flags"], trade["update_id"] = ts, FLAG_LAST_IN_FRAME, k
+            events.append(trade)
+            continue
+        bid = 6_000_000 + (k // 2) % 2  # the market maker re-quotes on every ticker
+        for side, price, size in ((SIDE_BUY, bid, 90_000_000), (SIDE_SELL, bid + 1, 10_000_000)):
+            ticker = np.zeros(1, MD_EVENT)[0]
+            ticker["kind"], ticker["side"], ticker["price"], ticker["size"] = EV_BBO, side, price, size
+            ticker["ts_exch"], ticker["update_id"] = ts, 1_000 + k
+            ticker["flags"] = FLAG_LAST_IN_FRAME if side == SIDE_SELL else 0
+            events.append(ticker)
+    return np.array(events, MD_EVENT)
+
+
+def callback_layer(name: str, n_events: int, repeats: int) -> dict:
+    """ns per market event, API path against hard-wired, interleaved ``repeats`` times over the same events."""
+    params = TAKER_PARAMS if name == "taker" else MM_PARAMS
+    risk = RiskConfig(max_position="1000", max_order_size="1000", max_notional_usd=1e11,
+                      max_orders_per_second=1e6, order_burst=1_000_000, max_cancels_per_second=1e6,
+                      cancel_burst=1_000_000, max_drawdown_usd=1e11, stale_after_ms=10**9)
+    harnesses = {path: StrategyHarness(str(EXAMPLES[name]), params=params, risk=risk) for path in ("api", "wired")}
+    wired = harnesses["wired"]
+    wired.runtime.engine.owner[:] = -1  # the engine dispatches nothing: the loop calls the strategy itself
+    strategy = wired.runtime.instances[0].strategy
+    on_bbo = strategy.callbacks[CB_BBO] or wired.runtime.callbacks[CB_BBO]
+    on_trade = strategy.callbacks[CB_TRADE] or wired.runtime.callbacks[CB_TRADE]
+    api = njit((engine_t, contexts_t, callbacks_t, EVENTS_T, I64, typeof(wired.orders.slots), REPORTS_T, I64))(
+        _api_loop)
+    hard = njit((engine_t, contexts_t, callbacks_t, context_t, typeof(on_bbo), typeof(on_trade), EVENTS_T, I64,
+                 typeof(wired.orders.slots), REPORTS_T, I64))(_wired_loop)
+    events = market_events(name, n_events)
+    results: dict[str, list[float]] = {"api": [], "wired": []}
+    sent = {}
+    for _ in range(repeats):
+        for path in ("api", "wired"):
+            h = harnesses[path]
+            h.runtime.engine.words[E_CLOCK] = 0
+            batch = events.copy()
+            batch["ts_exch"] += (h.runtime.clock - T0 + MS) if h.runtime.clock > T0 else 0
+            reports = np.zeros(64, EXEC_REPORT)
+            position = np.zeros(1, np.int64)
+            before = int(h.orders.ctrl[0])
+            if path == "api":
+                elapsed = api(h.runtime.engine.ref, h.runtime.ctxs, h.runtime.callbacks, batch, h.orders.ctrl,
+                              h.orders.slots, reports, position)
+            else:
+                elapsed = hard(h.runtime.engine.ref, h.runtime.ctxs, h.runtime.callbacks, h.context.ref, on_bbo,
+                               on_trade, batch, h.orders.ctrl, h.orders.slots, reports, position)
+            results[path].append(elapsed / len(batch))
+            sent[path] = int(h.orders.ctrl[0]) - before
+    api_ns, wired_ns = float(np.median(results["api"])), float(np.median(results["wired"]))
+    return {"events": n_events, "repeats": repeats, "api_ns_per_event": api_ns, "wired_ns_per_event": wired_ns,
+            "added_ns": api_ns - wired_ns, "commands_per_run": sent, "all_api": results["api"],
+            "all_wired": results["wired"]}
+
+
+# --------------------------------------------------------------------------------------------- 2. real process
+
+
+def strategy_child(config_raw: bytes, core: int, wait: str) -> None:
     """The real strategy process code, without a supervisor."""
     from procs.common import WorkerContext
     from procs.strategy import run
     from shm_layout.wait import WAIT_NAMES
 
     os.sched_setaffinity(0, {core})
+    logging.basicConfig(level=logging.WARNING)
     config = msgspec.json.decode(config_raw, type=Config)
     pipeline = Pipeline.attach(config.instance)
     ctx = WorkerContext(process=PROC_STRATEGY, name="strategy", config=config, pipeline=pipeline,
                         log=logging.getLogger("bench.strategy"), parent_pid=os.getppid(),
-                        wait_strategy=WAIT_NAMES["busy-spin"])
+                        wait_strategy=WAIT_NAMES[wait])
     run(ctx)
     pipeline.close()
 
 
-def measure(generator: str, ticks: int, gap_ns: int, cores: tuple[int, int]) -> dict[str, dict[str, float]]:
-    # risk limits that let every signal through: the benchmark times decisions, not denials (the venue clock
-    # advances 1 ms per tick, so the default 20 orders/s would deny most)
-    risk = RiskConfig(max_orders_per_second=1_000_000.0, order_burst=100_000, max_drawdown_usd=1e12,
-                      max_notional_usd=1e12)
-    config = Config(instance=f"stratbench{os.getpid()}x{uuid.uuid4().hex[:6]}", strategy=GENERATORS[generator],
-                    risk=risk)
-    config = msgspec.structs.replace(config, symbols=config.symbols[:1])
-    pipeline = Pipeline.create(config.instance, symbol_table(config), {MD_EVENTS: 4096, ORDERS: 1024,
-                                                                       EXECUTIONS: 1024})
+@njit(cache=True)
+def shm_broker(order_ctrl, order_slots, exec_ctrl, exec_slots, reports, position) -> int:
+    """The stub broker on the real rings: answer what the strategy sent, publish the reports."""
+    n = broker_stub(order_ctrl, order_slots, 0, reports, position)
+    if n == 0:
+        return 0
+    seq = ring_claim(exec_ctrl, n)
+    while seq < 0:
+        cpu_relax()
+        seq = ring_claim(exec_ctrl, n)
+    mask = exec_slots.shape[0] - 1
+    for k in range(n):
+        reports[k].exec_id = seq + k + 1
+        reports[k].ts_init = monotonic_ns()
+        exec_slots[(seq + k) & mask] = reports[k]
+    ring_commit(exec_ctrl, seq + n)
+    return n
+
+
+def ticker_frames(n: int) -> list[bytes]:
+    """Raw bookTicker frames (as Binance sends them) whose touch alternates by one tick."""
+    frames = []
+    for k in range(n):
+        bid = 60000.00 + 0.01 * ((k // 2) % 2)
+        frames.append(json.dumps({"stream": "btcusdt@bookTicker", "data": {
+            "u": 1_000 + k, "s": "BTCUSDT", "b": f"{bid:.2f}", "B": "0.90000000", "a": f"{bid + 0.01:.2f}",
+            "A": "0.10000000"}}).encode())
+    return frames
+
+
+def trade_frame(k: int) -> bytes:
+    return json.dumps({"stream": "btcusdt@trade", "data": {
+        "e": "trade", "E": 1_723_161_255_343 + k, "s": "BTCUSDT", "t": k, "p": "60000.01", "q": "0.10000000",
+        "T": 1_723_161_255_343 + k, "m": False, "M": True}}).encode()
+
+
+def real_process(name: str, ticks: int, gap_ns: int, cores: tuple[int, int], wait: str) -> dict:
+    """bookTicker received by the feed -> order on the ring, in a real strategy process."""
+    params = TAKER_PARAMS if name == "taker" else MM_PARAMS
+    risk = RiskConfig(max_position="1000", max_order_size="1000", max_notional_usd=1e11,
+                      max_orders_per_second=1e6, order_burst=1_000_000, max_cancels_per_second=1e6,
+                      cancel_burst=1_000_000, max_drawdown_usd=1e11, stale_after_ms=10**9)
+    config = Config(instance=f"stratbench{os.getpid()}x{uuid.uuid4().hex[:6]}",
+                    symbols=[SymbolConfig(name="BTCUSDT")],
+                    strategy=StrategyConfig(module=str(EXAMPLES[name]), params=params), risk=risk)
+    pipeline = Pipeline.create(config.instance, symbol_table(config), {MD_EVENTS: 65536, ORDERS: 4096,
+                                                                       EXECUTIONS: 4096})
     child = None
     try:
-        for name in (ORDERS,):
-            pipeline.rings[name].deactivate_consumer(1)  # no persistence consumer in this benchmark
+        pipeline.rings[ORDERS].deactivate_consumer(1)  # no persistence here
         pipeline.rings[EXECUTIONS].deactivate_consumer(1)
-        ctx = multiprocessing.get_context("spawn")
-        child = ctx.Process(target=strategy_child, args=(msgspec.json.encode(config), cores[1]))
+        pipeline.rings[MD_EVENTS].deactivate_consumer(1)  # nor a broker reading market data
+        context = multiprocessing.get_context("spawn")
+        child = context.Process(target=strategy_child, args=(msgspec.json.encode(config), cores[1], wait))
         child.start()
         block = pipeline.control.process_words(PROC_STRATEGY)
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while int(block[W_STATE]) != PSTATE_RUNNING:
             if time.monotonic() > deadline or not child.is_alive():
                 raise RuntimeError(f"strategy process did not start (exit code {child.exitcode})")
             time.sleep(0.01)
-        snapshot = np.zeros(1, BOOK_SNAPSHOT)
-        position = np.zeros(1, np.int64)
+        engine = FeedEngine([SymbolSpec("BTCUSDT", 0, 2, 8, 1, 1)])
+        rows = engine.snapshots.view(np.int64).reshape(len(engine.snapshots), SLOT_WORDS)
         rings = pipeline.rings
-        args = (pipeline.snapshots.words, snapshot, rings[MD_EVENTS].ctrl, rings[MD_EVENTS].slots,
-                rings[ORDERS].ctrl, rings[ORDERS].slots, rings[EXECUTIONS].ctrl, rings[EXECUTIONS].slots)
-        feed_and_broker(*args, 200, gap_ns, position)  # warm-up: compiles, and the strategy warms its paths
-        time.sleep(0.2)
-        block[:] = np.where(np.arange(block.size) < 8, block, 0)  # fresh counters and histograms
-        feed_and_broker(*args, ticks, gap_ns, position)
-        time.sleep(0.2)
-        result = {
-            "tick_to_order": hist_summary(hist_row(block, 0)),
-            "md_hop": hist_summary(hist_row(block, 1)),
-        }
+        md, orders, executions = rings[MD_EVENTS], rings[ORDERS], rings[EXECUTIONS]
+        proc = np.zeros_like(pipeline.control.process_words(0))
+        reports = np.zeros(256, EXEC_REPORT)
+        position = np.zeros(1, np.int64)
+        frames = ticker_frames(ticks + 400)
+        engine.on_frame(trade_frame(0), monotonic_ns())  # a venue time for the tickers' clock
+        mono = time.monotonic_ns
+
+        def play(batch: list[bytes]) -> None:
+            due = mono()
+            for k, frame in enumerate(batch):
+                while mono() < due:
+                    shm_broker(orders.ctrl, orders.slots, executions.ctrl, executions.slots, reports, position)
+                due += gap_ns
+                if k % 10 == 0:
+                    ts = mono()
+                    n = engine.on_frame(trade_frame(k), ts)
+                    publish_frame(engine.events, n, rows, engine.dirty, pipeline.snapshots.words, md.ctrl, md.slots,
+                                  proc, ts, mono())
+                ts_recv = mono()
+                n = engine.on_frame(frame, ts_recv)  # the feed's decode, as in the feed process
+                publish_frame(engine.events, n, rows, engine.dirty, pipeline.snapshots.words, md.ctrl, md.slots,
+                              proc, ts_recv, mono())
+            end = mono() + 200 * MS
+            while mono() < end:
+                shm_broker(orders.ctrl, orders.slots, executions.ctrl, executions.slots, reports, position)
+
+        play(frames[:400])  # warm-up: both sides' paths compiled and hot
+        block[W_COUNTERS:] = 0  # fresh counters and histograms
+        play(frames[400:])
+        return {"wait": wait, "ticks": ticks, "orders": int(block[W_COUNTERS + C_ORDERS]),
+                "tick_to_order": hist_summary(hist_row(block, 0)), "md_hop": hist_summary(hist_row(block, 1))}
     finally:
         pipeline.control.words[W_STOP_REQUESTED] = STAGE_STRATEGY
         if child is not None:
@@ -185,32 +391,96 @@ def measure(generator: str, ticks: int, gap_ns: int, cores: tuple[int, int]) -> 
                 child.kill()
         pipeline.unlink()
         pipeline.close()
-    return result
+
+
+# --------------------------------------------------------------------------------------------- 3. full pipeline
+
+
+def full_pipeline(name: str, seconds: float) -> dict:
+    """``hft run --config examples/<name>.toml`` with the default placement; its summary's tick_to_order."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result = subprocess.run(
+            [sys.executable, "-m", "hft.cli", "run", "--config", str(REPO / "examples" / f"{name}.toml"),
+             "--duration", str(seconds), "--instance", f"sb{uuid.uuid4().hex[:8]}", "--db", f"{tmp}/b.db",
+             "--json"], capture_output=True, text=True, timeout=600, check=False)
+    if result.returncode != 0:
+        return {"error": result.stderr[-2000:]}
+    summary = json.loads(result.stdout)
+    return {"seconds": seconds, "orders": summary["orders"], "cancels": summary["cancels"],
+            "tick_to_order": summary["tick_to_order_ns"], "placement": summary["placement"]}
+
+
+# --------------------------------------------------------------------------------------------- report
+
+
+def _us(ns: float) -> str:
+    return f"{ns / 1000:.2f}"
+
+
+def format_table(document: dict) -> str:
+    lines = [f"strategy benchmark on {document['machine']['platform']}, cpus {document['machine']['cpus']}"]
+    lines.append("\n1. callback layer: ns per market event over the same events (median of the repeats)")
+    lines.append(f"{'strategy':<14}{'API path':>10}{'hard-wired':>12}{'added':>8}   target < {TARGET_ADDED_NS} ns")
+    for name, row in document["callback"].items():
+        lines.append(f"{name:<14}{row['api_ns_per_event']:>10.1f}{row['wired_ns_per_event']:>12.1f}"
+                     f"{row['added_ns']:>8.1f}")
+    lines.append("\n2. bookTicker received by the feed -> order on the ring, real strategy process (µs)")
+    lines.append(f"{'strategy':<14}{'wait':<12}{'orders':>8}{'p50':>8}{'p99':>8}{'p99.9':>8}{'md hop p50':>12}")
+    for key, row in document["process"].items():
+        name = key.split("/")[0]
+        t2o = row["tick_to_order"]
+        lines.append(f"{name:<14}{row['wait']:<12}{row['orders']:>8}{_us(t2o['p50']):>8}{_us(t2o['p99']):>8}"
+                     f"{_us(t2o['p999']):>8}{_us(row['md_hop']['p50']):>12}")
+    lines.append("\n3. hft run, default 2-core placement, against the simulator: frame received -> order (µs)")
+    for name, row in document["pipeline"].items():
+        if "error" in row:
+            lines.append(f"{name:<14}error: {row['error'][-300:]}")
+            continue
+        t2o = row["tick_to_order"]
+        lines.append(f"{name:<14}orders {row['orders']:>6}  cancels {row['cancels']:>6}  p50 {_us(t2o['p50'])}  "
+                     f"p99 {_us(t2o['p99'])}  placement {row['placement']}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ticks", type=int, default=20_000)
-    parser.add_argument("--gap-us", type=float, default=50.0, help="time between ticks")
+    parser.add_argument("--events", type=int, default=100_000, help="market events per callback-layer run")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--ticks", type=int, default=20_000, help="bookTickers per real-process run")
+    parser.add_argument("--gap-us", type=float, default=50.0, help="time between bookTickers")
+    parser.add_argument("--pipeline-s", type=float, default=15.0, help="seconds of each hft run (0: skip)")
+    parser.add_argument("--quick", action="store_true", help="tiny runs (a smoke test)")
     parser.add_argument("--json-only", action="store_true")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.events, args.repeats, args.ticks, args.pipeline_s = 2_000, 2, 400, 0.0
     cpus = sorted(os.sched_getaffinity(0))
     cores = (cpus[0], cpus[-1])
     os.sched_setaffinity(0, {cores[0]})
-    results = {name: measure(name, args.ticks, int(args.gap_us * 1000), cores) for name in GENERATORS}
-    document = {
-        "benchmark": "strategy", "ticks": args.ticks, "gap_us": args.gap_us,
+    document: dict = {
+        "benchmark": "strategy",
         "machine": {"platform": platform.platform(), "cpus": cpus, "pinned": cores, "loadavg": os.getloadavg()},
-        "results": results,
+        "callback": {name: callback_layer(name, args.events, args.repeats) for name in EXAMPLES},
+        "process": {},
+        "pipeline": {},
     }
+    for name in EXAMPLES:
+        for wait in ("busy-spin", "spin-yield"):
+            document["process"][f"{name}/{wait}"] = real_process(name, args.ticks, int(args.gap_us * 1000), cores,
+                                                                 wait)
+    if args.pipeline_s > 0:
+        for name in EXAMPLES:
+            document["pipeline"][name] = full_pipeline(name, args.pipeline_s)
+    document["targets"] = {
+        "added_ns_below": TARGET_ADDED_NS,
+        "added_ns": {name: row["added_ns"] for name, row in document["callback"].items()},
+        "frame_to_order_p50_below_ns": TARGET_FRAME_TO_ORDER_NS,
+        "frame_to_order_p50_ns_own_core": {key: row["tick_to_order"]["p50"]
+                                           for key, row in document["process"].items() if "busy-spin" in key},
+    }
+    document["machine"]["loadavg_end"] = os.getloadavg()
     if not args.json_only:
-        print(f"strategy benchmark: {args.ticks} ticks every {args.gap_us} µs, feed+broker on core {cores[0]}, "
-              f"strategy on core {cores[1]}")
-        print(f"{'generator':<12}{'histogram':<16}{'count':>8}{'p50 µs':>9}{'p99 µs':>9}{'p99.9 µs':>10}")
-        for name, histograms in results.items():
-            for hist, s in histograms.items():
-                print(f"{name:<12}{hist:<16}{s['count']:>8}{s['p50'] / 1000:>9.2f}{s['p99'] / 1000:>9.2f}"
-                      f"{s['p999'] / 1000:>10.2f}")
+        print(format_table(document))
         print()
     print(json.dumps(document, indent=2, default=float))
     return 0

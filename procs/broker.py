@@ -129,12 +129,11 @@ def run(ctx: WorkerContext) -> int:
     strategy_block = pipeline.control.process_words(PROC_STRATEGY)
     handled_death = -1  # the strategy's restart count whose death we already answered
     rebuilds = 0
-    first_pass = True
+    with ctx.warming("broker loop and fill simulator"):
+        status = broker_loop(book.ref, io.ref, 0)  # the first pass only compiles: nothing flows before we run
     while not ctx.should_exit():
-        if not first_pass:
-            ctx.mark_running()
-        status = broker_loop(book.ref, io.ref, 0 if first_pass else LOOP_SLICE_NS)  # the first pass only compiles
-        first_pass = False
+        ctx.mark_running()
+        status = broker_loop(book.ref, io.ref, LOOP_SLICE_NS)
         strategy_state = int(strategy_block[W_STATE])
         if strategy_state in PSTATES_DOWN and handled_death != int(strategy_block[W_RESTARTS]):
             handled_death = int(strategy_block[W_RESTARTS])

@@ -14,12 +14,13 @@ Invariants a worker keeps:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +41,7 @@ from shm_layout.layout import (
 from shm_layout.wait import WAIT_NAMES
 
 LOOP_SLICE_NS = 100_000_000  # jitted loops come back to Python this often for housekeeping
+COMPILED_AFTER_S = 3.0  # a warm-up longer than this compiled (loading from numba's cache takes well under it)
 
 # the supervisor's queues (hft.control), handed over by the spawn target before main() runs
 _channels: list[object] = [None, None]
@@ -78,6 +80,16 @@ class WorkerContext:
     stop_index = W_STOP_REQUESTED
     kill_index = W_KILL_SWITCH
     abort_index = W_ABORT_REQUESTED
+
+    @contextlib.contextmanager
+    def warming(self, what: str) -> Iterator[None]:
+        """Say what this process compiles (or loads from numba's cache) and how long it took: a first run
+        compiles for a while, and the log then shows who, never a silent minute."""
+        started = time.perf_counter()
+        self.log.info("%s: loading its compiled code (compiled on a first run or after a source change)", what)
+        yield
+        seconds = time.perf_counter() - started
+        self.log.info("%s ready in %.1f s%s", what, seconds, " (compiled)" if seconds > COMPILED_AFTER_S else "")
 
     def mark_running(self) -> None:
         """Tell the supervisor this process is ready: call after warming the JIT, before the first real pass."""

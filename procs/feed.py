@@ -390,8 +390,9 @@ def run_replay(runner: FeedRunner) -> int:
 
 def run(ctx: WorkerContext) -> int:
     runner = FeedRunner(ctx)
-    warm_up(runner.symbols, runner.md.slots)
-    wait_lockstep(runner.md.ctrl, 0, 1, runner.orders.ctrl, 0, 0)  # compile
+    with ctx.warming("feed decoder and book sync"):
+        warm_up(runner.symbols, runner.md.slots)
+        wait_lockstep(runner.md.ctrl, 0, 1, runner.orders.ctrl, 0, 0)  # compile
     # opt-in wire clock for bench/tick_to_trade.py (HFT_FEED_WIRE_CLOCK, see hft.feed.wireclock): unset, nothing
     # is wrapped and the loops below run exactly as without it
     wire_clock = capture_from_env()

@@ -64,7 +64,6 @@ def run(ctx: WorkerContext) -> int:
     pipeline = ctx.pipeline
     config = ctx.config
     md, orders, executions = (pipeline.rings[name] for name in (MD_EVENTS, ORDERS, EXECUTIONS))
-    started = time.perf_counter()
     try:
         instances = plan_instances(config, ctx.log)  # compiled by the supervisor already: from the cache
     except StrategyError as exc:
@@ -76,17 +75,17 @@ def run(ctx: WorkerContext) -> int:
     outlet = Outlet(orders.ctrl, orders.slots, ctx.control_words, ctx.proc_words, risk_limits, risk_state,
                     risk_fstate, risk_reason_counters(), ctx.kill_index, ctx.abort_index, ctx.wait_strategy)
     clock_fallback = not (config.source.kind == "replay" and config.source.lockstep)
-    try:
-        runtime = StrategyRuntime(config.symbols, instances, outlet, pipeline.snapshots.words, risk, ctx.proc_words,
-                                  config.strategy, clock_fallback, ctx.log)
-    except StrategyError as exc:
-        ctx.log.error("%s", exc)
-        return 2
-    io = new_io(md, executions, md.consumer_index("strategy"), executions.consumer_index("strategy"),
-                ctx.control_words, ctx.proc_words, ctx.stop_index, ctx.stage, ctx.wait_strategy, MD_BATCH, EXEC_BATCH)
-    ctx.log.info("strategy engine: loading the compiled loop")
-    loop = runtime.loop_entry()  # compiled once for every strategy (function pointers), cached
-    ctx.log.info("strategy engine ready in %.1f s", time.perf_counter() - started)
+    with ctx.warming("strategy engine"):
+        try:
+            runtime = StrategyRuntime(config.symbols, instances, outlet, pipeline.snapshots.words, risk,
+                                      ctx.proc_words, config.strategy, clock_fallback, ctx.log)
+        except StrategyError as exc:
+            ctx.log.error("%s", exc)
+            return 2
+        io = new_io(md, executions, md.consumer_index("strategy"), executions.consumer_index("strategy"),
+                    ctx.control_words, ctx.proc_words, ctx.stop_index, ctx.stage, ctx.wait_strategy, MD_BATCH,
+                    EXEC_BATCH)
+        loop = runtime.loop_entry()  # compiled once for every strategy (function pointers), cached
     restored = restore_positions(ctx, runtime, risk)
     if restored:
         ctx.log.warning("restarted: positions of %s restored from the broker's latest reports; the broker "
