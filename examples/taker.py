@@ -43,6 +43,8 @@ def on_trade(ctx, symbol):
 def on_bbo(ctx, symbol):
     if ctx.now - ctx.ints[symbol, S.last_order] < ctx.params[P.cooldown_ms] * 1e6:
         return
+    if api.open_count(ctx, symbol, 0) > 0:
+        return  # one order at a time: the position it changes is only known from its report
     bid_size, ask_size = api.best_bid_size(ctx, symbol), api.best_ask_size(ctx, symbol)
     if bid_size + ask_size <= 0:
         return
@@ -65,5 +67,7 @@ def on_timer(ctx, symbol):
     held = api.position(ctx, symbol)
     if held == 0 or ctx.now - ctx.ints[symbol, S.opened_at] < ctx.params[P.hold_ms] * 1e6:
         return
+    if api.open_count(ctx, symbol, 0) > 0:
+        return  # an order is still on its way: flatten what it leaves on the next tick
     if api.market(ctx, symbol, api.SELL if held > 0 else api.BUY, abs(held)) > 0:
         ctx.ints[symbol, S.opened_at] = ctx.now  # a flattening order in flight: do not send another

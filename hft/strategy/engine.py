@@ -271,7 +271,11 @@ def engine_start(eng, ctxs, callbacks, instance: int) -> int:
 def engine_fire_timers(eng, ctxs, callbacks, until_ts: int) -> int:
     """Fire every timer due at or before ``until_ts``, earliest first, each at its own due time. A timer that
     fell behind (a quiet market) fires once, at the last point of its grid not after ``until_ts``, and resumes
-    on its grid. Return 1 if a model answer is wanted."""
+    on its grid. Return 1 if a model answer is wanted.
+
+    ``until_ts`` is the venue time now (an event's, or the machine clock's estimate of it): moving the clock to a
+    timer's earlier due time keeps ``E_VENUE_MONO`` consistent with it, so the estimate does not run ahead."""
+    mono = monotonic_ns()
     while eng.words[E_NEXT_TIMER] <= until_ts:
         best_instance = -1
         best_symbol = -1
@@ -294,6 +298,7 @@ def engine_fire_timers(eng, ctxs, callbacks, until_ts: int) -> int:
         ctx.timers[best_symbol, TM_DUE] = fire_at + interval
         if fire_at > eng.words[E_CLOCK]:
             eng.words[E_CLOCK] = fire_at
+            eng.words[E_VENUE_MONO] = mono - (until_ts - fire_at)  # venue time until_ts is now, still
         _set_event(eng, ctxs, best_instance, 0, eng.words[E_MD_CURSOR])
         _invoke(eng, ctxs, callbacks, best_instance, CB_TIMER, best_symbol)
         if eng.words[E_MODEL_INSTANCE] >= 0:
