@@ -9,7 +9,7 @@ it cancels and re-quotes both sides):
    hard-wired path runs the same engine and the same strategy compiled into the loop as a static call (what a
    strategy hard-coded into the engine, the old built-in path, costs). Both answer orders with the same bench
    broker stub (acks, fills, cancels) and take its reports through the product's ``engine_on_report``. Reported:
-   ns per market event for each, and the difference.
+   ns per market-data frame (one callback, and whatever it sends) for each, and the difference.
 2. ``process``: frame -> order in the real strategy process (``procs.strategy.run``), pinned. The parent, on
    another core, is the feed (``FeedEngine.on_frame`` on raw bookTicker frames, ``ts_recv`` stamped before the
    decode as the feed process does, then ``publish_frame``) and the bench broker stub on the real rings. The
@@ -18,7 +18,7 @@ it cancels and re-quotes both sides):
 3. ``pipeline``: the default 2-core placement, measured: ``hft run --config examples/<name>.toml`` against the
    simulator, ``tick_to_order`` from the run's summary (websocket, decode, broker and strategy sharing a core).
 
-``python bench/strategy.py [--events N] [--ticks N] [--gap-us G] [--pipeline-s S] [--quick] [--json-only]``:
+``python bench/strategy.py [--frames N] [--ticks N] [--gap-us G] [--pipeline-s S] [--quick] [--json-only]``:
 prints a table, then the JSON document.
 """
 
@@ -97,8 +97,9 @@ from shm_layout.ring import ring_available, ring_claim, ring_commit, ring_releas
 from shm_layout.seqlock import SLOT_WORDS  # noqa: E402
 
 EXAMPLES = {"taker": REPO / "examples" / "taker.py", "market_maker": REPO / "examples" / "market_maker.py"}
-TAKER_PARAMS = {"flow_threshold": 0.01, "imbalance_threshold": 0.1, "cooldown_ms": 0.0, "max_position": 0.05,
-                "hold_ms": 1.0}  # trades on most tickers: the benchmark times decisions that order
+TAKER_PARAMS = {"flow_threshold": 0.05, "flow_half_life_ms": 5.0, "imbalance_threshold": 0.1, "cooldown_ms": 0.0,
+                "max_position": 0.01, "hold_ms": 1_000.0}  # orders on most tickers: the bench times decisions
+
 MM_PARAMS = {"max_inventory": 1.0, "requote_ticks": 1.0}
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
@@ -203,20 +204,24 @@ I64 = types.int64[::1]
 
 
 def market_events(name: str, n: int) -> np.ndarray:
-    """A market for one example: bookTickers (the market maker: the touch moves a tick every time) and, for
-    the taker, buyer-initiated prints between them."""
+    """A market of ``n`` frames for one example: bookTickers whose touch moves a tick every time (the market
+    maker re-quotes on each) and, for the taker, a print before each ticker; buyers and sellers take turns in
+    blocks of 20 frames, so the taker buys, flattens and sells within its limit."""
     events = []
     ts = T0
     for k in range(n):
         ts += MS
-        if name == "taker" and k % 2 == 0:
+        buyers = (k // 20) % 2 == 0
+        if name == "taker":
             trade = np.zeros(1, MD_EVENT)[0]
-            trade["kind"], trade["side"], trade["price"], trade["size"] = EV_TRADE, SIDE_BUY, 6_000_001, 10_000_000
+            trade["kind"], trade["price"], trade["size"] = EV_TRADE, 6_000_001, 10_000_000
+            trade["side"] = SIDE_BUY if buyers else SIDE_SELL
             trade["ts_exch"], trade["flags"], trade["update_id"] = ts, FLAG_LAST_IN_FRAME, k
             events.append(trade)
-            continue
-        bid = 6_000_000 + (k // 2) % 2  # the market maker re-quotes on every ticker
-        for side, price, size in ((SIDE_BUY, bid, 90_000_000), (SIDE_SELL, bid + 1, 10_000_000)):
+        bid = 6_000_000 + k % 2
+        heavy, light = 90_000_000, 10_000_000
+        for side, price, size in ((SIDE_BUY, bid, heavy if buyers else light), (SIDE_SELL, bid + 1,
+                                                                                  light if buyers else heavy)):
             ticker = np.zeros(1, MD_EVENT)[0]
             ticker["kind"], ticker["side"], ticker["price"], ticker["size"] = EV_BBO, side, price, size
             ticker["ts_exch"], ticker["update_id"] = ts, 1_000 + k
@@ -225,8 +230,9 @@ def market_events(name: str, n: int) -> np.ndarray:
     return np.array(events, MD_EVENT)
 
 
-def callback_layer(name: str, n_events: int, repeats: int) -> dict:
-    """ns per market event, API path against hard-wired, interleaved ``repeats`` times over the same events."""
+def callback_layer(name: str, n_frames: int, repeats: int) -> dict:
+    """ns per market-data frame (one callback each), API path against hard-wired, interleaved ``repeats`` times
+    over the same frames."""
     params = TAKER_PARAMS if name == "taker" else MM_PARAMS
     risk = RiskConfig(max_position="1000", max_order_size="1000", max_notional_usd=1e11,
                       max_orders_per_second=1e6, order_burst=1_000_000, max_cancels_per_second=1e6,
@@ -241,15 +247,15 @@ def callback_layer(name: str, n_events: int, repeats: int) -> dict:
         _api_loop)
     hard = njit((engine_t, contexts_t, callbacks_t, context_t, typeof(on_bbo), typeof(on_trade), EVENTS_T, I64,
                  typeof(wired.orders.slots), REPORTS_T, I64))(_wired_loop)
-    events = market_events(name, n_events)
+    events = market_events(name, n_frames)
+    frames = int(np.count_nonzero(events["flags"] & FLAG_LAST_IN_FRAME))
     results: dict[str, list[float]] = {"api": [], "wired": []}
     sent = {}
     for _ in range(repeats):
         for path in ("api", "wired"):
             h = harnesses[path]
-            h.runtime.engine.words[E_CLOCK] = 0
             batch = events.copy()
-            batch["ts_exch"] += (h.runtime.clock - T0 + MS) if h.runtime.clock > T0 else 0
+            batch["ts_exch"] += max(0, h.runtime.clock - T0) + MS  # each repeat continues the venue clock
             reports = np.zeros(64, EXEC_REPORT)
             position = np.zeros(1, np.int64)
             before = int(h.orders.ctrl[0])
@@ -259,10 +265,10 @@ def callback_layer(name: str, n_events: int, repeats: int) -> dict:
             else:
                 elapsed = hard(h.runtime.engine.ref, h.runtime.ctxs, h.runtime.callbacks, h.context.ref, on_bbo,
                                on_trade, batch, h.orders.ctrl, h.orders.slots, reports, position)
-            results[path].append(elapsed / len(batch))
+            results[path].append(elapsed / frames)
             sent[path] = int(h.orders.ctrl[0]) - before
     api_ns, wired_ns = float(np.median(results["api"])), float(np.median(results["wired"]))
-    return {"events": n_events, "repeats": repeats, "api_ns_per_event": api_ns, "wired_ns_per_event": wired_ns,
+    return {"frames": frames, "repeats": repeats, "api_ns_per_frame": api_ns, "wired_ns_per_frame": wired_ns,
             "added_ns": api_ns - wired_ns, "commands_per_run": sent, "all_api": results["api"],
             "all_wired": results["wired"]}
 
@@ -419,10 +425,10 @@ def _us(ns: float) -> str:
 
 def format_table(document: dict) -> str:
     lines = [f"strategy benchmark on {document['machine']['platform']}, cpus {document['machine']['cpus']}"]
-    lines.append("\n1. callback layer: ns per market event over the same events (median of the repeats)")
+    lines.append("\n1. callback layer: ns per market-data frame (one callback each), same frames, median of repeats")
     lines.append(f"{'strategy':<14}{'API path':>10}{'hard-wired':>12}{'added':>8}   target < {TARGET_ADDED_NS} ns")
     for name, row in document["callback"].items():
-        lines.append(f"{name:<14}{row['api_ns_per_event']:>10.1f}{row['wired_ns_per_event']:>12.1f}"
+        lines.append(f"{name:<14}{row['api_ns_per_frame']:>10.1f}{row['wired_ns_per_frame']:>12.1f}"
                      f"{row['added_ns']:>8.1f}")
     lines.append("\n2. bookTicker received by the feed -> order on the ring, real strategy process (µs)")
     lines.append(f"{'strategy':<14}{'wait':<12}{'orders':>8}{'p50':>8}{'p99':>8}{'p99.9':>8}{'md hop p50':>12}")
@@ -444,7 +450,7 @@ def format_table(document: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=100_000, help="market events per callback-layer run")
+    parser.add_argument("--frames", type=int, default=50_000, help="market-data frames per callback-layer run")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--ticks", type=int, default=20_000, help="bookTickers per real-process run")
     parser.add_argument("--gap-us", type=float, default=50.0, help="time between bookTickers")
@@ -453,14 +459,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json-only", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
-        args.events, args.repeats, args.ticks, args.pipeline_s = 2_000, 2, 400, 0.0
+        args.frames, args.repeats, args.ticks, args.pipeline_s = 1_000, 2, 400, 0.0
     cpus = sorted(os.sched_getaffinity(0))
     cores = (cpus[0], cpus[-1])
     os.sched_setaffinity(0, {cores[0]})
     document: dict = {
         "benchmark": "strategy",
         "machine": {"platform": platform.platform(), "cpus": cpus, "pinned": cores, "loadavg": os.getloadavg()},
-        "callback": {name: callback_layer(name, args.events, args.repeats) for name in EXAMPLES},
+        "callback": {name: callback_layer(name, args.frames, args.repeats) for name in EXAMPLES},
         "process": {},
         "pipeline": {},
     }

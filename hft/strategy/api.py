@@ -87,6 +87,7 @@ from hft.strategy.context import (
     CTL_MODEL_SYMBOL,
     CTL_NO_WAIT,
     CTL_ORDERS_HIGH,
+    CTL_TIMERS_SET,
     CTL_WAIT,
     G_LOT,
     G_PRICE_DECIMALS,
@@ -824,6 +825,7 @@ def set_timer(ctx, symbol: int, interval_ns: int) -> int:
         return _deny(ctx, E_BAD_ARGUMENT)
     ctx.timers[symbol, TM_INTERVAL] = interval_ns
     ctx.timers[symbol, TM_DUE] = ctx.now + interval_ns if interval_ns > 0 else 0
+    ctx.ctl[CTL_TIMERS_SET] = 1
     return OK
 
 

@@ -119,6 +119,7 @@ CTL_KILL_INDEX = 5  # control-region word of the kill switch
 CTL_ABORT_INDEX = 6  # control-region word of a forced shutdown (stops waiting on a full order ring)
 CTL_WAIT = 7  # the process's wait strategy while the order ring is full
 CTL_NO_WAIT = 8  # 1: a full order ring denies the order (single-process backtest) instead of waiting
+CTL_TIMERS_SET = 9  # 1: set_timer ran in this callback: the engine recomputes its next timer
 N_CTL = 16
 
 # --- ctx.denials[code]: this instance's actions refused, by reason (see hft.strategy.api) ---

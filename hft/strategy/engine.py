@@ -57,6 +57,7 @@ from hft.strategy.context import (
     CTL_HALTED,
     CTL_MODEL_SYMBOL,
     CTL_ORDERS_HIGH,
+    CTL_TIMERS_SET,
     H_MD_HOP,
     LT_PRICE,
     LT_SIDE,
@@ -231,29 +232,27 @@ def _refresh_next_timer(eng, ctxs) -> None:
     eng.words[E_NEXT_TIMER] = earliest
 
 
-@njit(cache=True)
-def _invoke(eng, ctxs, callbacks, instance: int, kind: int, symbol: int) -> None:
-    """Call one callback of one instance at the engine's clock; note who is called (a raise names it) and
-    whether it asked for its model or set a timer."""
+@njit(cache=True, inline="always")
+def _invoke(eng, ctxs, callbacks, instance: int, kind: int, symbol: int, ts_recv: int, md_cursor: int) -> None:
+    """Call one callback of one instance at the engine's clock, with the event's receive time and md.events
+    cursor for the orders it sends; note who is called (a raise names it), whether it asked for its model, and
+    whether it set a timer."""
     ctx = ctxs[instance]
-    if ctx.ctl[CTL_HALTED] != 0:
+    ctl = ctx.ctl
+    if ctl[CTL_HALTED] != 0:
         return
+    ctl[CTL_EVENT_TS_RECV] = ts_recv
+    ctl[CTL_EVENT_MD_CURSOR] = md_cursor
     ctx.now = eng.words[E_CLOCK]
     eng.words[E_CALL_INSTANCE] = instance
     eng.words[E_CALL_KIND] = kind
     callbacks[instance * N_CALLBACKS + kind](ctx, symbol)
     eng.words[E_CALL_INSTANCE] = -1
-    eng.words[E_CALL_KIND] = -1
-    if ctx.ctl[CTL_MODEL_SYMBOL] >= 0:
+    if ctl[CTL_MODEL_SYMBOL] >= 0:
         eng.words[E_MODEL_INSTANCE] = instance
-    _refresh_next_timer(eng, ctxs)
-
-
-@njit(cache=True)
-def _set_event(eng, ctxs, instance: int, ts_recv: int, md_cursor: int) -> None:
-    ctx = ctxs[instance]
-    ctx.ctl[CTL_EVENT_TS_RECV] = ts_recv
-    ctx.ctl[CTL_EVENT_MD_CURSOR] = md_cursor
+    if ctl[CTL_TIMERS_SET] != 0:
+        ctl[CTL_TIMERS_SET] = 0
+        _refresh_next_timer(eng, ctxs)
 
 
 @njit(cache=True)
@@ -262,8 +261,7 @@ def engine_start(eng, ctxs, callbacks, instance: int) -> int:
     ctx = ctxs[instance]
     for symbol in range(ctx.mine.shape[0]):
         if ctx.mine[symbol] != 0:
-            _set_event(eng, ctxs, instance, 0, eng.words[E_MD_CURSOR])
-            _invoke(eng, ctxs, callbacks, instance, CB_START, symbol)
+            _invoke(eng, ctxs, callbacks, instance, CB_START, symbol, 0, eng.words[E_MD_CURSOR])
     return 1 if eng.words[E_MODEL_INSTANCE] >= 0 else 0
 
 
@@ -299,8 +297,7 @@ def engine_fire_timers(eng, ctxs, callbacks, until_ts: int) -> int:
         if fire_at > eng.words[E_CLOCK]:
             eng.words[E_CLOCK] = fire_at
             eng.words[E_VENUE_MONO] = mono - (until_ts - fire_at)  # venue time until_ts is now, still
-        _set_event(eng, ctxs, best_instance, 0, eng.words[E_MD_CURSOR])
-        _invoke(eng, ctxs, callbacks, best_instance, CB_TIMER, best_symbol)
+        _invoke(eng, ctxs, callbacks, best_instance, CB_TIMER, best_symbol, 0, eng.words[E_MD_CURSOR])
         if eng.words[E_MODEL_INSTANCE] >= 0:
             return 1
     return 0
@@ -318,7 +315,9 @@ def engine_model_answer(eng, ctxs, callbacks) -> int:
     symbol = ctx.ctl[CTL_MODEL_SYMBOL]
     ctx.ctl[CTL_MODEL_SYMBOL] = -1
     if symbol >= 0:
-        _invoke(eng, ctxs, callbacks, instance, CB_MODEL, symbol)
+        # the answer is part of the decision that asked: its orders carry that event's cursor and receive time
+        _invoke(eng, ctxs, callbacks, instance, CB_MODEL, symbol, ctx.ctl[CTL_EVENT_TS_RECV],
+                ctx.ctl[CTL_EVENT_MD_CURSOR])
     return 1 if eng.words[E_MODEL_INSTANCE] >= 0 else 0
 
 
@@ -426,8 +425,7 @@ def engine_on_event(eng, ctxs, callbacks, event, md_cursor: int) -> int:
     if last:
         hist_record(eng.proc, H_MD_HOP, monotonic_ns() - event.ts_init)
     if callback >= 0 and last and owner >= 0:
-        _set_event(eng, ctxs, owner, event.ts_recv, md_cursor)
-        _invoke(eng, ctxs, callbacks, owner, callback, symbol)
+        _invoke(eng, ctxs, callbacks, owner, callback, symbol, event.ts_recv, md_cursor)
         if eng.words[E_MODEL_INSTANCE] >= 0:
             return 1
     return 0
@@ -489,8 +487,7 @@ def engine_on_report(eng, ctxs, callbacks, report) -> int:
     if report.status == STATUS_DONE:
         return 0
     ctx.report[0] = report
-    _set_event(eng, ctxs, instance, 0, eng.words[E_MD_CURSOR])
-    _invoke(eng, ctxs, callbacks, instance, CB_EXECUTION, symbol if known else -1)
+    _invoke(eng, ctxs, callbacks, instance, CB_EXECUTION, symbol if known else -1, 0, eng.words[E_MD_CURSOR])
     return 1 if eng.words[E_MODEL_INSTANCE] >= 0 else 0
 
 
