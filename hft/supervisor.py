@@ -91,6 +91,9 @@ WORKER_TARGETS = {
     PROC_PERSISTENCE: "procs.persistence",
 }
 START_ORDER = (PROC_PERSISTENCE, PROC_BROKER, PROC_STRATEGY, PROC_FEED)
+# spawned before the strategies are compiled, to compile theirs meanwhile: neither touches the database or the
+# market before the run begins, so a strategy that does not compile stops them with nothing done
+EARLY_START = (PROC_BROKER, PROC_FEED)
 
 
 # A worker's lifecycle, as the supervisor drives it: (state, event) -> next state. The worker writes
@@ -320,20 +323,16 @@ class Supervisor:
     def start(self) -> None:
         config = self.config
         self.drain_thread.start()
-        # every strategy is loaded, checked and compiled here, before any process or segment exists: a broken
-        # strategy is one clear error, and the strategy process finds its callbacks in numba's cache
+        # every strategy is imported and checked here, before any process or segment exists (a missing file, a
+        # misspelled callback, a wrong signature, a bad parameter: one clear error); it is compiled below, while
+        # the feed and the broker compile theirs, and the strategy process finds its callbacks in numba's cache
         from hft.strategy.loader import StrategyError
         from hft.strategy.runtime import plan_instances
 
-        started = time.monotonic()
         try:
-            for spec in plan_instances(config, log):
-                if spec.strategy.compiled:
-                    log.info("strategy %s compiled (%s) in %.1f s", spec.strategy.name,
-                             ", ".join(spec.strategy.compiled), spec.strategy.compile_seconds)
+            strategies = plan_instances(config, log, compile=False)
         except StrategyError as exc:
             raise SupervisorError(str(exc)) from None
-        log.debug("strategies ready in %.1f s", time.monotonic() - started)
         removed = clean_stale(config.instance)
         if removed:
             log.warning("removed %d stale segments left by a supervisor that died: %s", len(removed),
@@ -358,8 +357,19 @@ class Supervisor:
             )
         worker_config = msgspec.structs.replace(worker_config, processes=processes)
         self.worker_config_raw = encode_config(worker_config)
-        for process in START_ORDER:
+        for process in EARLY_START:  # the longest first compiles start at once; they wait for the run to begin
             self._spawn(process)
+        try:
+            for spec in strategies:
+                spec.strategy.compile(config.strategy.boundscheck, log)
+                if spec.strategy.compiled:
+                    log.info("strategy %s compiled (%s) in %.1f s", spec.strategy.name,
+                             ", ".join(spec.strategy.compiled), spec.strategy.compile_seconds)
+        except StrategyError as exc:  # nothing has traded: the early workers are stopped with the segments
+            raise SupervisorError(str(exc)) from None
+        for process in START_ORDER:
+            if process not in EARLY_START:
+                self._spawn(process)
         spawned = time.monotonic()
         deadline = spawned + START_TIMEOUT_S
         next_note = spawned + START_NOTE_S

@@ -91,8 +91,23 @@ class LoadedStrategy:
     floats: list[tuple[str, float]]
     prepare: Callable[[Setup], None] | None
     cache_dir: str
+    functions: list[Callable | None] = field(default_factory=list)  # the Python callbacks, indexed by CB_*
     compile_seconds: float = 0.0
     compiled: list[str] = field(default_factory=list)  # callbacks compiled now (not loaded from the cache)
+
+    def compile(self, boundscheck: bool = True, log: logging.Logger | None = None) -> LoadedStrategy:
+        """Compile the callbacks (or load them from the cache) unless done; raise ``StrategyError`` naming the
+        callback that does not compile."""
+        if any(c is not None for c in self.callbacks) or not any(f is not None for f in self.functions):
+            return self
+        started = time.perf_counter()
+        if log is not None:
+            log.info("strategy %s: loading its callbacks (numba cache %s)", self.name, self.cache_dir)
+        self.callbacks, self.compiled = compile_callbacks(self.functions, self.name, self.cache_dir, boundscheck)
+        self.compile_seconds = time.perf_counter() - started
+        if log is not None and self.compiled:
+            log.info("strategy %s: compiled %s in %.1f s", self.name, ", ".join(self.compiled), self.compile_seconds)
+        return self
 
     def resolve_params(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """The declared defaults with ``overrides`` applied; raise ``StrategyError`` for an unknown key or a value
@@ -328,22 +343,18 @@ def compile_callbacks(functions: list[Callable | None], name: str, cache_dir: st
     return compiled, fresh
 
 
-def load_strategy(spec: str, boundscheck: bool = True, log: logging.Logger | None = None) -> LoadedStrategy:
-    """Import, check and compile the strategy ``spec`` names (see the module docstring)."""
+def load_strategy(spec: str, boundscheck: bool = True, log: logging.Logger | None = None,
+                  compile: bool = True) -> LoadedStrategy:
+    """Import and check the strategy ``spec`` names, and compile it unless ``compile`` is False (the checks
+    that need no compiler come first, so a supervisor can refuse a bad strategy at once and compile it while
+    other processes start)."""
     module, name = _import(spec)
     functions = _callback_functions(module, name)
     params, ints, floats = _declarations(module, name)
     prepare = getattr(module, "prepare", None)
     if prepare is not None and not callable(prepare):
         raise StrategyError(f"strategy {name}: prepare must be a function prepare(setup)")
-    cache_dir = cache_dir_for(module)
-    started = time.perf_counter()
-    if log is not None:
-        log.info("strategy %s: loading its callbacks (numba cache %s)", name, cache_dir)
-    callbacks, fresh = compile_callbacks(functions, name, cache_dir, boundscheck)
-    seconds = time.perf_counter() - started
-    if log is not None and fresh:
-        log.info("strategy %s: compiled %s in %.1f s", name, ", ".join(fresh), seconds)
-    return LoadedStrategy(spec=spec, name=name, module=module, callbacks=callbacks, params=params, ints=ints,
-                          floats=floats, prepare=prepare, cache_dir=cache_dir, compile_seconds=seconds,
-                          compiled=fresh)
+    loaded = LoadedStrategy(spec=spec, name=name, module=module, callbacks=[None] * len(functions), params=params,
+                            ints=ints, floats=floats, prepare=prepare, cache_dir=cache_dir_for(module),
+                            functions=functions)
+    return loaded.compile(boundscheck, log) if compile else loaded

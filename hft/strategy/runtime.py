@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from hft.config import Config, SymbolConfig, decimal_to_fixed
 from hft.strategy.context import (
@@ -94,8 +94,9 @@ def symbol_grid(symbols: list[SymbolConfig]) -> np.ndarray:
     return grid
 
 
-def plan_instances(config: Config, log: logging.Logger | None = None) -> list[InstanceSpec]:
-    """Load, check and compile every configured instance's strategy; resolve its parameters and symbols.
+def plan_instances(config: Config, log: logging.Logger | None = None, compile: bool = True) -> list[InstanceSpec]:
+    """Load, check and (unless ``compile`` is False) compile every configured instance's strategy; resolve its
+    parameters and symbols.
 
     Raise ``StrategyError`` naming the strategy (and the callback or parameter) for anything wrong."""
     names = [s.name for s in config.symbols]
@@ -106,7 +107,7 @@ def plan_instances(config: Config, log: logging.Logger | None = None) -> list[In
     plan = []
     for instance in instances:
         if instance.module not in loaded:
-            loaded[instance.module] = load_strategy(instance.module, config.strategy.boundscheck, log)
+            loaded[instance.module] = load_strategy(instance.module, config.strategy.boundscheck, log, compile)
         strategy = loaded[instance.module]
         params = strategy.resolve_params(dict(instance.params))
         plan.append(InstanceSpec(instance.name, strategy, params,
@@ -188,16 +189,35 @@ class StrategyRuntime:
             callbacks = instances[number].strategy.callbacks if number < len(instances) else [None] * N_CALLBACKS
             table.extend(callback if callback is not None else noop for callback in callbacks)
         self.callbacks = tuple(table)
-        eng = engine_t
-        self._start = _entry(engine_start, (eng, contexts_t, callbacks_t, _int64()))
-        self._answer = _entry(engine_model_answer, (eng, contexts_t, callbacks_t))
-        self._halt = _entry(halt_instance, (eng, contexts_t, _int64()))
-        self._timers = _entry(engine_fire_timers, (eng, contexts_t, callbacks_t, _int64()))
-        self._feed = _entry(engine_feed, (eng, contexts_t, callbacks_t, _array_t(md_event_t), _int64(), _int64(),
-                                          _int64()))
-        self._reports = _entry(engine_reports, (eng, contexts_t, callbacks_t, _array_t(exec_report_t), _int64(),
-                                                _int64()))
         self.faults = 0
+        self._entries: dict[str, Callable] = {}
+
+    def _entry_of(self, name: str) -> Callable:
+        """The compiled entry point ``name``: the pipeline uses start/answer/halt and its loop; the in-process
+        drivers (the unit-test harness, a backtest) feed/reports/timers too. Each costs seconds to compile on a
+        first run, so none is compiled before it is needed."""
+        entry = self._entries.get(name)
+        if entry is None:
+            entry = self._entries[name] = _entry(*_entry_points()[name])
+        return entry
+
+    def _start(self, *args):
+        return self._entry_of("start")(*args)
+
+    def _answer(self, *args):
+        return self._entry_of("answer")(*args)
+
+    def _halt(self, *args):
+        return self._entry_of("halt")(*args)
+
+    def _timers(self, *args):
+        return self._entry_of("timers")(*args)
+
+    def _feed(self, *args):
+        return self._entry_of("feed")(*args)
+
+    def _reports(self, *args):
+        return self._entry_of("reports")(*args)
 
     # -------------------------------------------------------------------------------------------- driving
 
@@ -319,6 +339,20 @@ def engine_reports(eng, ctxs, callbacks, reports, first: int, end: int) -> int:
     return end
 
 
+def _entry_points() -> dict[str, tuple]:
+    """The engine's entry points from Python and the exact types they are compiled for."""
+    events = types.Array(md_event_t, 1, "C")
+    reports = types.Array(exec_report_t, 1, "C")
+    return {
+        "start": (engine_start, (engine_t, contexts_t, callbacks_t, types.int64)),
+        "answer": (engine_model_answer, (engine_t, contexts_t, callbacks_t)),
+        "halt": (halt_instance, (engine_t, contexts_t, types.int64)),
+        "timers": (engine_fire_timers, (engine_t, contexts_t, callbacks_t, types.int64)),
+        "feed": (engine_feed, (engine_t, contexts_t, callbacks_t, events, types.int64, types.int64, types.int64)),
+        "reports": (engine_reports, (engine_t, contexts_t, callbacks_t, reports, types.int64, types.int64)),
+    }
+
+
 def _noop_callback():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -329,15 +363,5 @@ def _array(values, dtype) -> np.ndarray | None:
     return None if values is None else np.ascontiguousarray(np.asarray(values, dtype).ravel())
 
 
-def _int64():
-    from numba import types
-
-    return types.int64
-
-
-def _array_t(record):
-    from numba import types
-
-    return types.Array(record, 1, "C")
 
 

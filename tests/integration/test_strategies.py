@@ -88,20 +88,20 @@ def test_taker_example_when_run_then_trades_on_tickers_and_trades(instance: str,
 
 
 @pytest.mark.parametrize(
-    ("source", "expected"),
+    ("source", "params", "expected"),
     [
-        ("def on_bookticker(ctx, symbol):\n    pass\n", "on_bookticker is not a callback; did you mean on_book?"),
-        ("def on_bbo(ctx, symbol):\n    ctx.nothing = 1\n", "on_bbo failed to compile"),
+        ("def on_bookticker(ctx, symbol):\n    pass\n", "", "on_bookticker is not a callback; did you mean on_book?"),
+        ("def on_bbo(ctx, symbol):\n    ctx.nothing = 1\n", "", "on_bbo failed to compile"),
         ("from hft.strategy import api\nP = api.declare_params(size=1.0)\n\n\ndef on_bbo(ctx, symbol):\n    pass\n",
-         "unknown parameter 'sise'; did you mean 'size'?"),
+         "sise = 2.0", "unknown parameter 'sise'; did you mean 'size'?"),
     ],
 )
-def test_run_when_strategy_is_broken_then_one_clear_error_before_any_process_starts(
-    instance: str, tmp_path: Path, source: str, expected: str
+def test_run_when_strategy_is_broken_then_one_clear_error_and_nothing_runs(
+    instance: str, tmp_path: Path, source: str, params: str, expected: str
 ) -> None:
     (tmp_path / "mine.py").write_text(source)
     config = tmp_path / "mine.toml"
-    config.write_text('[strategy]\nmodule = "mine.py"\n[strategy.params]\nsise = 2.0\n')
+    config.write_text(f'[strategy]\nmodule = "mine.py"\n[strategy.params]\n{params}\n')
     result = hft("run", "--config", str(config), "--duration", "5", "--instance", instance, timeout=120)
     assert result.returncode == 2
     assert "strategy mine.py" in result.stderr and expected in result.stderr
