@@ -59,6 +59,7 @@ from hft.strategy.context import (  # noqa: E402
     contexts_t,
 )
 from hft.strategy.engine import E_CLOCK, engine_on_event, engine_on_report, engine_t  # noqa: E402
+from hft.strategy.loader import load_strategy  # noqa: E402
 from hft.strategy.testing import StrategyHarness  # noqa: E402
 from hft.supervisor import symbol_table  # noqa: E402
 from procs.feed import publish_frame  # noqa: E402
@@ -71,6 +72,7 @@ from shm_layout.layout import (  # noqa: E402
     PROC_STRATEGY,
     STAGE_STRATEGY,
     W_STOP_REQUESTED,
+    W_STRATEGIES_READY,
     Pipeline,
 )
 from shm_layout.records import (  # noqa: E402
@@ -345,6 +347,8 @@ def real_process(name: str, ticks: int, gap_ns: int, cores: tuple[int, int], wai
         pipeline.rings[ORDERS].deactivate_consumer(1)  # no persistence here
         pipeline.rings[EXECUTIONS].deactivate_consumer(1)
         pipeline.rings[MD_EVENTS].deactivate_consumer(1)  # nor a broker reading market data
+        load_strategy(str(EXAMPLES[name]))  # compiled here, as the supervisor does, before the process loads it
+        pipeline.control.words[W_STRATEGIES_READY] = 1
         context = multiprocessing.get_context("spawn")
         child = context.Process(target=strategy_child, args=(msgspec.json.encode(config), cores[1], wait))
         child.start()

@@ -22,7 +22,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from hft.config import resolve_module_paths
-    from hft.supervisor import SupervisorError, plan_cores, run_pipeline
+    from hft.supervisor import SupervisorError, plan_cores, run_pipeline, worker_context
+
+    if not args.plan:
+        worker_context()  # the forkserver preloads the project while the config is read and checked
 
     config = resolve_module_paths(load_config(args.config), args.config)
     if args.instance:

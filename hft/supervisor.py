@@ -35,6 +35,7 @@ import numpy as np
 from hft.config import Config, ConfigError, decimal_to_fixed, decode_config, encode_config, load_config
 from hft.control import Event, LogLine, ReloadRisk, new_queue, receive, replay_log_line, send
 from hft.process_utils import isolated_cores
+from shm_layout.atomics import store_release
 from shm_layout.counters import (
     C_CANCEL_REJECTS,
     C_CANCEL_REQUESTS,
@@ -73,6 +74,7 @@ from shm_layout.layout import (
     W_RUN_STATE,
     W_STARTED_NS,
     W_STOP_REQUESTED,
+    W_STRATEGIES_READY,
     Pipeline,
 )
 from shm_layout.records import EXEC_REPORT, MD_EVENT, ORDER, SYMBOL_INFO
@@ -91,9 +93,10 @@ WORKER_TARGETS = {
     PROC_PERSISTENCE: "procs.persistence",
 }
 START_ORDER = (PROC_PERSISTENCE, PROC_BROKER, PROC_STRATEGY, PROC_FEED)
-# spawned before the strategies are compiled, to compile theirs meanwhile: neither touches the database or the
-# market before the run begins, so a strategy that does not compile stops them with nothing done
-EARLY_START = (PROC_BROKER, PROC_FEED)
+# spawned before the strategies are compiled, to start (and compile their own code) meanwhile: none touches the
+# database or the market before the run begins (strategy and persistence wait for W_STRATEGIES_READY), so a
+# strategy that does not compile stops them with nothing done
+EARLY_START = (PROC_BROKER, PROC_FEED, PROC_STRATEGY, PROC_PERSISTENCE)
 
 
 # A worker's lifecycle, as the supervisor drives it: (state, event) -> next state. The worker writes
@@ -262,6 +265,29 @@ def _sim_main(config_raw: bytes, port_queue: multiprocessing.Queue) -> None:
     serve(sim_config, host="127.0.0.1", port=0, on_ready=port_queue.put, stop=stop)
 
 
+# What the forkserver imports once, so that every worker (and the simulator) it forks starts with them loaded:
+# a spawned worker imports numpy, numba and the project itself (~0.7 s of CPU each, four at a time on two
+# cores), a forked one nothing.
+FORKSERVER_PRELOAD = ["numpy", "numba", "msgspec", "hft.config", "hft.supervisor", "procs.common", "procs.feed",
+                      "procs.broker", "procs.strategy", "procs.persistence", "hft.sim.server"]
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """The multiprocessing context workers start from: a forkserver that preloaded the project (started now, so
+    it imports while the supervisor goes on). It is single-threaded, unlike the supervisor (log drain, metrics),
+    so forking from it is safe; it exits when the supervisor does, and its children then get SIGTERM
+    (``hft.process_utils.set_parent_death_signal``). ``HFT_START_METHOD=spawn`` starts fresh interpreters
+    instead."""
+    method = os.environ.get("HFT_START_METHOD", "forkserver")
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(FORKSERVER_PRELOAD)
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+    return context
+
+
 def _worker_entry(process: int, config_raw: bytes, parent_pid: int, up: object, down: object) -> None:
     """Spawn target of every worker: import its module there (keeps the supervisor free of jitted code)."""
     import importlib
@@ -284,7 +310,7 @@ class Supervisor:
         self.metrics = None  # hft.prometheus.MetricsServer while running
         self.draining = threading.Event()
         self.drain_thread = threading.Thread(target=self._drain, name="worker-logs", daemon=True)
-        self.mp = multiprocessing.get_context("spawn")
+        self.mp = worker_context()
         self.pipeline: Pipeline | None = None
         self.workers: dict[int, multiprocessing.process.BaseProcess] = {}
         self.sim: multiprocessing.process.BaseProcess | None = None
@@ -357,7 +383,7 @@ class Supervisor:
             )
         worker_config = msgspec.structs.replace(worker_config, processes=processes)
         self.worker_config_raw = encode_config(worker_config)
-        for process in EARLY_START:  # the longest first compiles start at once; they wait for the run to begin
+        for process in EARLY_START:  # they start (import, load or compile their code) meanwhile
             self._spawn(process)
         try:
             for spec in strategies:
@@ -367,6 +393,8 @@ class Supervisor:
                              ", ".join(spec.strategy.compiled), spec.strategy.compile_seconds)
         except StrategyError as exc:  # nothing has traded: the early workers are stopped with the segments
             raise SupervisorError(str(exc)) from None
+        # the strategy process loads the callbacks only now (from numba's cache): it never compiles them itself
+        store_release(control.words, W_STRATEGIES_READY, 1)
         for process in START_ORDER:
             if process not in EARLY_START:
                 self._spawn(process)

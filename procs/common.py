@@ -38,6 +38,7 @@ from shm_layout.layout import (
     W_STOP_REQUESTED,
     Pipeline,
 )
+from shm_layout.region import pid_alive
 from shm_layout.wait import WAIT_NAMES
 
 LOOP_SLICE_NS = 100_000_000  # jitted loops come back to Python this often for housekeeping
@@ -64,6 +65,7 @@ class WorkerContext:
     parent_pid: int
     wait_strategy: int
     terminate: list[bool] = field(default_factory=lambda: [False])
+    started_under: int = field(default_factory=os.getppid)  # the parent at start: the supervisor or its forkserver
 
     @property
     def control_words(self) -> np.ndarray:
@@ -96,8 +98,9 @@ class WorkerContext:
         self.proc_words[W_STATE] = PSTATE_RUNNING
 
     def should_exit(self) -> bool:
-        """True if told to terminate by signal, or the supervisor is gone."""
-        return self.terminate[0] or os.getppid() != self.parent_pid
+        """True if told to terminate by signal, or the supervisor is gone (this process's parent changed: the
+        supervisor itself, or the forkserver it started, which exits with it; or the supervisor's pid is gone)."""
+        return self.terminate[0] or os.getppid() != self.started_under or not pid_alive(self.parent_pid)
 
     def stop_reached(self) -> bool:
         return int(self.control_words[W_STOP_REQUESTED]) >= self.stage
@@ -142,7 +145,7 @@ def worker_main(process: int, config_raw: bytes, parent_pid: int, run: Callable[
         terminate[0] = True
 
     signal.signal(signal.SIGTERM, _on_sigterm)
-    if os.getppid() != parent_pid:
+    if not pid_alive(parent_pid):
         log.error("supervisor %d is gone before start: exiting", parent_pid)
         sys.exit(3)
     pipeline = Pipeline.attach(config.instance)

@@ -20,7 +20,7 @@ import numpy as np
 from hft.persistence.metrics import performance
 from hft.persistence.store import StoreError, TradeStore
 from procs.common import WorkerContext, worker_main
-from shm_layout.atomics import monotonic_ns
+from shm_layout.atomics import load_acquire, monotonic_ns
 from shm_layout.counters import (
     C_COMMITS,
     C_ERRORS,
@@ -31,7 +31,7 @@ from shm_layout.counters import (
     heartbeat,
     hist_record,
 )
-from shm_layout.layout import EXECUTIONS, ORDERS, PROC_PERSISTENCE, W_STRATEGY_STATE
+from shm_layout.layout import EXECUTIONS, ORDERS, PROC_PERSISTENCE, W_STRATEGIES_READY, W_STRATEGY_STATE
 from shm_layout.records import BOOK_SNAPSHOT, STRATEGY_STATE_BYTES
 from shm_layout.ring import ring_available, ring_peek, ring_release, ring_tail
 from shm_layout.seqlock import blob_read, seqlock_read
@@ -200,6 +200,12 @@ def run(ctx: WorkerContext) -> int:
     pipeline = ctx.pipeline
     orders, executions = pipeline.rings[ORDERS], pipeline.rings[EXECUTIONS]
     symbols = [(s.name, s.price_decimals, s.size_decimals) for s in ctx.config.symbols]
+    # started early, like the others; the database is touched only once the strategies compiled (a strategy
+    # that does not stops the run before anything is written)
+    while load_acquire(ctx.control_words, W_STRATEGIES_READY) == 0:
+        if ctx.should_exit():
+            return 0
+        time.sleep(0.005)
     try:
         store = TradeStore(cfg.db_path, symbols, run_id=pipeline.control.generation,
                            max_db_bytes=cfg.max_db_mib * 2**20,

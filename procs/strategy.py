@@ -21,8 +21,17 @@ from hft.strategy.loader import StrategyError
 from hft.strategy.runtime import StrategyRuntime, plan_instances
 from hft.strategy.snapshot import publish_snapshot, take_snapshot
 from procs.common import LOOP_SLICE_NS, WorkerContext, worker_main
+from shm_layout.atomics import load_acquire
 from shm_layout.counters import C_LOST, C_OVERRUNS, PSTATES_DOWN, W_COUNTERS, W_STATE, C
-from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, PROC_FEED, PROC_STRATEGY, W_STRATEGY_STATE
+from shm_layout.layout import (
+    EXECUTIONS,
+    MD_EVENTS,
+    ORDERS,
+    PROC_FEED,
+    PROC_STRATEGY,
+    W_STRATEGIES_READY,
+    W_STRATEGY_STATE,
+)
 from shm_layout.records import STATUS_FILLED, STRATEGY_STATE_BYTES
 
 MD_BATCH = 1024
@@ -60,12 +69,28 @@ def restore_positions(ctx: WorkerContext, runtime: StrategyRuntime, risk: tuple)
     return [ctx.config.symbols[symbol].name for symbol in latest]
 
 
+def wait_for_strategies(ctx: WorkerContext) -> bool:
+    """Wait until the supervisor compiled the strategies (it starts this process meanwhile, so imports and
+    the engine's own code load in parallel); False if told to leave first."""
+    waited = False
+    while load_acquire(ctx.control_words, W_STRATEGIES_READY) == 0:
+        if ctx.should_exit():
+            return False
+        if not waited:
+            ctx.log.info("waiting for the supervisor to compile the strategies")
+            waited = True
+        time.sleep(0.005)
+    return True
+
+
 def run(ctx: WorkerContext) -> int:
     pipeline = ctx.pipeline
     config = ctx.config
     md, orders, executions = (pipeline.rings[name] for name in (MD_EVENTS, ORDERS, EXECUTIONS))
+    if not wait_for_strategies(ctx):
+        return 0
     try:
-        instances = plan_instances(config, ctx.log)  # compiled by the supervisor already: from the cache
+        instances = plan_instances(config, ctx.log)  # compiled by the supervisor: loaded from numba's cache
     except StrategyError as exc:
         ctx.log.error("%s", exc)
         return 2

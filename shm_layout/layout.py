@@ -62,6 +62,7 @@ assert len(PROCESS_NAMES) <= MAX_PROCESSES
 W_SUPERVISOR_PID = word_index(CONTROL, "supervisor_pid")
 W_RUN_STATE = word_index(CONTROL, "run_state")
 W_STOP_REQUESTED = word_index(CONTROL, "stop_requested")
+W_STRATEGIES_READY = word_index(CONTROL, "strategies_ready")
 W_STARTED_NS = word_index(CONTROL, "started_ns")
 W_ABORT_REQUESTED = word_index(CONTROL, "abort_requested")
 W_N_SYMBOLS = word_index(CONTROL, "n_symbols")

@@ -321,7 +321,7 @@ CONTROL = np.dtype(
         ("n_symbols", np.int64),
         ("n_processes", np.int64),
         ("abort_requested", np.int64),  # 1: give up waiting on full block rings (forced shutdown only)
-        ("spare0", np.int64),
+        ("strategies_ready", np.int64),  # 1 once the supervisor compiled every strategy: the strategy loads them
         # line 1: the kill switch, written by `hft kill` / `hft resume`
         ("kill_switch", np.int64),
         ("spare1", np.int64, 7),

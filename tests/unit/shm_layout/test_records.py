@@ -170,7 +170,7 @@ PINNED: dict[str, tuple[int, dict[str, tuple[int, str, tuple[int, ...]]]]] = {
         "n_symbols": (32, "<i8", ()),
         "n_processes": (40, "<i8", ()),
         "abort_requested": (48, "<i8", ()),
-        "spare0": (56, "<i8", ()),
+        "strategies_ready": (56, "<i8", ()),
         "kill_switch": (64, "<i8", ()),
         "spare1": (72, "<i8", (7,)),
         "symbols": (128, "SYMBOL_INFO", (16,)),
