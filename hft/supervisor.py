@@ -78,7 +78,7 @@ from shm_layout.layout import (
     Pipeline,
 )
 from shm_layout.records import EXEC_REPORT, MD_EVENT, ORDER, SYMBOL_INFO
-from shm_layout.region import find_segments, remove_segment
+from shm_layout.region import find_segments, pid_alive, remove_segment
 
 log = logging.getLogger("hft.supervisor")
 
@@ -250,8 +250,10 @@ def sim_config_for(config: Config, names: list[str] | None = None) -> object:
                                  events_per_second=config.source.sim_events_per_second)
 
 
-def _sim_main(config_raw: bytes, port_queue: multiprocessing.Queue) -> None:
-    """Spawn target: run the exchange simulator until SIGTERM, reporting its port once listening."""
+def _sim_main(config_raw: bytes, port_queue: multiprocessing.Queue, supervisor_pid: int) -> None:
+    """Spawn target: run the exchange simulator until SIGTERM or the supervisor's death, reporting its port once
+    listening. Its parent is the forkserver, which lives as long as any child it forked does: the simulator must
+    notice the supervisor's death itself."""
     from hft.sim.server import serve
 
     config = msgspec.json.decode(config_raw, type=Config)
@@ -262,6 +264,13 @@ def _sim_main(config_raw: bytes, port_queue: multiprocessing.Queue) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch_supervisor() -> None:
+        while not stop.wait(0.2):
+            if not pid_alive(supervisor_pid):
+                stop.set()
+
+    threading.Thread(target=watch_supervisor, name="supervisor-watch", daemon=True).start()
     serve(sim_config, host="127.0.0.1", port=0, on_ready=port_queue.put, stop=stop)
 
 
@@ -331,7 +340,8 @@ class Supervisor:
         elif source.kind == "sim":
             port_queue = self.mp.Queue()
             self.sim = self.mp.Process(
-                target=_sim_main, args=(encode_config(self.config), port_queue), name="hft-sim", daemon=False
+                target=_sim_main, args=(encode_config(self.config), port_queue, os.getpid()), name="hft-sim",
+                daemon=False
             )
             self.sim.start()
             try:
