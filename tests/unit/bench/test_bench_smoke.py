@@ -21,13 +21,17 @@ def run_bench(*args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_strategy_bench_when_run_briefly_then_every_generator_orders_and_nothing_is_left() -> None:
-    report = run_bench(str(REPO / "bench" / "strategy.py"), "--ticks", "400")
-    for generator in ("imbalance", "rules", "onnx"):
-        tick_to_order = report["results"][generator]["tick_to_order"]
-        assert tick_to_order["count"] > 0
-        assert 0 < tick_to_order["p50"] <= tick_to_order["p99"]
-        assert report["results"][generator]["md_hop"]["count"] == 400
+def test_strategy_bench_when_run_briefly_then_every_section_measures_the_examples_and_nothing_is_left() -> None:
+    report = run_bench(str(REPO / "bench" / "strategy.py"), "--quick")
+    for name in ("taker", "market_maker"):
+        row = report["callback"][name]
+        assert row["api_ns_per_frame"] > 0 and row["wired_ns_per_frame"] > 0
+        assert row["commands_per_run"]["api"] == row["commands_per_run"]["wired"] > 0  # both paths did the same
+        for wait in ("busy-spin", "spin-yield"):
+            process = report["process"][f"{name}/{wait}"]
+            assert process["orders"] > 0
+            assert 0 < process["tick_to_order"]["p50"] <= process["tick_to_order"]["p99"]
+    assert set(report["targets"]) >= {"added_ns", "frame_to_order_p50_ns_own_core"}
     assert not [name for name in os.listdir("/dev/shm") if name.startswith("hft.stratbench")]
 
 
