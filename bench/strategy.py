@@ -315,20 +315,23 @@ def shm_broker(order_ctrl, order_slots, exec_ctrl, exec_slots, reports, position
 
 
 def ticker_frames(n: int) -> list[bytes]:
-    """Raw bookTicker frames (as Binance sends them) whose touch alternates by one tick."""
+    """Raw bookTicker frames (as Binance sends them) whose touch alternates by one tick and whose sizes lean to
+    the side of the traders of the moment (buyers and sellers take turns every 20 frames)."""
     frames = []
     for k in range(n):
-        bid = 60000.00 + 0.01 * ((k // 2) % 2)
+        bid = 60000.00 + 0.01 * (k % 2)
+        heavy, light = ("0.90000000", "0.10000000") if (k // 20) % 2 == 0 else ("0.10000000", "0.90000000")
         frames.append(json.dumps({"stream": "btcusdt@bookTicker", "data": {
-            "u": 1_000 + k, "s": "BTCUSDT", "b": f"{bid:.2f}", "B": "0.90000000", "a": f"{bid + 0.01:.2f}",
-            "A": "0.10000000"}}).encode())
+            "u": 1_000 + k, "s": "BTCUSDT", "b": f"{bid:.2f}", "B": heavy, "a": f"{bid + 0.01:.2f}",
+            "A": light}}).encode())
     return frames
 
 
 def trade_frame(k: int) -> bytes:
+    """A print before ticker ``k``: buyers' while the tickers lean to the bid, sellers' otherwise."""
     return json.dumps({"stream": "btcusdt@trade", "data": {
         "e": "trade", "E": 1_723_161_255_343 + k, "s": "BTCUSDT", "t": k, "p": "60000.01", "q": "0.10000000",
-        "T": 1_723_161_255_343 + k, "m": False, "M": True}}).encode()
+        "T": 1_723_161_255_343 + k, "m": (k // 20) % 2 == 1, "M": True}}).encode()
 
 
 def real_process(name: str, ticks: int, gap_ns: int, cores: tuple[int, int], wait: str) -> dict:
@@ -375,7 +378,7 @@ def real_process(name: str, ticks: int, gap_ns: int, cores: tuple[int, int], wai
                 while mono() < due:
                     shm_broker(orders.ctrl, orders.slots, executions.ctrl, executions.slots, reports, position)
                 due += gap_ns
-                if k % 10 == 0:
+                if name == "taker":  # a print before each ticker: the taker's flow
                     ts = mono()
                     n = engine.on_frame(trade_frame(k), ts)
                     publish_frame(engine.events, n, rows, engine.dirty, pipeline.snapshots.words, md.ctrl, md.slots,

@@ -280,6 +280,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warm(args: argparse.Namespace) -> int:
+    """Compile everything a run of this config needs, ahead of its first run (``procs.warm``)."""
+    import importlib
+
+    from hft.config import resolve_module_paths
+    from hft.strategy.loader import StrategyError
+
+    config = resolve_module_paths(load_config(args.config), args.config)
+    try:
+        seconds = importlib.import_module("procs.warm").warm(config)
+    except (StrategyError, RuntimeError) as exc:
+        print(f"hft warm: {exc}", file=sys.stderr)
+        return 2
+    print(f"compiled (or found in the cache) in {seconds:.1f} s: `hft run` starts at once now")
+    return 0
+
+
 def cmd_sim(argv: list[str]) -> int:
     from hft.sim.server import main as sim_main
 
@@ -344,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     reload.add_argument("--config")
     reload.add_argument("--instance")
     reload.set_defaults(func=cmd_reload)
+
+    warm = sub.add_parser("warm", help="compile the jitted code a run needs ahead of the first run (about a "
+                                       "minute on two cores; later runs start in seconds)")
+    warm.add_argument("--config", help="TOML config file (its strategies are compiled too)")
+    warm.set_defaults(func=cmd_warm)
 
     sub.add_parser("sim-exchange", help="run the Binance-compatible exchange simulator (see --help)",
                    add_help=False)

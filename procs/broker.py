@@ -131,6 +131,8 @@ def run(ctx: WorkerContext) -> int:
     rebuilds = 0
     with ctx.warming("broker loop and fill simulator"):
         status = broker_loop(book.ref, io.ref, 0)  # the first pass only compiles: nothing flows before we run
+    if ctx.warm_only:
+        return 0
     while not ctx.should_exit():
         ctx.mark_running()
         status = broker_loop(book.ref, io.ref, LOOP_SLICE_NS)

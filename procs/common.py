@@ -42,6 +42,7 @@ from shm_layout.region import pid_alive
 from shm_layout.wait import WAIT_NAMES
 
 LOOP_SLICE_NS = 100_000_000  # jitted loops come back to Python this often for housekeeping
+WARM_ONLY_ENV = "HFT_WARM_ONLY"  # set by procs.warm: a worker compiles (or loads) its jitted code, then leaves
 COMPILED_AFTER_S = 3.0  # a warm-up longer than this compiled (loading from numba's cache takes well under it)
 
 # the supervisor's queues (hft.control), handed over by the spawn target before main() runs
@@ -66,7 +67,7 @@ class WorkerContext:
     wait_strategy: int
     terminate: list[bool] = field(default_factory=lambda: [False])
     started_under: int = field(default_factory=os.getppid)  # the parent at start: the supervisor or its forkserver
-
+    warm_only: bool = field(default_factory=lambda: os.environ.get(WARM_ONLY_ENV) == "1")  # procs.warm
     @property
     def control_words(self) -> np.ndarray:
         return self.pipeline.control.words

@@ -393,6 +393,8 @@ def run(ctx: WorkerContext) -> int:
     with ctx.warming("feed decoder and book sync"):
         warm_up(runner.symbols, runner.md.slots)
         wait_lockstep(runner.md.ctrl, 0, 1, runner.orders.ctrl, 0, 0)  # compile
+    if ctx.warm_only:
+        return 0
     # opt-in wire clock for bench/tick_to_trade.py (HFT_FEED_WIRE_CLOCK, see hft.feed.wireclock): unset, nothing
     # is wrapped and the loops below run exactly as without it
     wire_clock = capture_from_env()

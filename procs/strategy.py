@@ -111,6 +111,9 @@ def run(ctx: WorkerContext) -> int:
                     ctx.control_words, ctx.proc_words, ctx.stop_index, ctx.stage, ctx.wait_strategy, MD_BATCH,
                     EXEC_BATCH)
         loop = runtime.loop_entry()  # compiled once for every strategy (function pointers), cached
+        runtime.compile_entries(everything=ctx.warm_only)
+    if ctx.warm_only:
+        return 0
     restored = restore_positions(ctx, runtime, risk)
     if restored:
         ctx.log.warning("restarted: positions of %s restored from the broker's latest reports; the broker "

@@ -6,14 +6,64 @@ import _posixshmem
 import multiprocessing as mp
 import os
 import queue as queue_module
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 SHM_DIR = "/dev/shm"
+WARM_TIMEOUT_S = 900
+# the strategies most pipeline tests run, compiled with the rest by the background `hft warm`
+WARM_CONFIG = """
+[[strategy.instances]]
+name = "seed"
+module = "imbalance"
+symbols = ["BTCUSDT"]
+[[strategy.instances]]
+name = "maker"
+module = "{maker}"
+symbols = ["ETHUSDT"]
+"""
+_warming: dict[str, object] = {}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start `hft warm` in the background: the unit tests run on one core while the pipeline compiles on the
+    other, and the tests that start pipelines (``warm_pipeline``) find it compiled instead of each compiling it
+    under a start timeout. ``HFT_TEST_NO_WARM=1`` skips it."""
+    if os.environ.get("HFT_TEST_NO_WARM") == "1":
+        return
+    repo = Path(__file__).resolve().parent.parent
+    config = Path(tempfile.mkdtemp(prefix="hft-warm-")) / "warm.toml"
+    config.write_text(WARM_CONFIG.format(maker=repo / "examples" / "market_maker.py"))
+    log = open(config.with_suffix(".log"), "w")  # noqa: SIM115 (read when the warm is waited for)
+    _warming["proc"] = subprocess.Popen([sys.executable, "-m", "hft.cli", "warm", "--config", str(config)],
+                                        stdout=log, stderr=subprocess.STDOUT, cwd=repo)
+    _warming["log"] = config.with_suffix(".log")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    proc = _warming.get("proc")
+    if isinstance(proc, subprocess.Popen) and proc.poll() is None:
+        proc.kill()
+        proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def warm_pipeline() -> None:
+    """Wait for the background `hft warm` (if any) to have compiled the pipeline."""
+    proc = _warming.get("proc")
+    if not isinstance(proc, subprocess.Popen):
+        return
+    code = proc.wait(WARM_TIMEOUT_S)
+    if code != 0:
+        pytest.fail(f"hft warm failed ({code}): {Path(str(_warming['log'])).read_text()[-3000:]}")
 
 
 def _unlink_matching(token: str) -> list[str]:

@@ -201,6 +201,12 @@ class StrategyRuntime:
             entry = self._entries[name] = _entry(*_entry_points()[name])
         return entry
 
+    def compile_entries(self, everything: bool = False) -> None:
+        """Compile (or load) the entry points the pipeline uses between loop slices; ``everything``: the
+        in-process drivers' too (``hft warm``)."""
+        for name in ("start", "answer", "halt") + (("timers", "feed", "reports") if everything else ()):
+            self._entry_of(name)
+
     def _start(self, *args):
         return self._entry_of("start")(*args)
 

@@ -43,7 +43,7 @@ def test_rules_generator_when_rule_names_unknown_feature_then_config_error_point
 def test_onnx_generator_when_configured_then_the_shipped_model_trades(instance: str, tmp_path: Path) -> None:
     config = tmp_path / "onnx.toml"
     config.write_text('[strategy]\nmodule = "onnx"\n')
-    result = hft("run", "--config", str(config), "--duration", "8", "--instance", instance,
+    result = hft("run", "--config", str(config), "--duration", "6", "--instance", instance,
                  "--db", str(tmp_path / "o.db"), "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
@@ -84,7 +84,7 @@ def test_two_instances_when_configured_then_each_trades_its_symbols_with_its_own
     config = tmp_path / "two.toml"
     config.write_text(TWO_INSTANCES)
     db = tmp_path / "two.db"
-    result = hft("run", "--config", str(config), "--duration", "8", "--instance", instance, "--db", str(db),
+    result = hft("run", "--config", str(config), "--duration", "6", "--instance", instance, "--db", str(db),
                  "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     with sqlite3.connect(db) as conn:

@@ -49,7 +49,7 @@ def test_market_maker_example_when_run_on_the_simulator_then_quotes_both_sides_w
     instance: str, tmp_path: Path
 ) -> None:
     db = tmp_path / "mm.db"
-    result = hft("run", "--config", str(MARKET_MAKER), "--duration", "10", "--instance", instance, "--db", str(db),
+    result = hft("run", "--config", str(MARKET_MAKER), "--duration", "5", "--instance", instance, "--db", str(db),
                  "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
@@ -76,7 +76,7 @@ def test_market_maker_example_when_replayed_twice_then_trades_and_identical_orde
 
 def test_taker_example_when_run_then_trades_on_tickers_and_trades(instance: str, tmp_path: Path) -> None:
     db = tmp_path / "taker.db"
-    result = hft("run", "--config", str(TAKER), "--duration", "8", "--instance", instance, "--db", str(db),
+    result = hft("run", "--config", str(TAKER), "--duration", "6", "--instance", instance, "--db", str(db),
                  "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
@@ -132,7 +132,7 @@ def test_run_when_a_strategy_raises_then_it_is_halted_its_orders_cancelled_and_t
         '[strategy.instances.params]\nmin_confidence = 0.5\nholding_min_ms = 100.0\nholding_max_ms = 300.0\n'
         '[[strategy.instances]]\nname = "buggy"\nmodule = "buggy.py"\nsymbols = ["ETHUSDT"]\n')
     db = tmp_path / "two.db"
-    result = hft("run", "--config", str(config), "--duration", "8", "--instance", instance, "--db", str(db),
+    result = hft("run", "--config", str(config), "--duration", "6", "--instance", instance, "--db", str(db),
                  "--json")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)

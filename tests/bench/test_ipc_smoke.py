@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench" / "ipc.py"
 LATENCY_KEYS = {"ring", "faster_fifo_spin", "faster_fifo_blocking", "pipe", "mp_queue"}
 THROUGHPUT_KEYS = {

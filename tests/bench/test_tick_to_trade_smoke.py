@@ -15,7 +15,7 @@ from hft.feed import wireclock
 from hft.feed.engine import STAT_FAST_FRAMES, STAT_MALFORMED, FeedEngine, SymbolSpec
 from hft.sim import server
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench" / "tick_to_trade.py"
 # ~30 s with a warm numba cache; a cold cache (any source file changed) first compiles every jitted loop
 TIMEOUT_S = 600
