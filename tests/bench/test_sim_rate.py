@@ -1,4 +1,5 @@
-"""Throughput: 50,000 events/s on 2 symbols, one raw-frame reader in another process.
+"""Throughput: 50,000 events/s on 2 symbols, one raw-frame reader in another process (a CPU-share measurement:
+it runs with the benches, after the session's background compile).
 
 One frame per event (``depth_interval_ms=0``) is the heaviest setting: ~75,000 frames/s on the six streams. The
 machine is shared, so the test does not judge wall-clock throughput (a busy neighbour would fail it); it reads the
