@@ -620,20 +620,27 @@ def _take(bk, row: int, ts_exch: int) -> None:
     side = table[row, O_SIDE]
     limit = 0 if table[row, O_TYPE] == ORDER_MARKET else table[row, O_PRICE]
     book_row = ASK_ROW if side == SIDE_BUY else BID_ROW
+    # What the book offers within the limit, cut to whole lots: a partial fill leaves a closable position even
+    # when the recording's level sizes are not multiples of the configured lot.
+    goal = _walkable(bk, symbol, side, limit, table[row, O_LEAVES])
+    lot = bk.grid[symbol, 1]
+    if lot > 1:
+        goal -= goal % lot
     first, top = _walk_top(bk, symbol, book_row)
     filled = 0
     notional = 0
     pnl = 0
     closed = 0
     for k in range(top, -1, -1):
-        leaves = table[row, O_LEAVES]
-        if leaves == 0:
+        wanted = goal - filled
+        if wanted <= 0:
             break
+        leaves = table[row, O_LEAVES]
         level, quantity = _walk_level(bk, symbol, book_row, k, first)
         if limit > 0 and (level > limit if side == SIDE_BUY else level < limit):
             break
-        if quantity > leaves:
-            quantity = leaves
+        if quantity > wanted:
+            quantity = wanted
         signed = quantity if side == SIDE_BUY else -quantity
         level_pnl, level_closed = apply_trade(account, symbol, signed, level)
         pnl += level_pnl
@@ -940,8 +947,15 @@ def _on_trade(bk, symbol: int, aggressor: int, price: int, size: int, ts_exch: i
             if np.random.random() < probability:
                 _maker_fill(bk, row, table[row, O_LEAVES], ts_exch)
         elif reached > 0:
+            # A partial fill is a whole number of lots (what prints past us beyond that is lost to us), so the
+            # position it leaves can always be closed: a recording's trades need not be on the configured lot.
             leaves = table[row, O_LEAVES]
-            _maker_fill(bk, row, reached if reached < leaves else leaves, ts_exch)
+            quantity = reached if reached < leaves else leaves
+            lot = bk.grid[table[row, O_SYMBOL], 1]
+            if lot > 1:
+                quantity -= quantity % lot
+            if quantity > 0:
+                _maker_fill(bk, row, quantity, ts_exch)
 
 
 @njit(cache=True)

@@ -987,3 +987,30 @@ def test_level_event_when_malformed_then_book_and_resting_orders_untouched(side:
     assert sim.trade(side, price, size).size == 0
     assert all(np.array_equal(a, b) for a, b in zip(before, (sim.prices, sim.sizes, sim.counts), strict=True))
     assert sim.queue_ahead(order_id) == 0 and sim.state[ST_N_RESTING] == 1
+
+
+def test_queue_when_trades_past_us_are_off_lot_then_partial_fills_are_whole_lots() -> None:
+    """A recording's trade sizes need not be multiples of the configured lot; our fills are, so the position they
+    leave can always be closed (the old broker filled 0.0221555 BTC and every flatten after it was OFF_LOT)."""
+    sim = Sim()
+    sim.book([(10_000, 30)], [(10_010, 30)], symbol=1)  # symbol 1: tick 5, lot 10
+    order_id = sim.send(SIDE_BUY, 40, ORDER_LIMIT, 10_000, symbol=1)
+    (ack,) = sim.arrive()
+    assert ack["status"] == STATUS_NEW
+    assert sim.trade(SIDE_SELL, 10_000, 37, symbol=1).size == 0  # 30 ahead, 7 past us: less than a lot
+    (fill,) = sim.trade(SIDE_SELL, 10_000, 25, symbol=1)  # 25 past us: two lots
+    check(fill, order_id=order_id, status=STATUS_PARTIALLY_FILLED, price=10_000, size=20, leaves=20, cum_filled=20,
+          liquidity=LIQUIDITY_MAKER, position=20)
+    (last,) = sim.trade(SIDE_SELL, 10_000, 99, symbol=1)  # more than we have left: the rest, a whole number of lots
+    check(last, order_id=order_id, status=STATUS_FILLED, size=20, leaves=0, cum_filled=40, position=40)
+
+
+def test_take_when_book_offers_off_lot_size_then_partial_fill_is_whole_lots() -> None:
+    """An IOC that empties what the book offers within its limit fills whole lots only, like a maker fill."""
+    sim = Sim()
+    sim.book([(10_000, 30)], [(10_010, 13), (10_015, 4), (10_020, 50)], symbol=1)  # symbol 1: tick 5, lot 10
+    order_id = sim.send(SIDE_BUY, 40, ORDER_LIMIT, 10_015, TIF_IOC, symbol=1)
+    fill, expired = sim.arrive()
+    check(fill, order_id=order_id, status=STATUS_PARTIALLY_FILLED, size=10, leaves=30, cum_filled=10,
+          cum_notional=10 * 10_010, liquidity=LIQUIDITY_TAKER, position=10)
+    assert expired["status"] in (STATUS_EXPIRED, STATUS_CANCELLED) and expired["leaves"] == 0
