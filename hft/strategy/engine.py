@@ -82,8 +82,7 @@ from hft.strategy.context import (
     Q_UPDATE_ID,
     TM_DUE,
     TM_INTERVAL,
-    callbacks_t,
-    contexts_t,
+    strategy_set_t,
 )
 from hft.strategy.kernels import on_book, on_trade
 from shm_layout.atomics import monotonic_ns
@@ -563,7 +562,11 @@ def _strategy_loop(eng, io, ctxs, callbacks, max_run_ns):
     stop stage came with md.events drained (LOOP_STOPPED). Resumable: where it is in its batches lives in
     ``io.words``, so a return mid-batch (a model hand-off, a callback that raised) continues with the next
     record, the one that was being handled counting as consumed."""
+    # Python's housekeeping between slices stalls every event behind it (~50 µs at best, a strategy snapshot
+    # ~250 µs), so a slice ends at its deadline only on an idle pass (idle_pass), between two events, like the
+    # broker's; under a load that never pauses it ends at ``hard_deadline``.
     deadline = monotonic_ns() + max_run_ns
+    hard_deadline = deadline + 9 * max_run_ns
     w = io.words
     md_consumer = w[IO_MD_CONSUMER]
     idle_rounds = 0
@@ -588,8 +591,8 @@ def _strategy_loop(eng, io, ctxs, callbacks, max_run_ns):
                 return LOOP_NEED_MODEL
             continue
         now = monotonic_ns()
-        if now >= deadline and max_run_ns > 0:
-            return LOOP_TIMEOUT
+        if now >= hard_deadline and max_run_ns > 0:
+            return LOOP_TIMEOUT  # data never stopped for a whole extra slice: housekeeping cannot wait longer
         n_md = ring_read_hold(io.md_ctrl, io.md_slots, md_consumer, io.md_batch, io.md_batch.shape[0])
         n_exec = ring_read(io.exec_ctrl, io.exec_slots, w[IO_EXEC_CONSUMER], io.exec_batch, io.exec_batch.shape[0])
         if n_md > 0:
@@ -617,6 +620,68 @@ def _strategy_loop(eng, io, ctxs, callbacks, max_run_ns):
         idle_rounds += 1
 
 
-# compiled for exactly these types, once (cached): the callbacks are function pointers, not a specialization
-LOOP_SIGNATURE = (engine_t, io_t, contexts_t, callbacks_t, types.int64)
 strategy_loop = njit(cache=True)(_strategy_loop)
+
+
+@njit(cache=True)
+def engine_feed(eng, ctxs, callbacks, events, first: int, end: int, md_start: int) -> int:
+    """Apply ``events[first:end]``; stop early when a callback asks for its model. Return the next index
+    (``E_NEXT`` holds it too, for a caller whose callback raised)."""
+    for k in range(first, end):
+        eng.words[E_NEXT] = k + 1
+        if engine_on_event(eng, ctxs, callbacks, events[k], md_start + k + 1) != 0:
+            return k + 1
+    return end
+
+
+@njit(cache=True)
+def engine_reports(eng, ctxs, callbacks, reports, first: int, end: int) -> int:
+    """Apply ``reports[first:end]``, as ``engine_feed`` does events."""
+    for k in range(first, end):
+        eng.words[E_NEXT] = k + 1
+        if engine_on_report(eng, ctxs, callbacks, reports[k]) != 0:
+            return k + 1
+    return end
+
+
+# --- entry points from Python: each takes the strategy set (one pointer), never the callback table itself,
+# whose unboxing would cost milliseconds per call (hft.strategy.context.StrategySetRef) ---
+
+
+@njit(cache=True)
+def loop_entry(eng, io, team, max_run_ns: int) -> int:
+    return strategy_loop(eng, io, team.ctxs, team.callbacks, max_run_ns)
+
+
+@njit(cache=True)
+def start_entry(eng, team, instance: int) -> int:
+    return engine_start(eng, team.ctxs, team.callbacks, instance)
+
+
+@njit(cache=True)
+def answer_entry(eng, team) -> int:
+    return engine_model_answer(eng, team.ctxs, team.callbacks)
+
+
+@njit(cache=True)
+def halt_entry(eng, team, instance: int) -> int:
+    return halt_instance(eng, team.ctxs, instance)
+
+
+@njit(cache=True)
+def timers_entry(eng, team, until_ts: int) -> int:
+    return engine_fire_timers(eng, team.ctxs, team.callbacks, until_ts)
+
+
+@njit(cache=True)
+def feed_entry(eng, team, events, k: int, n: int, md_start: int) -> int:
+    return engine_feed(eng, team.ctxs, team.callbacks, events, k, n, md_start)
+
+
+@njit(cache=True)
+def reports_entry(eng, team, reports, k: int, n: int) -> int:
+    return engine_reports(eng, team.ctxs, team.callbacks, reports, k, n)
+
+
+# compiled for exactly these types, once (cached): the callbacks are function pointers, not a specialization
+LOOP_SIGNATURE = (engine_t, io_t, strategy_set_t, types.int64)

@@ -34,9 +34,9 @@ from hft.strategy.context import (
     Outlet,
     StrategyContext,
     callback_sig,
-    callbacks_t,
-    contexts_t,
     new_context,
+    new_strategy_set,
+    strategy_set_t,
 )
 from hft.strategy.engine import (
     E_CALL_INSTANCE,
@@ -46,15 +46,15 @@ from hft.strategy.engine import (
     E_NEXT,
     LOOP_SIGNATURE,
     StrategyEngine,
-    engine_fire_timers,
-    engine_model_answer,
-    engine_on_event,
-    engine_on_report,
-    engine_start,
+    answer_entry,
     engine_t,
-    halt_instance,
+    feed_entry,
+    halt_entry,
+    loop_entry,
     new_engine,
-    strategy_loop,
+    reports_entry,
+    start_entry,
+    timers_entry,
 )
 from hft.strategy.kernels import (
     N_FEATURES,
@@ -189,6 +189,7 @@ class StrategyRuntime:
             callbacks = instances[number].strategy.callbacks if number < len(instances) else [None] * N_CALLBACKS
             table.extend(callback if callback is not None else noop for callback in callbacks)
         self.callbacks = tuple(table)
+        self.strategies = new_strategy_set(self.ctxs, self.callbacks)  # what the entry points take
         self.faults = 0
         self._entries: dict[str, Callable] = {}
 
@@ -228,8 +229,8 @@ class StrategyRuntime:
     # -------------------------------------------------------------------------------------------- driving
 
     def loop_entry(self) -> Callable:
-        """The pipeline loop compiled for these types: ``entry(engine, io, ctxs, callbacks, max_run_ns)``."""
-        return _entry(strategy_loop, LOOP_SIGNATURE)
+        """The pipeline loop compiled for these types: ``entry(engine, io, strategies, max_run_ns)``."""
+        return _entry(loop_entry, LOOP_SIGNATURE)
 
     @property
     def clock(self) -> int:
@@ -238,7 +239,7 @@ class StrategyRuntime:
     def start(self) -> None:
         """``on_start`` for every instance's symbols (and any model answers it asks for)."""
         for number in range(len(self.instances)):
-            self._call(self._start, self.engine.ref, self.ctxs, self.callbacks, number)
+            self._call(self._start, self.engine.ref, self.strategies, number)
             self.answer_models()
 
     def answer_models(self) -> None:
@@ -255,7 +256,7 @@ class StrategyRuntime:
             except Exception as exc:  # a user's model: stop that instance, not the process
                 self.halt(number, f"its model hook raised {type(exc).__name__}: {exc}")
                 continue
-            self._call(self._answer, self.engine.ref, self.ctxs, self.callbacks)
+            self._call(self._answer, self.engine.ref, self.strategies)
 
     def feed(self, events: np.ndarray, md_start: int = 0) -> None:
         """Apply ``events`` (MD_EVENT records) in order, as the pipeline's loop would; ``md_start`` is the
@@ -263,7 +264,7 @@ class StrategyRuntime:
         its instance (the record that caused it counts as consumed) and the rest carries on."""
         k = 0
         while k < len(events):
-            done = self._call(self._feed, self.engine.ref, self.ctxs, self.callbacks, events, k, len(events),
+            done = self._call(self._feed, self.engine.ref, self.strategies, events, k, len(events),
                               md_start)
             k = int(self.engine.words[E_NEXT]) if done is None else done
             self.answer_models()
@@ -272,13 +273,13 @@ class StrategyRuntime:
         """Apply execution reports (EXEC_REPORT records) in order, as ``feed`` does market data."""
         k = 0
         while k < len(reports):
-            done = self._call(self._reports, self.engine.ref, self.ctxs, self.callbacks, reports, k, len(reports))
+            done = self._call(self._reports, self.engine.ref, self.strategies, reports, k, len(reports))
             k = int(self.engine.words[E_NEXT]) if done is None else done
             self.answer_models()
 
     def fire_timers(self, until_ts: int) -> None:
         """Fire the timers due at or before ``until_ts`` (venue ns)."""
-        while self._call(self._timers, self.engine.ref, self.ctxs, self.callbacks, until_ts):
+        while self._call(self._timers, self.engine.ref, self.strategies, until_ts):
             self.answer_models()
         self.answer_models()
 
@@ -306,7 +307,7 @@ class StrategyRuntime:
         self.faults += 1
         self.proc[W_COUNTERS + C_STRATEGY_FAULTS] += 1
         spec = self.instances[number]
-        sent = self._halt(self.engine.ref, self.ctxs, number)
+        sent = self._halt(self.engine.ref, self.strategies, number)
         self.log.error("strategy instance %r (%s) halted: %s; %d cancel command(s) sent for its open orders; the "
                        "other instances carry on", spec.name, spec.strategy.name, why, sent)
 
@@ -324,38 +325,18 @@ class StrategyRuntime:
             self.engine.words[E_CLOCK] = max(int(self.engine.words[E_CLOCK]), int(report["ts_exch"]))
 
 
-@njit(cache=True)
-def engine_feed(eng, ctxs, callbacks, events, first: int, end: int, md_start: int) -> int:
-    """Apply ``events[first:end]``; stop early when a callback asks for its model. Return the next index
-    (``E_NEXT`` holds it too, for a caller whose callback raised)."""
-    for k in range(first, end):
-        eng.words[E_NEXT] = k + 1
-        if engine_on_event(eng, ctxs, callbacks, events[k], md_start + k + 1) != 0:
-            return k + 1
-    return end
-
-
-@njit(cache=True)
-def engine_reports(eng, ctxs, callbacks, reports, first: int, end: int) -> int:
-    """Apply ``reports[first:end]``, as ``engine_feed`` does events."""
-    for k in range(first, end):
-        eng.words[E_NEXT] = k + 1
-        if engine_on_report(eng, ctxs, callbacks, reports[k]) != 0:
-            return k + 1
-    return end
-
-
 def _entry_points() -> dict[str, tuple]:
     """The engine's entry points from Python and the exact types they are compiled for."""
     events = types.Array(md_event_t, 1, "C")
     reports = types.Array(exec_report_t, 1, "C")
+    i64 = types.int64
     return {
-        "start": (engine_start, (engine_t, contexts_t, callbacks_t, types.int64)),
-        "answer": (engine_model_answer, (engine_t, contexts_t, callbacks_t)),
-        "halt": (halt_instance, (engine_t, contexts_t, types.int64)),
-        "timers": (engine_fire_timers, (engine_t, contexts_t, callbacks_t, types.int64)),
-        "feed": (engine_feed, (engine_t, contexts_t, callbacks_t, events, types.int64, types.int64, types.int64)),
-        "reports": (engine_reports, (engine_t, contexts_t, callbacks_t, reports, types.int64, types.int64)),
+        "start": (start_entry, (engine_t, strategy_set_t, i64)),
+        "answer": (answer_entry, (engine_t, strategy_set_t)),
+        "halt": (halt_entry, (engine_t, strategy_set_t, i64)),
+        "timers": (timers_entry, (engine_t, strategy_set_t, i64)),
+        "feed": (feed_entry, (engine_t, strategy_set_t, events, i64, i64, i64)),
+        "reports": (reports_entry, (engine_t, strategy_set_t, reports, i64, i64)),
     }
 
 

@@ -53,7 +53,7 @@ class Loop:
 
     def run(self, max_run_ns: int = 0) -> int:
         runtime = self.h.runtime
-        return self.entry(runtime.engine.ref, self.io.ref, runtime.ctxs, runtime.callbacks, max_run_ns)
+        return self.entry(runtime.engine.ref, self.io.ref, runtime.strategies, max_run_ns)
 
     def state(self, column: int) -> int:
         return int(self.h.context.ints[BTC, column])
