@@ -33,6 +33,7 @@ from shm_layout.layout import (
     W_STRATEGY_STATE,
 )
 from shm_layout.records import STATUS_FILLED, STRATEGY_STATE_BYTES
+from shm_layout.ring import CONSUMER_WORDS, W_CONSUMERS, W_LOST, W_OVERRUNS
 
 MD_BATCH = 1024
 EXEC_BATCH = 256
@@ -126,11 +127,13 @@ def run(ctx: WorkerContext) -> int:
     snapshot_every_ns = config.strategy.snapshot_interval_ms * 1_000_000
     next_snapshot = 0.0
     first_pass = True
+    proc_words = ctx.proc_words
+    md_words = W_CONSUMERS + md.consumer_index("strategy") * CONSUMER_WORDS  # this consumer's words in md.ctrl
     while not ctx.should_exit():
         if not first_pass:
             ctx.mark_running()
         try:
-            status = loop(runtime.engine.ref, io.ref, runtime.ctxs, runtime.callbacks,
+            status = loop(runtime.engine.ref, io.ref, runtime.strategies,
                           0 if first_pass else LOOP_SLICE_NS)  # the first pass only warms (nothing flows yet)
         except Exception as exc:  # a strategy's callback raised: halt that instance; anything else is a bug
             if not runtime.fault(exc):
@@ -154,9 +157,8 @@ def run(ctx: WorkerContext) -> int:
             if publish_snapshot(ctx.control_words, W_STRATEGY_STATE, take_snapshot(runtime)) < 0:
                 ctx.log.warning("strategy snapshot larger than %d bytes: not published", STRATEGY_STATE_BYTES)
         # mirror this consumer's overrun counts (kept by the ring) into the process counters for stats
-        consumer = md.control[0]["consumers"][md.consumer_index("strategy")]
-        ctx.proc_words[W_COUNTERS + C_OVERRUNS] = consumer["overruns"]
-        ctx.proc_words[W_COUNTERS + C_LOST] = consumer["lost"]
+        proc_words[W_COUNTERS + C_OVERRUNS] = md.ctrl[md_words + W_OVERRUNS]
+        proc_words[W_COUNTERS + C_LOST] = md.ctrl[md_words + W_LOST]
         if status == LOOP_STOPPED:
             break
     ctx.log.info("strategy stopped at venue time %d", int(runtime.engine.words[E_CLOCK]))
