@@ -482,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             document["process"][f"{name}/{wait}"] = real_process(name, args.ticks, int(args.gap_us * 1000), cores,
                                                                  wait)
     if args.pipeline_s > 0:
+        os.sched_setaffinity(0, cpus)  # hft run places its own processes: it must not inherit this pin
         for name in EXAMPLES:
             document["pipeline"][name] = full_pipeline(name, args.pipeline_s)
     document["targets"] = {
