@@ -7,26 +7,17 @@ import numpy as np
 
 from hft.broker.loop import broker_loop, publish_reports, rebuild_books
 from hft.broker.matching import (
-    FILL_MODELS,
-    N_P,
-    P_ADVERSE_X100,
-    P_CANCEL_SHARE_PPM,
     P_CLOCK_FALLBACK,
-    P_FILL_MODEL,
-    P_LATENCY_NS,
-    P_MAKER_FEE,
     P_SEED,
-    P_TAKER_FEE,
-    P_TOUCH_PROB_PPM,
     ST_MD_POS,
     ST_N_OUT,
     ST_VENUE_NOW,
     cancel_held,
     seed_random,
 )
+from hft.broker.params import broker_params
 from hft.broker.recovery import cancellation_reports, orphaned_orders, restore_account
 from hft.broker.state import BrokerBook, BrokerWiring, new_broker_io, new_broker_state
-from hft.config import Config
 from hft.runtime import LOOP_ABORTED, LOOP_STOPPED
 from procs.common import LOOP_SLICE_NS, WorkerContext, worker_main
 from shm_layout.counters import (
@@ -41,24 +32,6 @@ from shm_layout.records import CMD_NEW, REASON_BROKER_RESTART, REASON_STRATEGY_D
 from shm_layout.ring import ring_release, ring_tail
 
 MD_BATCH = 4096
-
-
-def broker_params(config: Config) -> np.ndarray:
-    """The simulator's int64 parameter vector (fees and shares as integers: the kernels stay in fixed point)."""
-    cfg = config.broker
-    params = np.zeros(N_P, np.int64)
-    params[P_LATENCY_NS] = cfg.entry_latency_us * 1_000
-    params[P_TAKER_FEE] = round(cfg.taker_fee_bps * 100)
-    params[P_MAKER_FEE] = round(cfg.maker_fee_bps * 100)
-    params[P_ADVERSE_X100] = round(cfg.adverse_selection_bps * 100)
-    params[P_CANCEL_SHARE_PPM] = round(cfg.queue_cancel_share * 1_000_000)
-    params[P_FILL_MODEL] = FILL_MODELS[cfg.fill_model]
-    params[P_TOUCH_PROB_PPM] = round(cfg.touch_fill_probability * 1_000_000)
-    # a lock-step replay must not depend on this machine's clock: orders arrive by market data alone
-    lockstep = config.source.kind == "replay" and config.source.lockstep
-    params[P_CLOCK_FALLBACK] = 0 if lockstep else 1
-    params[P_SEED] = cfg.random_seed
-    return params
 
 
 def recover(ctx: WorkerContext, book: BrokerBook, io: BrokerWiring) -> None:

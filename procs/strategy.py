@@ -13,16 +13,16 @@ import numpy as np
 from hft.broker.recovery import latest_per_symbol
 from hft.control import ReloadRisk
 from hft.risk.config import build_limits
-from hft.risk.engine import RISK_REASON_NAMES, make_risk_state, risk_mark_stale, risk_on_execution
+from hft.risk.engine import make_risk_state, risk_mark_stale, risk_on_execution
 from hft.runtime import LOOP_NEED_MODEL, LOOP_STOPPED
 from hft.strategy.context import Outlet
 from hft.strategy.engine import E_CLOCK, new_io
 from hft.strategy.loader import StrategyError
-from hft.strategy.runtime import StrategyRuntime, plan_instances
+from hft.strategy.runtime import StrategyRuntime, plan_instances, risk_reason_counters
 from hft.strategy.snapshot import publish_snapshot, take_snapshot
 from procs.common import LOOP_SLICE_NS, WorkerContext, worker_main
 from shm_layout.atomics import load_acquire
-from shm_layout.counters import C_LOST, C_OVERRUNS, PSTATES_DOWN, W_COUNTERS, W_STATE, C
+from shm_layout.counters import C_LOST, C_OVERRUNS, PSTATES_DOWN, W_COUNTERS, W_STATE
 from shm_layout.layout import (
     EXECUTIONS,
     MD_EVENTS,
@@ -37,14 +37,6 @@ from shm_layout.ring import CONSUMER_WORDS, W_CONSUMERS, W_LOST, W_OVERRUNS
 
 MD_BATCH = 1024
 EXEC_BATCH = 256
-
-
-def risk_reason_counters() -> np.ndarray:
-    """Map each risk reason code to the shared-memory counter that counts its denials."""
-    counters = np.zeros(len(RISK_REASON_NAMES), np.int64)
-    for code, name in enumerate(RISK_REASON_NAMES):
-        counters[code] = C[f"risk_{name}"] if code else C["risk_rejects"]
-    return counters
 
 
 def apply_risk_reload(ctx: WorkerContext, message: ReloadRisk, risk_limits: np.ndarray) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit, types
 
 from hft.config import Config, SymbolConfig, decimal_to_fixed
+from hft.risk.engine import RISK_REASON_NAMES
 from hft.strategy.context import (
     CALLBACK_NAMES,
     CTL_HALTED,
@@ -64,7 +65,7 @@ from hft.strategy.kernels import (
     make_kernel_state,
 )
 from hft.strategy.loader import LoadedStrategy, Setup, StrategyError, load_strategy
-from shm_layout.counters import C_STRATEGY_FAULTS, W_COUNTERS
+from shm_layout.counters import C_STRATEGY_FAULTS, W_COUNTERS, C
 from shm_layout.records import exec_report_t, md_event_t
 
 
@@ -323,6 +324,14 @@ class StrategyRuntime:
             row[ACC_FEES] = report["total_fees"]
             row[ACC_MARK_X2] = report["mid_x2"]
             self.engine.words[E_CLOCK] = max(int(self.engine.words[E_CLOCK]), int(report["ts_exch"]))
+
+
+def risk_reason_counters() -> np.ndarray:
+    """Map each risk reason code to the shared-memory counter that counts its denials."""
+    counters = np.zeros(len(RISK_REASON_NAMES), np.int64)
+    for code, name in enumerate(RISK_REASON_NAMES):
+        counters[code] = C[f"risk_{name}"] if code else C["risk_rejects"]
+    return counters
 
 
 def _entry_points() -> dict[str, tuple]:

@@ -32,12 +32,11 @@ import numpy as np
 from hft.broker.accounting import K_ENTRY_NOTIONAL, K_FEES, K_POSITION, K_REALIZED, N_ACCOUNT, apply_trade
 from hft.config import StrategyConfig, SymbolConfig
 from hft.risk.config import RiskConfig, build_limits
-from hft.risk.engine import RISK_REASON_NAMES, make_risk_state
+from hft.risk.engine import make_risk_state
 from hft.strategy.api import DENIAL_NAMES
 from hft.strategy.context import Outlet
 from hft.strategy.loader import load_strategy
-from hft.strategy.runtime import InstanceSpec, StrategyRuntime
-from shm_layout.counters import C
+from hft.strategy.runtime import InstanceSpec, StrategyRuntime, risk_reason_counters
 from shm_layout.records import (
     BOOK_SNAPSHOT,
     BOOK_SYNCED,
@@ -102,10 +101,8 @@ class StrategyHarness:
         self.orders = LocalRing(ORDER, 4096, consumer_names=("harness",))
         self.control = np.zeros(8, np.int64)
         self.proc = np.zeros(PROCESS_BLOCK.itemsize // 8, np.int64)
-        counters = np.array([C[f"risk_{name}"] if code else C["risk_rejects"]
-                             for code, name in enumerate(RISK_REASON_NAMES)], np.int64)
         outlet = Outlet(self.orders.ctrl, self.orders.slots, self.control, self.proc, limits, self.risk_state,
-                        self.risk_fstate, counters, W_KILL, W_ABORT, 0, no_wait=True)
+                        self.risk_fstate, risk_reason_counters(), W_KILL, W_ABORT, 0, no_wait=True)
         self.snapshots = np.zeros(len(self.symbols), BOOK_SNAPSHOT)
         self.snapshots["symbol_id"] = np.arange(len(self.symbols))
         self.runtime = StrategyRuntime(self.symbols, [spec], outlet, self.snapshots.view(np.int64),
