@@ -1,0 +1,1 @@
+"""Single-process backtests of the pipeline's own code (``hft.backtest.run``), and parameter sweeps."""
