@@ -1,4 +1,4 @@
-"""The ``hft`` command: run, stats, report, clean, kill/resume, sim-exchange."""
+"""The ``hft`` command: run, stats, report, backtest, convert, clean, kill/resume, warm, sim-exchange."""
 
 from __future__ import annotations
 
@@ -101,6 +101,80 @@ def replay_symbols(path: str) -> list:
                      lot_size="0.00000001", sim_start_price="1")
         for name, decimals in sorted(surveyed.items())
     ][:16]
+
+
+def parse_params(pairs: list[str] | None) -> dict:
+    """``name=value`` pairs (``--param``): a value is read as JSON when it parses (numbers, true, "text"), else
+    taken as text."""
+    import msgspec
+
+    params: dict = {}
+    for pair in pairs or []:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--param {pair!r}: expected name=value")
+        try:
+            value = msgspec.json.decode(text.encode())
+        except msgspec.DecodeError:
+            value = text
+        params[name.strip()] = value
+    return params
+
+
+def backtest_base_config(args: argparse.Namespace):
+    """The config a backtest or conversion runs with: ``--config`` (strategy paths resolved), or for
+    recordings without one the recording's own symbols, for event files the symbols they were converted with."""
+    import msgspec
+
+    from hft.config import Config, SymbolConfig, resolve_module_paths
+
+    if args.config:
+        return resolve_module_paths(load_config(args.config), args.config)
+    first = args.inputs[0]
+    if first.endswith(".npz"):
+        from hft.backtest.events import EventsError, event_file_symbols
+
+        try:
+            symbols = [SymbolConfig(**s, sim_start_price="1") for s in event_file_symbols(first)]
+        except EventsError as exc:
+            raise ConfigError(str(exc)) from None
+        return msgspec.structs.replace(Config(), symbols=symbols)
+    return msgspec.structs.replace(Config(), symbols=replay_symbols(first))
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from hft.backtest.run import BacktestError, format_result, run_backtest
+    from hft.strategy.loader import StrategyError
+
+    config = backtest_base_config(args)
+    db_path = args.db or config.persistence.db_path
+    try:
+        result = run_backtest(config, args.inputs, db_path, parse_params(args.param),
+                              logging.getLogger("hft.backtest"), args.sample_ms)
+    except (BacktestError, StrategyError) as exc:
+        print(f"hft backtest: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2, default=float))
+    else:
+        print(format_result(result))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from hft.backtest.events import EventsError, write_events
+
+    config = backtest_base_config(args)
+    started = time.perf_counter()
+    try:
+        meta = write_events(config, args.inputs, args.out, logging.getLogger("hft.convert"))
+    except EventsError as exc:
+        print(f"hft convert: {exc}", file=sys.stderr)
+        return 2
+    size = os.path.getsize(args.out)
+    print(f"{args.out}: {meta['messages']:,} messages -> {meta['frames']:,} frames, {meta['events']:,} events "
+          f"({size / 1e6:.1f} MB) in {time.perf_counter() - started:.2f} s")
+    return 0
 
 
 def format_summary(summary: object, reason: str) -> str:
@@ -289,7 +363,7 @@ def cmd_warm(args: argparse.Namespace) -> int:
 
     config = resolve_module_paths(load_config(args.config), args.config)
     try:
-        seconds = importlib.import_module("procs.warm").warm(config)
+        seconds = importlib.import_module("procs.warm").warm(config, not args.no_backtest, args.ready_file)
     except (StrategyError, RuntimeError) as exc:
         print(f"hft warm: {exc}", file=sys.stderr)
         return 2
@@ -362,9 +436,32 @@ def build_parser() -> argparse.ArgumentParser:
     reload.add_argument("--instance")
     reload.set_defaults(func=cmd_reload)
 
+    backtest = sub.add_parser("backtest", help="run a strategy over recordings in one process (the pipeline's own "
+                                               "code, in lock step) and write the run to the database")
+    backtest.add_argument("inputs", nargs="+", metavar="INPUT",
+                          help="recordings (hft record, hftbacktest, cryptofeed) or event files (hft convert), "
+                               "in time order; consecutive recordings continue one book")
+    backtest.add_argument("--config", help="TOML config file (default: the recording's symbols, imbalance)")
+    backtest.add_argument("--db", help="SQLite path (default: from config, runs/hft.db)")
+    backtest.add_argument("--param", action="append", metavar="NAME=VALUE",
+                          help="a strategy parameter over the config's (instance.name with several instances)")
+    backtest.add_argument("--sample-ms", type=int, default=None,
+                          help="equity sample interval on the venue clock (default: persistence.metrics_interval_ms)")
+    backtest.add_argument("--json", action="store_true", help="print the result as JSON")
+    backtest.set_defaults(func=cmd_backtest)
+
+    convert = sub.add_parser("convert", help="decode recordings once into an event file that hft backtest reads "
+                                             "without JSON")
+    convert.add_argument("inputs", nargs="+", metavar="INPUT", help="recordings, in time order")
+    convert.add_argument("--out", required=True, help="event file to write (.npz)")
+    convert.add_argument("--config", help="TOML config file naming the symbols (default: the recording's)")
+    convert.set_defaults(func=cmd_convert)
+
     warm = sub.add_parser("warm", help="compile the jitted code a run needs ahead of the first run (about a "
                                        "minute on two cores; later runs start in seconds)")
     warm.add_argument("--config", help="TOML config file (its strategies are compiled too)")
+    warm.add_argument("--no-backtest", action="store_true", help="skip the single-process backtest's loop")
+    warm.add_argument("--ready-file", help=argparse.SUPPRESS)  # touched once the pipeline is compiled (tests)
     warm.set_defaults(func=cmd_warm)
 
     sub.add_parser("sim-exchange", help="run the Binance-compatible exchange simulator (see --help)",

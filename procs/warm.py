@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import time
 import uuid
+from pathlib import Path
 
 import msgspec
 
@@ -33,9 +34,10 @@ def _warm_worker(process: int, config_raw: bytes, parent_pid: int) -> None:
     importlib.import_module(WORKER_TARGETS[process]).main(config_raw, parent_pid)
 
 
-def warm(config: Config) -> float:
-    """Compile everything ``config`` runs; return the seconds it took. Raise ``StrategyError`` for a strategy
-    that does not load or compile, ``RuntimeError`` if a process failed."""
+def warm(config: Config, backtest: bool = True, ready_file: str | None = None) -> float:
+    """Compile everything ``config`` runs (and, with ``backtest``, the single-process backtest's loop); return the
+    seconds it took; ``ready_file`` is created once the pipeline's own code is compiled. Raise ``StrategyError``
+    for a strategy that does not load or compile, ``RuntimeError`` if a process failed."""
     from hft.strategy.runtime import plan_instances
     from hft.supervisor import symbol_table
     from shm_layout.atomics import store_release
@@ -78,6 +80,15 @@ def warm(config: Config) -> float:
         failed = [f"{w.name} (exit code {w.exitcode})" for w in workers if w.exitcode != 0]
         if failed:
             raise RuntimeError(f"warming failed in {', '.join(failed)}: see the log above")
+        if ready_file:
+            Path(ready_file).touch()  # the pipeline is compiled: whoever waits for it may start
+        if backtest:
+            # after the processes: the backtest's loop calls their kernels and loads them from the cache
+            from hft.backtest.events import compile_backtest
+
+            compiled = time.monotonic()
+            compile_backtest()
+            log.info("backtest loop compiled in %.1f s", time.monotonic() - compiled)
     finally:
         for worker in workers:
             if worker.is_alive():

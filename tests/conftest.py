@@ -43,7 +43,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config = Path(tempfile.mkdtemp(prefix="hft-warm-")) / "warm.toml"
     config.write_text(WARM_CONFIG.format(maker=repo / "examples" / "market_maker.py"))
     log = open(config.with_suffix(".log"), "w")  # noqa: SIM115 (read when the warm is waited for)
-    _warming["proc"] = subprocess.Popen([sys.executable, "-m", "hft.cli", "warm", "--config", str(config)],
+    _warming["ready"] = config.with_suffix(".ready")
+    _warming["proc"] = subprocess.Popen([sys.executable, "-m", "hft.cli", "warm", "--config", str(config),
+                                         "--ready-file", str(_warming["ready"])],
                                         stdout=log, stderr=subprocess.STDOUT, cwd=repo)
     _warming["log"] = config.with_suffix(".log")
 
@@ -57,13 +59,29 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def warm_pipeline() -> None:
-    """Wait for the background `hft warm` (if any) to have compiled the pipeline."""
+    """Wait for the background `hft warm` (if any) to have compiled the pipeline (it goes on with the
+    backtest's loop meanwhile: ``warm_backtest``)."""
     proc = _warming.get("proc")
     if not isinstance(proc, subprocess.Popen):
         return
-    code = proc.wait(WARM_TIMEOUT_S)
-    if code != 0:
-        pytest.fail(f"hft warm failed ({code}): {Path(str(_warming['log'])).read_text()[-3000:]}")
+    ready = Path(str(_warming["ready"]))
+    deadline = time.monotonic() + WARM_TIMEOUT_S
+    while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not ready.exists():
+        _warm_failed(proc)
+
+
+@pytest.fixture(scope="session")
+def warm_backtest(warm_pipeline: None) -> None:
+    """Wait for the background `hft warm` (if any) to have compiled the backtest's loop too."""
+    proc = _warming.get("proc")
+    if isinstance(proc, subprocess.Popen) and proc.wait(WARM_TIMEOUT_S) != 0:
+        _warm_failed(proc)
+
+
+def _warm_failed(proc: subprocess.Popen) -> None:
+    pytest.fail(f"hft warm failed ({proc.poll()}): {Path(str(_warming['log'])).read_text()[-3000:]}")
 
 
 def _unlink_matching(token: str) -> list[str]:

@@ -20,15 +20,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import numpy as np
-from numba import njit
+from numba import njit, types
 
-from hft.backtest.core import CW_N_EVENTS, CW_N_FRAMES, CW_N_SNAPS, N_CW, new_chunk
+from hft.backtest.core import CW_N_EVENTS, CW_N_FRAMES, CW_N_SNAPS, N_CW, chunk_t, new_chunk
 from hft.config import Config
 from hft.feed.engine import FeedEngine
 from hft.feed.specs import symbol_specs
 from hft.recording.formats import FRAME, RecordingError, open_recording
-from shm_layout.records import MD_EVENT
+from hft.strategy.runtime import _entry
+from shm_layout.records import MD_EVENT, md_event_t
 from shm_layout.seqlock import SLOT_WORDS
 
 EVENTS_FORMAT = "hft-events"
@@ -71,6 +73,24 @@ def append_frame(chunk, events, n: int, snapshot_rows, dirty) -> bool:
     w[CW_N_EVENTS] = n_events + n
     w[CW_N_SNAPS] = n_snaps
     return True
+
+
+APPEND_SIGNATURE = (chunk_t, types.Array(md_event_t, 1, "C"), types.int64, types.int64[:, ::1], types.int64[::1])
+
+
+def append_entry():
+    """``append_frame`` compiled for exactly the feed engine's arrays, called without the dispatcher's typing
+    (a microsecond a frame, as much as the rest of the loop spends on a bookTicker)."""
+    return _entry(append_frame, APPEND_SIGNATURE)
+
+
+def compile_backtest() -> None:
+    """Compile (or load) the backtest's jitted entry points: what ``hft warm`` does for backtests."""
+    from hft.backtest.core import CHUNK_SIGNATURE, FINISH_SIGNATURE, backtest_chunk, backtest_finish
+
+    append_entry()
+    _entry(backtest_chunk, CHUNK_SIGNATURE)
+    _entry(backtest_finish, FINISH_SIGNATURE)
 
 
 @dataclass
@@ -158,6 +178,7 @@ class FrameSource:
         engine, buffer, rows = self.engine, self.buffer, self.rows
         on_frame, on_snapshot = engine.on_frame, engine.on_snapshot
         dirty, events, chunk = engine.dirty, engine.events, buffer.ref
+        append_frame = append_entry()
         messages = 0
         last_ts = -1
         for record, path in self._records():
@@ -186,6 +207,14 @@ class FrameSource:
             yield buffer
 
 
+def backtest_config(config: Config) -> Config:
+    """The config as a lock-step replay runs it: market data from files (the venue is never asked for its grid),
+    and the broker lets orders arrive by market data alone."""
+    source = msgspec.structs.replace(config.source, kind="replay", lockstep=True, replay_speed=0.0,
+                                     replay_path=config.source.replay_path or "(backtest inputs)")
+    return msgspec.structs.replace(config, source=source)
+
+
 def symbols_meta(config: Config) -> list[dict]:
     return [{"name": s.name, "price_decimals": s.price_decimals, "size_decimals": s.size_decimals,
              "tick_size": s.tick_size, "lot_size": s.lot_size} for s in config.symbols]
@@ -193,7 +222,7 @@ def symbols_meta(config: Config) -> list[dict]:
 
 def write_events(config: Config, paths: list[str], out: str | os.PathLike[str], log: logging.Logger) -> dict:
     """Decode recordings once (``FrameSource``) and write the chunk arrays and metadata to ``out`` (.npz)."""
-    source = FrameSource(config, paths, log)
+    source = FrameSource(backtest_config(config), paths, log)
     parts: dict[str, list[np.ndarray]] = {}
     frames = events = 0
     for buffer in source.chunks():
@@ -204,8 +233,9 @@ def write_events(config: Config, paths: list[str], out: str | os.PathLike[str], 
         events += buffer.n_events
         for name, values in arrays.items():
             parts.setdefault(name, []).append(values.copy())
-    if frames == 0:
-        raise EventsError(f"{', '.join(paths)}: no market data decoded (no snapshot to sync a book from?)")
+    if frames == 0 or source.counts.stats.get("snapshots_applied", 0) == 0:
+        raise EventsError(f"{', '.join(paths)}: no depth snapshot in the inputs, so no book was ever synced (a "
+                          "recording holds the REST snapshots it started from)")
     merged = {name: np.concatenate(values) for name, values in parts.items()}
     meta = {"format": EVENTS_FORMAT, "version": EVENTS_VERSION, "symbols": symbols_meta(config),
             "sources": [os.path.abspath(p) for p in paths], "messages": source.counts.messages,
@@ -224,18 +254,38 @@ def is_event_file(path: str | os.PathLike[str]) -> bool:
     return str(path).endswith(EVENTS_SUFFIX)
 
 
+def _load_meta(data, path) -> dict:
+    meta = json.loads(bytes(data["meta"]).decode())
+    if meta.get("format") != EVENTS_FORMAT or meta.get("version") != EVENTS_VERSION:
+        raise EventsError(f"{path}: event file format {meta.get('format')} v{meta.get('version')}, this build "
+                          f"reads {EVENTS_FORMAT} v{EVENTS_VERSION}: convert the recording again")
+    return meta
+
+
+def event_file_symbols(path: str | os.PathLike[str]) -> list[dict]:
+    """The symbols (SymbolConfig fields) an event file was converted with."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return _load_meta(data, path)["symbols"]
+    except EventsError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise EventsError(f"{path}: not an event file written by `hft convert` ({exc})") from None
+
+
 def read_events(path: str | os.PathLike[str], config: Config) -> tuple[ChunkBuffer, dict]:
     """Load an event file as one chunk; its symbols must be the config's (same names, decimals and grid)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(bytes(data["meta"]).decode())
+            meta = _load_meta(data, path)
             arrays = {name: np.ascontiguousarray(data[name]) for name in
                       ("events", "frame_end", "snap_rows", "snap_frame", "snap_symbol")}
+        if arrays["events"].dtype == MD_EVENT:
+            arrays["events"] = arrays["events"].view(MD_EVENT)  # .npz keeps the fields, not the alignment flag
+    except EventsError:
+        raise
     except (OSError, ValueError, KeyError, EOFError) as exc:
         raise EventsError(f"{path}: not an event file written by `hft convert` ({exc})") from None
-    if meta.get("format") != EVENTS_FORMAT or meta.get("version") != EVENTS_VERSION:
-        raise EventsError(f"{path}: event file format {meta.get('format')} v{meta.get('version')}, this build "
-                          f"reads {EVENTS_FORMAT} v{EVENTS_VERSION}: convert the recording again")
     if meta["symbols"] != symbols_meta(config):
         raise EventsError(f"{path}: converted for symbols {[s['name'] for s in meta['symbols']]} with other "
                           "decimals or grid than the config's: convert it again with this config")

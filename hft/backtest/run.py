@@ -49,7 +49,14 @@ from hft.backtest.core import (
     backtest_finish,
     new_backtest,
 )
-from hft.backtest.events import ChunkBuffer, EventsError, FrameSource, is_event_file, read_events
+from hft.backtest.events import (
+    ChunkBuffer,
+    EventsError,
+    FrameSource,
+    backtest_config,
+    is_event_file,
+    read_events,
+)
 from hft.broker.matching import P_CLOCK_FALLBACK, P_SEED, seed_random
 from hft.broker.params import broker_params
 from hft.broker.state import new_broker_state
@@ -132,13 +139,6 @@ def with_params(config: Config, params: dict) -> Config:
     instances = [msgspec.structs.replace(i, params={**i.params, **by_instance.get(i.name, {})})
                  for i in strategy.instances]
     return msgspec.structs.replace(config, strategy=msgspec.structs.replace(strategy, instances=instances))
-
-
-def backtest_config(config: Config) -> Config:
-    """The config as a lock-step replay runs it: the broker lets orders arrive by market data alone."""
-    source = msgspec.structs.replace(config.source, kind="replay", lockstep=True, replay_speed=0.0,
-                                     replay_path=config.source.replay_path or "(backtest inputs)")
-    return msgspec.structs.replace(config, source=source)
 
 
 class Backtest:
@@ -350,8 +350,14 @@ class Backtest:
                     self._chunk(chunk)
                 result.messages = source.counts.messages
                 result.feed = source.counts.stats
+            if result.feed.get("snapshots_applied", 0) == 0:
+                raise BacktestError(f"{', '.join(inputs)}: no depth snapshot in the inputs, so no book was ever "
+                                    "synced (a recording holds the REST snapshots it started from)")
             self._finish()
             self._final_metrics()
+        except BaseException:
+            self._discard_run()
+            raise
         finally:
             self.store.close()
         result.seconds = time.perf_counter() - started
@@ -368,9 +374,25 @@ class Backtest:
         account = self.book.account
         result.realized_pnl = float(sum(account[s, 2] * self.money_scale[s] for s in range(len(account))))
         result.total_pnl = self.equity[-1] if self.equity else result.realized_pnl
+        for line in feed_warnings(result.feed):
+            self.log.warning("feed: %s", line)
         result.feed = result.feed | {"bbo_taken": int(self.words[W_BBO_TAKEN]),
                                      "bbo_refused": int(self.words[W_BBO_REFUSED])}
         return result
+
+    def _discard_run(self) -> None:
+        """A backtest that failed leaves nothing behind: a partial run would read as a result."""
+        db = self.store.db
+        try:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            db.execute("BEGIN IMMEDIATE")
+            for table in ("orders", "executions", "positions", "performance_metrics", "strategy_snapshots",
+                          "ring_cursors", "runs"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (self.store.run_id,))
+            db.execute("COMMIT")
+        except Exception as exc:  # the original error matters more; say this one in the log
+            self.log.error("could not remove the failed run %d from the database: %s", self.store.run_id, exc)
 
     def _final_metrics(self) -> None:
         """Overwrite the last sample with the whole run's performance (Sharpe over the full curve)."""
@@ -404,6 +426,21 @@ def run_backtest(config: Config, inputs: list[str], db_path: str, params: dict |
         raise BacktestError(str(exc)) from None
 
 
+FEED_WARNINGS = (
+    ("gaps", "gap(s) in the update ids: the book was thrown away and waits for the next snapshot"),
+    ("unknown_symbol", "message(s) of symbols the config does not trade: ignored"),
+    ("malformed", "malformed message(s): skipped"),
+    ("crossed", "crossed book(s): resynced"),
+    ("bad_number", "message(s) with a bad number: skipped"),
+    ("off_grid", "price(s) off the tick grid: skipped"),
+)
+
+
+def feed_warnings(feed: dict[str, int]) -> list[str]:
+    """What the feed counted that a user must know about a backtest's input (every count is also logged)."""
+    return [f"{feed[name]:,} {text}" for name, text in FEED_WARNINGS if feed.get(name, 0) > 0]
+
+
 def format_result(result: BacktestResult) -> str:
     lines = [
         f"backtest run {result.run_id} -> {result.db_path}",
@@ -422,10 +459,8 @@ def format_result(result: BacktestResult) -> str:
         lines.append(f"  strategy       {result.strategy_faults} instance(s) halted: their callbacks raised (see log)")
     if result.params:
         lines.append(f"  params         {json.dumps(result.params)}")
-    resyncs = result.feed.get("resyncs", 0)
-    if resyncs:
-        lines.append(f"  feed           {resyncs} resync(s): a gap in the update ids; the book resynced from the "
-                     "next snapshot")
+    for line in feed_warnings(result.feed):
+        lines.append(f"  feed           {line}")
     return "\n".join(lines)
 
 

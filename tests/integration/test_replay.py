@@ -22,7 +22,8 @@ def deterministic_rows(db: Path) -> tuple[list[tuple], list[tuple]]:
     """Everything about orders and fills that does not depend on the machine's clock."""
     with sqlite3.connect(db) as conn:
         orders = conn.execute(
-            "SELECT order_id, symbol, side, order_type, price_fp, size_fp, md_cursor FROM orders ORDER BY order_id"
+            "SELECT order_id, command, symbol, side, order_type, tif, price_fp, size_fp, md_cursor, target_order_id, "
+            "status, reason, filled_fp FROM orders ORDER BY order_id"
         ).fetchall()
         reports = conn.execute(
             "SELECT exec_id, order_id, symbol, side, status, reason, liquidity, price_fp, size_fp, leaves_fp, fee_fp, "
@@ -33,30 +34,34 @@ def deterministic_rows(db: Path) -> tuple[list[tuple], list[tuple]]:
 
 @needs_data
 @pytest.mark.parametrize("order_type", ["market", "post_only"])
-def test_replay_real_btcusdt_twice_then_trades_and_identical_orders_and_fills(
-    instance: str, tmp_path: Path, order_type: str
+def test_replay_real_btcusdt_then_trades_and_the_backtest_gives_identical_orders_and_fills(
+    instance: str, tmp_path: Path, warm_backtest: None, order_type: str
 ) -> None:
     """Market orders walk the book; post-only orders rest, fill by queue position or expire: either way the
-    broker's reports (status, prices, sizes, venue times) are identical from one replay to the next."""
+    broker's reports (status, prices, sizes, venue times) of the four-process lock-step replay are exactly those
+    of `hft backtest` (one process, the same code), run twice."""
     config = tmp_path / "replay.toml"
     config.write_text(f'[strategy.params]\norder_type = "{order_type}"\n')
-    runs = []
-    for attempt in range(2):
-        db = tmp_path / f"replay{attempt}.db"
-        result = hft("run", "--source", "replay", str(BTC), "--config", str(config), "--instance", instance,
-                     "--db", str(db), "--json")
-        assert result.returncode == 0, result.stderr[-3000:]
-        summary = json.loads(result.stdout)
-        assert summary["stop_reason"] == "replay-finished"
-        assert summary["orders"] > 0 and summary["fills"] > 0  # the seed's strategy trades on real data
-        assert summary["db_orders"] == summary["orders"] and summary["db_trades"] == summary["fills"]
-        assert "BTCUSDT book synced from recorded snapshot" in result.stderr
-        runs.append((summary, deterministic_rows(db)))
-    (first, rows_a), (second, rows_b) = runs
-    assert rows_a == rows_b
-    assert first["ticks"] == second["ticks"] == 3449  # every book update evaluated: lock step loses none
-    assert first["realized_pnl"] == second["realized_pnl"]
+    db = tmp_path / "replay.db"
+    result = hft("run", "--source", "replay", str(BTC), "--config", str(config), "--instance", instance,
+                 "--db", str(db), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["stop_reason"] == "replay-finished"
+    assert summary["orders"] > 0 and summary["fills"] > 0  # the seed's strategy trades on real data
+    assert summary["db_orders"] == summary["orders"] and summary["db_trades"] == summary["fills"]
+    assert "BTCUSDT book synced from recorded snapshot" in result.stderr
+    assert summary["ticks"] == 3449  # every book update evaluated: lock step loses none
     assert find_segments(instance) == []
+    pipeline_rows = deterministic_rows(db)
+    for attempt in range(2):
+        backtest_db = tmp_path / f"backtest{attempt}.db"
+        result = hft("backtest", str(BTC), "--config", str(config), "--db", str(backtest_db), "--json")
+        assert result.returncode == 0, result.stderr[-3000:]
+        backtest = json.loads(result.stdout)
+        assert deterministic_rows(backtest_db) == pipeline_rows
+        assert backtest["fills"] == summary["fills"]
+        assert backtest["realized_pnl"] == pytest.approx(summary["realized_pnl"]["BTCUSDT"], abs=1e-9)
 
 
 def test_record_from_simulator_then_replay_at_double_speed_takes_about_half_the_time(
