@@ -161,6 +161,71 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_grid(axes: list[str] | None, sets_file: str | None) -> list[dict]:
+    """``--grid name=v1,v2,...`` axes (every combination) or ``--sets FILE`` (a JSON list of objects)."""
+    import msgspec
+
+    from hft.backtest.sweep import grid
+
+    if sets_file:
+        try:
+            sets = msgspec.json.decode(open(sets_file, "rb").read())  # noqa: SIM115
+        except (OSError, msgspec.DecodeError) as exc:
+            raise ConfigError(f"--sets {sets_file}: {exc}") from None
+        if not isinstance(sets, list) or not all(isinstance(s, dict) for s in sets):
+            raise ConfigError(f"--sets {sets_file}: expected a JSON list of objects (parameter sets)")
+        return sets
+    parsed: dict[str, list] = {}
+    for axis in axes or []:
+        name, sep, values = axis.partition("=")
+        if not sep or not name.strip() or not values:
+            raise ConfigError(f"--grid {axis!r}: expected name=value1,value2,...")
+        parsed[name.strip()] = [parse_params([f"v={v}"])["v"] for v in values.split(",")]
+    if not parsed:
+        raise ConfigError("give the parameters to sweep: --grid name=v1,v2 ... or --sets FILE.json")
+    return grid(parsed)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from hft.backtest.run import BacktestError
+    from hft.backtest.sweep import format_sweep, run_sweep
+    from hft.persistence.store import StoreError
+    from hft.strategy.loader import StrategyError
+
+    config = backtest_base_config(args)
+    sets = parse_grid(args.grid, args.sets)
+    db_path = args.db or config.persistence.db_path
+    bar = None
+    if not args.json:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(sets), unit="run", desc="sweep", file=sys.stderr)
+
+    def progress(outcome) -> None:
+        if bar is not None:
+            bar.update(1)
+            if outcome.error is not None:
+                bar.write(f"failed: {outcome.params}: {outcome.error}", file=sys.stderr)
+
+    try:
+        sweep = run_sweep(config, args.inputs, sets, db_path, args.workers, args.scheduler, args.sample_ms,
+                          progress)
+    except (BacktestError, StrategyError, StoreError) as exc:
+        print(f"hft sweep: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print(json.dumps({"db": sweep.db_path, "seconds": sweep.seconds, "workers": sweep.workers,
+                          "where": sweep.where,
+                          "runs": [{"params": o.params, "result": o.result, "error": o.error, "seconds": o.seconds}
+                                   for o in sweep.outcomes]}, indent=2, default=float))
+    else:
+        print(format_sweep(sweep))
+    return 1 if sweep.failed else 0
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from hft.backtest.events import EventsError, write_events
 
@@ -339,6 +404,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from hft.report import ReportError, load_report, render_text, report_json, write_plot
 
     db_path = args.db if args.db else load_config(args.config).persistence.db_path
+    if args.compare is not None:
+        return cmd_compare(args, db_path)
     try:
         report = load_report(db_path, args.run)
         plot = None if args.no_plot else write_plot(report, args.png)
@@ -351,6 +418,29 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(render_text(report))
         if plot:
             print(f"plot: {plot}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, db_path: str) -> int:
+    """``hft report --compare [RUN ...]``: runs side by side (all of the database's when none is named)."""
+    from hft.report import ReportError, all_run_ids, compare_rows, export_compare, render_compare
+
+    try:
+        run_ids = [int(run) for run in args.compare] if args.compare else all_run_ids(db_path)
+        rows = compare_rows(db_path, run_ids)
+        exported = export_compare(rows, args.export) if args.export else None
+    except ValueError as exc:
+        print(f"hft report: --compare takes run ids ({exc})", file=sys.stderr)
+        return 2
+    except ReportError as exc:
+        print(f"hft report: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(rows, indent=2, default=float))
+    else:
+        print(render_compare(rows))
+    if exported:
+        print(f"exported: {exported}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -410,6 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="print the report as JSON")
     report.add_argument("--png", metavar="PATH", help="plot file (default: <db stem>-run<N>.png next to the database)")
     report.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    report.add_argument("--compare", nargs="*", metavar="RUN", default=None,
+                        help="runs side by side: PnL, Sharpe, drawdown, fills, fees, maker share (no RUN: every run)")
+    report.add_argument("--export", metavar="PATH", help="with --compare: also write the table (.csv or .parquet)")
     report.set_defaults(func=cmd_report)
 
     rec = sub.add_parser("record", help="record raw frames and REST snapshots of a source to a gzip file")
@@ -449,6 +542,21 @@ def build_parser() -> argparse.ArgumentParser:
                           help="equity sample interval on the venue clock (default: persistence.metrics_interval_ms)")
     backtest.add_argument("--json", action="store_true", help="print the result as JSON")
     backtest.set_defaults(func=cmd_backtest)
+
+    sweep = sub.add_parser("sweep", help="backtest a grid (or a list) of strategy parameter sets, on a local "
+                                         "process pool or a Dask cluster, every run into one database")
+    sweep.add_argument("inputs", nargs="+", metavar="INPUT", help="recordings or event files, in time order")
+    sweep.add_argument("--config", help="TOML config file (default: the recording's symbols, imbalance)")
+    sweep.add_argument("--grid", action="append", metavar="NAME=V1,V2,...",
+                       help="one axis of the grid (repeat for more: every combination runs)")
+    sweep.add_argument("--sets", metavar="FILE", help="a JSON list of parameter sets instead of --grid")
+    sweep.add_argument("--workers", type=int, default=None, help="local pool size (default: the CPU count)")
+    sweep.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                       help="run on this Dask distributed scheduler's workers instead of a local pool")
+    sweep.add_argument("--db", help="SQLite path every run is merged into (default: from config)")
+    sweep.add_argument("--sample-ms", type=int, default=None, help="equity sample interval on the venue clock")
+    sweep.add_argument("--json", action="store_true", help="print the results as JSON (no progress bar)")
+    sweep.set_defaults(func=cmd_sweep)
 
     convert = sub.add_parser("convert", help="decode recordings once into an event file that hft backtest reads "
                                              "without JSON")

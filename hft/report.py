@@ -12,6 +12,7 @@ report notes it). Money is in the quote currency (USDT for the default symbols).
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from datetime import UTC, datetime
@@ -104,7 +105,7 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
 
 
 def _choose_run(db: sqlite3.Connection, path: Path, run_id: int | None) -> tuple[int, str]:
-    runs = db.execute("SELECT run_id, started_at FROM runs ORDER BY rowid").fetchall()
+    runs = db.execute("SELECT run_id, started_at FROM runs ORDER BY started_at, rowid").fetchall()
     if not runs:
         raise ReportError(f"{path} holds no runs yet: run `hft run` first")
     if run_id is None:
@@ -414,3 +415,85 @@ def write_plot(report: Report, png_path: str | Path | None = None) -> Path:
             f"cannot write the plot to {path}: {exc.strerror or exc}: pass --png PATH or --no-plot"
         ) from None
     return path
+
+
+# ------------------------------------------------------------------------------------------------ comparison
+
+COMPARE_COLUMNS = ("run_id", "kind", "params", "total_pnl", "realized_pnl", "sharpe", "max_drawdown", "fills",
+                   "fees", "maker_share", "win_rate", "closing_trades", "orders", "duration_s")
+
+
+def _run_meta(db_path: str | Path, run_id: int) -> tuple[str, str]:
+    """(kind, params as JSON) of a run from its runs row: a backtest's parameters, a pipeline's strategy params."""
+    db = _open_read_only(Path(db_path))
+    try:
+        row = db.execute("SELECT config FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    finally:
+        db.close()
+    try:
+        config = json.loads(row[0]) if row else {}
+    except ValueError:
+        config = {}
+    if config.get("kind") == "backtest":
+        return "backtest", json.dumps(config.get("params", {}), sort_keys=True)
+    strategy = config.get("strategy", {})
+    return "pipeline", json.dumps(strategy.get("params", {}), sort_keys=True)
+
+
+def compare_rows(db_path: str | Path, run_ids: list[int]) -> list[dict[str, object]]:
+    """One row per run (``COMPARE_COLUMNS``): PnL, Sharpe, drawdown, fills, fees, maker share, win rate."""
+    rows = []
+    for run_id in run_ids:
+        report = load_report(db_path, run_id)
+        kind, params = _run_meta(db_path, report.run_id)
+        fills = sum(s.fills for s in report.symbols)
+        makers = sum((s.maker_share or 0.0) * s.fills for s in report.symbols)
+        perf = report.performance
+        rows.append({
+            "run_id": report.run_id, "kind": kind, "params": params, "total_pnl": perf.total_pnl,
+            "realized_pnl": perf.realized_pnl, "sharpe": perf.sharpe, "max_drawdown": perf.max_drawdown,
+            "fills": fills, "fees": perf.fees, "maker_share": makers / fills if fills else None,
+            "win_rate": perf.win_rate, "closing_trades": perf.trade_count,
+            "orders": sum(report.orders_by_status.values()), "duration_s": report.duration_s,
+        })
+    return rows
+
+
+def all_run_ids(db_path: str | Path) -> list[int]:
+    db = _open_read_only(Path(db_path))
+    try:
+        return [row[0] for row in db.execute("SELECT run_id FROM runs ORDER BY started_at, rowid")]
+    finally:
+        db.close()
+
+
+def render_compare(rows: list[dict[str, object]]) -> str:
+    headers = ["run", "kind", "total PnL", "realized", "Sharpe", "max DD", "fills", "fees", "maker", "win rate",
+               "orders", "params"]
+    table = [[str(r["run_id"]), str(r["kind"]), f"{r['total_pnl']:+.4f}", f"{r['realized_pnl']:+.4f}",
+              f"{r['sharpe']:.2f}" if r["sharpe"] is not None else "-", f"{r['max_drawdown']:.4f}", str(r["fills"]),
+              f"{r['fees']:.4f}", _percent(r["maker_share"]), _percent(r["win_rate"]), str(r["orders"]),
+              str(r["params"])] for r in rows]
+    return "\n".join(_table(headers, table))
+
+
+def export_compare(rows: list[dict[str, object]], path: str | Path) -> Path:
+    """Write the comparison as CSV (``.csv``) or Parquet (``.parquet``, needs pyarrow)."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        import csv
+
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COMPARE_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        return path
+    if path.suffix == ".parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ReportError("Parquet export needs pyarrow: pip install 'hft[parquet]' (or export .csv)") from None
+        pq.write_table(pa.Table.from_pylist(rows), path)
+        return path
+    raise ReportError(f"{path}: export to a .csv or a .parquet file")

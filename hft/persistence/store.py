@@ -221,7 +221,7 @@ class TradeStore:
 
     def __init__(
         self, path: str | os.PathLike[str], symbols: list[tuple[str, int, int]], run_id: int = 0,
-        max_db_bytes: int = 0, config_json: str = "{}",
+        max_db_bytes: int = 0, config_json: str = "{}", register_run: bool = True,
     ) -> None:
         """Open (creating) the database; ``symbols[i] = (name, price_decimals, size_decimals)``; rows of this
         run carry ``run_id``. ``max_db_bytes`` > 0 caps the file (``max_page_count``): a full database then
@@ -253,7 +253,8 @@ class TradeStore:
             for statement in SCHEMA:
                 self.db.execute(statement)
             self.db.execute("INSERT OR IGNORE INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            self.db.execute("INSERT OR IGNORE INTO runs (run_id, config) VALUES (?, ?)", (run_id, config_json))
+            if register_run:  # (not when only the schema is wanted: a sweep merging runs into the database)
+                self.db.execute("INSERT OR IGNORE INTO runs (run_id, config) VALUES (?, ?)", (run_id, config_json))
             self.db.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
