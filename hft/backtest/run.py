@@ -107,6 +107,8 @@ class BacktestResult:
     realized_pnl: float = 0.0
     total_pnl: float = 0.0
     seconds: float = 0.0
+    loop_seconds: float = 0.0  # of ``seconds``: the jitted loop (strategy, risk, broker)
+    write_seconds: float = 0.0  # of ``seconds``: the database; the rest reads and decodes the inputs
     compile_seconds: float = 0.0
 
     @property
@@ -192,6 +194,8 @@ class Backtest:
         self.equity: list[float] = []
         self.sample_id = 1
         self.peak = self.max_drawdown = 0.0
+        self.loop_seconds = 0.0  # inside the jitted loop (strategy, risk and broker)
+        self.write_seconds = 0.0  # writing the database
         self.counts: dict[str, int] = dict.fromkeys(("orders", "reports", "fills", "maker_fills", "rejects",
                                                      "post_only_rejects", "cancel_rejects"), 0)
 
@@ -205,8 +209,10 @@ class Backtest:
         runtime, entry = self.runtime, self.chunk_entry
         eng, team, bk = runtime.engine.ref, runtime.strategies, self.book.ref
         while True:
+            started = time.perf_counter()
             try:
                 status = entry(self.bt, chunk.ref, eng, team, bk)
+                self.loop_seconds += time.perf_counter() - started
             except Exception as exc:  # a strategy's callback raised: halt that instance, the rest carries on
                 if not runtime.fault(exc):
                     raise
@@ -227,6 +233,11 @@ class Backtest:
     def _flush(self) -> None:
         """Orders, reports and samples out of the sinks into the database; the reports the strategy has not
         applied yet stay (at the front)."""
+        started = time.perf_counter()
+        self._write_sinks()
+        self.write_seconds += time.perf_counter() - started
+
+    def _write_sinks(self) -> None:
         w = self.words
         n_orders, n_reports, written = int(w[W_N_ORDERS]), int(w[W_N_REPORTS]), int(w[W_REPORTS_WRITTEN])
         orders = self.orders[:n_orders]
@@ -283,6 +294,7 @@ class Backtest:
         closing_pnl = np.concatenate(self.closing_pnl) if self.closing_pnl else np.zeros(0)
         wins = np.cumsum(closing_pnl > 0)
         sums = np.cumsum(closing_pnl)
+        batch = []
         for row in rows:
             ts = int(row[0])
             realized = unrealized = fees = 0.0
@@ -306,8 +318,9 @@ class Backtest:
                 "avg_trade_pnl": float(sums[count - 1] / count) if count else None,
                 "trade_count": count,
             }
-            self.store.write_metrics(self.sample_id, ts, values)
+            batch.append((self.sample_id, ts, values))
             self.sample_id += 1
+        self.store.write_metrics_many(batch)
 
     def _drawdown(self, equity: float) -> float:
         """The largest fall from the running peak so far (the peak starts at 0, as ``max_drawdown``'s)."""
@@ -361,6 +374,7 @@ class Backtest:
         finally:
             self.store.close()
         result.seconds = time.perf_counter() - started
+        result.loop_seconds, result.write_seconds = self.loop_seconds, self.write_seconds
         result.frames = int(self.words[W_FRAMES])
         result.events = int(self.words[W_MD_BASE])
         for name, value in self.counts.items():
@@ -447,6 +461,8 @@ def format_result(result: BacktestResult) -> str:
         f"  inputs         {', '.join(result.inputs)}",
         f"  messages       {result.messages:,} in {result.seconds:.2f} s ({result.lines_per_s:,.0f} lines/s; "
         f"compile/load {result.compile_seconds:.1f} s before)",
+        f"  time           loop {result.loop_seconds:.3f} s, database {result.write_seconds:.3f} s, reading and "
+        f"decoding {max(result.seconds - result.loop_seconds - result.write_seconds, 0.0):.3f} s",
         f"  frames/events  {result.frames:,} / {result.events:,}",
         f"  orders         {result.orders:,}",
         f"  fills          {result.fills:,} ({result.maker_fills:,} maker), rejected {result.rejects:,}, "

@@ -411,14 +411,23 @@ class TradeStore:
 
     def write_metrics(self, sample_id: int, ts_exch: int, values: dict[str, float | int | None]) -> None:
         """Insert one performance sample (``values``: the performance_metrics columns after ts_exch)."""
-        self._write_one(
-            "INSERT OR IGNORE INTO performance_metrics (run_id, sample_id, ts_exch, total_pnl, realized_pnl, "
-            "unrealized_pnl, fees, sharpe, max_drawdown, win_rate, avg_trade_pnl, trade_count) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (self.run_id, sample_id, ts_exch, values["total_pnl"], values["realized_pnl"], values["unrealized_pnl"],
-             values["fees"], values["sharpe"], values["max_drawdown"], values["win_rate"], values["avg_trade_pnl"],
-             values["trade_count"]),
-        )
+        self.write_metrics_many([(sample_id, ts_exch, values)])
+
+    def write_metrics_many(self, samples: list[tuple[int, int, dict[str, float | int | None]]]) -> None:
+        """Insert ``(sample_id, ts_exch, values)`` performance samples in one transaction (a backtest's batch)."""
+        rows = [(self.run_id, sample_id, ts_exch, v["total_pnl"], v["realized_pnl"], v["unrealized_pnl"], v["fees"],
+                 v["sharpe"], v["max_drawdown"], v["win_rate"], v["avg_trade_pnl"], v["trade_count"])
+                for sample_id, ts_exch, v in samples]
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT OR IGNORE INTO performance_metrics (run_id, sample_id, ts_exch, total_pnl, realized_pnl, "
+                "unrealized_pnl, fees, sharpe, max_drawdown, win_rate, avg_trade_pnl, trade_count) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(f"{self.path}: write failed: {exc}") from exc
 
     def write_snapshot(self, snapshot_id: int, ts_exch: int, state: bytes) -> None:
         """Insert one strategy snapshot (msgspec-encoded by the strategy process)."""

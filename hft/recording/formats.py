@@ -75,14 +75,40 @@ def _stream_symbol(payload: bytes) -> str | None:
     return stream.split("@", 1)[0].upper()
 
 
+READ_BLOCK = 1 << 22  # bytes of (decompressed) text read at a time: line iteration per block, not per readline
+
+
+def _lines(handle: io.BufferedReader) -> Iterator[bytes]:
+    """The file's lines, read in blocks (a gzip ``readline`` per line costs more than the decoding after it)."""
+    tail = b""
+    while True:
+        block = handle.read(READ_BLOCK)
+        if not block:
+            break
+        lines = (tail + block).split(b"\n")
+        tail = lines.pop()
+        yield from lines
+    if tail:
+        yield tail
+
+
+def _fast_stream_symbol(payload: bytes) -> str | None:
+    """The symbol of a combined-stream frame from its leading bytes (``{"stream":"btcusdt@...``), else by parsing."""
+    if payload.startswith(b'{"stream":"'):
+        at = payload.find(b"@", 11, 64)
+        if at > 11:
+            return payload[11:at].decode("ascii", "replace").upper()
+    return _stream_symbol(payload)
+
+
 def read_lines(path: str | Path) -> Iterator[Recorded]:
     """Read the ``<ns> <json>`` line format (ours and hftbacktest's)."""
     path = Path(path)
     seen: set[str] = set()
     held: list[Recorded] = []  # bare snapshots before any stream named their symbol
-    with _open_text(path) as lines:
-        for number, line in enumerate(lines, 1):
-            line = line.rstrip(b"\r\n")
+    with _open_text(path) as handle:
+        for number, line in enumerate(_lines(handle), 1):
+            line = line.rstrip(b"\r")
             if not line:
                 continue
             stamp, _, payload = line.partition(b" ")
@@ -108,7 +134,7 @@ def read_lines(path: str | Path) -> Iterator[Recorded]:
                     raise RecordingError(f"{path}:{number}: bad snapshot record: {exc}") from None
                 yield Recorded(ts_ns, SNAPSHOT, ours.rest_depth.upper(), bytes(ours.data))
                 continue
-            symbol = _stream_symbol(payload)
+            symbol = _fast_stream_symbol(payload)
             yield Recorded(ts_ns, FRAME, None, payload)
             if symbol is not None and symbol not in seen:
                 seen.add(symbol)

@@ -16,7 +16,7 @@ import pytest
 
 from hft.sim.config import SimConfig
 from hft.sim.server import SimServerThread, start_in_thread
-from tests.integration.test_pipeline import RUN_TIMEOUT_S, hft, wait_running
+from tests.integration.test_pipeline import RUN_TIMEOUT_S, reading, wait_running
 
 
 @pytest.fixture
@@ -35,9 +35,7 @@ def inject(server: SimServerThread, **fault: object) -> dict:
 
 
 def feed_counters(instance: str) -> dict:
-    result = hft("stats", "--instance", instance, "--json", "--interval", "0.1", timeout=30)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["processes"]
+    return reading(instance)["processes"]
 
 
 def wait_for(instance: str, predicate, what: str, timeout: float = 30.0) -> dict:

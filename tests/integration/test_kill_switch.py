@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from pathlib import Path
 
-from tests.integration.test_pipeline import TRADING_CONFIG, hft, start_hft, wait_running
+from tests.integration.test_pipeline import TRADING_CONFIG, hft, reading, start_hft, wait_running
 
 
 def strategy_counters(instance: str) -> dict:
-    result = hft("stats", "--instance", instance, "--json", "--interval", "0.1", timeout=30)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["processes"]["strategy"]["counters"]
+    return reading(instance)["processes"]["strategy"]["counters"]
 
 
 def wait_until(predicate, timeout: float = 30.0) -> dict:

@@ -44,26 +44,43 @@ def start_hft(*args: str) -> subprocess.Popen[str]:
     )
 
 
+def stats_reading(instance: str) -> dict | None:
+    """What `hft stats --json` prints, read in this process through the same code (``hft.stats``): a poll by
+    subprocess costs a Python start-up (~1 s of a core) each time. None while no pipeline is attached."""
+    from hft.stats import attach_running, collect, with_rates
+    from shm_layout.region import LayoutMismatchError
+
+    try:
+        pipeline = attach_running(instance)
+    except (LookupError, LayoutMismatchError):
+        return None
+    try:
+        before = collect(pipeline)
+        time.sleep(0.05)
+        return json.loads(json.dumps(with_rates(before, collect(pipeline)), default=float))
+    finally:
+        pipeline.close()
+
+
 def wait_running(instance: str, proc: subprocess.Popen[str], timeout: float = RUN_TIMEOUT_S) -> dict:
-    """Poll `hft stats --json` until every worker runs and the strategy sees ticks; return that reading."""
+    """Poll the stats until every worker runs and the strategy sees ticks; return that reading."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"hft run exited early: {proc.communicate()[1][-3000:]}"
-        result = hft("stats", "--instance", instance, "--json", "--interval", "0.2", timeout=30)
-        if result.returncode == 0:
-            reading = json.loads(result.stdout.strip().splitlines()[-1])
-            states = {name: p["state"] for name, p in reading["processes"].items()}
-            if set(states.values()) == {"running"} and reading["processes"]["strategy"]["counters"]["ticks"] > 0:
-                return reading
-        time.sleep(0.5)
+        found = stats_reading(instance)
+        if found is not None:
+            states = {name: p["state"] for name, p in found["processes"].items()}
+            if set(states.values()) == {"running"} and found["processes"]["strategy"]["counters"]["ticks"] > 0:
+                return found
+        time.sleep(0.2)
     raise AssertionError(f"pipeline {instance} did not come up in {timeout} s")
 
 
 def reading(instance: str) -> dict:
-    """One `hft stats --json` reading of a running pipeline."""
-    result = hft("stats", "--instance", instance, "--json", "--interval", "0.1", timeout=30)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    """One stats reading of a running pipeline (as `hft stats --json` prints it)."""
+    found = stats_reading(instance)
+    assert found is not None, f"no pipeline {instance} to read"
+    return found
 
 
 def stop_run(proc: subprocess.Popen[str]) -> tuple[str, str]:
