@@ -87,11 +87,15 @@ def run_task(config_raw: bytes, inputs: list[str], params: dict, sample_interval
                            seconds=time.perf_counter() - started)
 
 
-def merge_run(target: str | os.PathLike[str], outcome: TaskOutcome, symbols: list[tuple[str, int, int]]) -> None:
-    """Copy one task's run into the sweep's database (created with the schema if new), in one transaction."""
+def prepare_database(target: str | os.PathLike[str], symbols: list[tuple[str, int, int]]) -> None:
+    """Create the sweep's database with the schema (or check an existing one's version) before any task runs."""
     from hft.persistence.store import TradeStore
 
-    TradeStore(target, symbols, register_run=False).close()  # the schema, whatever the database held before
+    TradeStore(target, symbols, register_run=False).close()
+
+
+def merge_run(target: str | os.PathLike[str], outcome: TaskOutcome) -> None:
+    """Copy one task's run into the sweep's database, in one transaction."""
     with tempfile.NamedTemporaryFile(suffix=".db", delete=False) as handle:
         handle.write(outcome.database or b"")
         source = handle.name
@@ -165,7 +169,7 @@ def run_sweep(config: Config, inputs: list[str], sets: list[dict], db_path: str,
     check_params(config, sets)
     inputs = [os.path.abspath(p) for p in inputs]
     config_raw = encode_config(config)
-    symbols = [(s.name, s.price_decimals, s.size_decimals) for s in config.symbols]
+    prepare_database(db_path, [(s.name, s.price_decimals, s.size_decimals) for s in config.symbols])
     started = time.perf_counter()
     if scheduler:
         stream, workers = _dask(scheduler, config_raw, inputs, sets, sample_interval_ms)
@@ -177,7 +181,7 @@ def run_sweep(config: Config, inputs: list[str], sets: list[dict], db_path: str,
     outcomes = []
     for outcome in stream:
         if outcome.error is None:
-            merge_run(db_path, outcome, symbols)
+            merge_run(db_path, outcome)
             outcome.database = None
         outcomes.append(outcome)
         if progress is not None:
