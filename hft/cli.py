@@ -139,7 +139,11 @@ def backtest_base_config(args: argparse.Namespace):
         except EventsError as exc:
             raise ConfigError(str(exc)) from None
         return msgspec.structs.replace(Config(), symbols=symbols)
-    return msgspec.structs.replace(Config(), symbols=replay_symbols(first))
+    symbols: dict[str, object] = {}
+    for path in args.inputs:  # consecutive files may add symbols: configure every one of them
+        for symbol in replay_symbols(path):
+            symbols.setdefault(symbol.name, symbol)
+    return msgspec.structs.replace(Config(), symbols=sorted(symbols.values(), key=lambda s: s.name)[:16])
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
