@@ -80,19 +80,20 @@ def warm(config: Config, backtest: bool = True, ready_file: str | None = None) -
         failed = [f"{w.name} (exit code {w.exitcode})" for w in workers if w.exitcode != 0]
         if failed:
             raise RuntimeError(f"warming failed in {', '.join(failed)}: see the log above")
-        if ready_file:
-            Path(ready_file).touch()  # the pipeline is compiled: whoever waits for it may start
-        if backtest:
-            # after the processes: the backtest's loop calls their kernels and loads them from the cache
-            from hft.backtest.events import compile_backtest
-
-            compiled = time.monotonic()
-            compile_backtest()
-            log.info("backtest loop compiled in %.1f s", time.monotonic() - compiled)
     finally:
         for worker in workers:
             if worker.is_alive():
                 worker.kill()
         pipeline.unlink()
         pipeline.close()
+    if ready_file:
+        Path(ready_file).touch()  # the pipeline is compiled: whoever waits for it may start
+    if backtest:
+        # after the processes, with no shared memory left to leak if this is killed: the backtest's loop calls
+        # their kernels and loads them from the cache
+        from hft.backtest.events import compile_backtest
+
+        compiled = time.monotonic()
+        compile_backtest()
+        log.info("backtest loop compiled in %.1f s", time.monotonic() - compiled)
     return time.monotonic() - started
