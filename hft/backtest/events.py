@@ -162,17 +162,11 @@ class FrameSource:
         self.counts = FeedCounts(files=self.paths)
         self._last_ts = -1
 
-    def _records(self) -> Iterator[tuple[object, str]]:
-        for path in self.paths:
-            try:
-                records = open_recording(path)
-            except (RecordingError, OSError) as exc:
-                raise EventsError(f"{path}: {exc}") from None
-            try:
-                for record in records:
-                    yield record, path
-            except (RecordingError, OSError, EOFError) as exc:  # a truncated gzip raises EOFError
-                raise EventsError(f"{path}: {exc}") from None
+    def _open(self, path: str) -> Iterator:
+        try:
+            return open_recording(path)
+        except (RecordingError, OSError) as exc:
+            raise EventsError(f"{path}: {exc}") from None
 
     def chunks(self) -> Iterator[ChunkBuffer]:
         engine, buffer, rows = self.engine, self.buffer, self.rows
@@ -181,26 +175,30 @@ class FrameSource:
         append_frame = append_entry()
         messages = 0
         last_ts = -1
-        for record, path in self._records():
-            messages += 1
-            ts = record.ts_ns
-            if ts < last_ts:
-                raise EventsError(f"{path}: record {messages} goes back in time ({ts} after {last_ts}): inputs "
-                                  "must be given in time order")
-            last_ts = ts
-            if record.kind == FRAME:
-                # stamped with the recording's receive clock, as a lock-step replay stamps bookTickers
-                n = on_frame(record.payload, ts, ts)
-            else:
-                n = on_snapshot(record.symbol, record.payload, ts)
-                if n > 0:
-                    self.log.info("%s book synced from recorded snapshot (%d events)", record.symbol, n)
-                n = max(n, 0)
-            if not append_frame(chunk, events, n, rows, dirty):
-                yield buffer
-                buffer.reset()
-                if not append_frame(chunk, events, n, rows, dirty):
-                    raise EventsError(f"{path}: a frame of {n} events does not fit a chunk")
+        for path in self.paths:
+            records = self._open(path)
+            try:
+                for ts, kind, symbol, payload in records:  # Recorded, unpacked: the loop runs once per line
+                    messages += 1
+                    if ts < last_ts:
+                        raise EventsError(f"{path}: record {messages} goes back in time ({ts} after {last_ts}): "
+                                          "inputs must be given in time order")
+                    last_ts = ts
+                    if kind == FRAME:
+                        # stamped with the recording's receive clock, as a lock-step replay stamps bookTickers
+                        n = on_frame(payload, ts, ts)
+                    else:
+                        n = on_snapshot(symbol, payload, ts)
+                        if n > 0:
+                            self.log.info("%s book synced from recorded snapshot (%d events)", symbol, n)
+                        n = max(n, 0)
+                    if not append_frame(chunk, events, n, rows, dirty):
+                        yield buffer
+                        buffer.reset()
+                        if not append_frame(chunk, events, n, rows, dirty):
+                            raise EventsError(f"{path}: a frame of {n} events does not fit a chunk")
+            except (RecordingError, OSError, EOFError) as exc:  # a truncated gzip raises EOFError
+                raise EventsError(f"{path}: {exc}") from None
         self.counts.messages = messages
         self.counts.stats = engine.stats_dict()
         if buffer.n_frames > 0:
