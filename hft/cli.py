@@ -43,20 +43,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         source = config.source
         if args.source[0] == "replay":
-            if len(args.source) != 2:
-                raise ConfigError("--source replay needs the recording: --source replay FILE")
-            source = msgspec.structs.replace(source, kind="replay", replay_path=args.source[1])
+            if len(args.source) < 2:
+                raise ConfigError("--source replay needs the recording: --source replay FILE [FILE ...]")
+            source = msgspec.structs.replace(source, kind="replay", replay_path=args.source[1],
+                                             replay_more=list(args.source[2:]))
         elif args.source[0] in ("sim", "binance") and len(args.source) == 1:
             source = msgspec.structs.replace(source, kind=args.source[0])
         elif args.source[0] == "url" and len(args.source) == 3:
             source = msgspec.structs.replace(source, kind="url", ws_url=args.source[1], rest_url=args.source[2])
         else:
-            raise ConfigError("--source takes: sim | binance | replay FILE | url WS_URL REST_URL")
+            raise ConfigError("--source takes: sim | binance | replay FILE [FILE ...] | url WS_URL REST_URL")
         if args.speed is not None:
             source = msgspec.structs.replace(source, replay_speed=args.speed)
         config = msgspec.structs.replace(config, source=source)
         if source.kind == "replay" and not args.config:
-            config = msgspec.structs.replace(config, symbols=replay_symbols(source.replay_path))
+            config = msgspec.structs.replace(config, symbols=recordings_symbols(source.replay_files()))
         config.source.__post_init__()
     if args.plan:
         placement, warnings = plan_cores(config)
@@ -139,11 +140,7 @@ def backtest_base_config(args: argparse.Namespace):
         except EventsError as exc:
             raise ConfigError(str(exc)) from None
         return msgspec.structs.replace(Config(), symbols=symbols)
-    symbols: dict[str, object] = {}
-    for path in args.inputs:  # consecutive files may add symbols: configure every one of them
-        for symbol in replay_symbols(path):
-            symbols.setdefault(symbol.name, symbol)
-    return msgspec.structs.replace(Config(), symbols=sorted(symbols.values(), key=lambda s: s.name)[:16])
+    return msgspec.structs.replace(Config(), symbols=recordings_symbols(args.inputs))
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -244,6 +241,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
     print(f"{args.out}: {meta['messages']:,} messages -> {meta['frames']:,} frames, {meta['events']:,} events "
           f"({size / 1e6:.1f} MB) in {time.perf_counter() - started:.2f} s")
     return 0
+
+
+def recordings_symbols(paths: list[str]) -> list:
+    """The symbols of every recording (consecutive files may add symbols), as ``replay_symbols`` configures them."""
+    symbols: dict[str, object] = {}
+    for path in paths:
+        for symbol in replay_symbols(path):
+            symbols.setdefault(symbol.name, symbol)
+    return sorted(symbols.values(), key=lambda s: s.name)[:16]
 
 
 def format_summary(summary: object, reason: str) -> str:
@@ -481,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--instance", help="shared-memory instance name (default: from config)")
     run.add_argument("--db", help="SQLite path (default: from config, runs/hft.db)")
     run.add_argument("--source", nargs="+", metavar="KIND",
-                     help="sim (default) | binance | replay FILE | url WS_URL REST_URL")
+                     help="sim (default) | binance | replay FILE [FILE ...] | url WS_URL REST_URL")
     run.add_argument("--speed", type=float, default=None,
                      help="replay pace: 0 = as fast as possible (default), 1 = recorded pace, 10 = ten times faster")
     run.add_argument("--plan", action="store_true", help="print which process runs on which core, and exit")

@@ -80,8 +80,13 @@ class SourceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     sim_volatility: Literal["calm", "normal", "volatile"] = "normal"  # the simulator's price regime preset
     depth_limit: int = 1000  # REST snapshot depth (Binance allows 5..5000)
     replay_path: str = ""  # for kind = "replay"
+    replay_more: list[str] = msgspec.field(default_factory=list)  # recordings replayed after replay_path, in order
     replay_speed: float = 0.0  # 0: as fast as possible; 1.0: recorded pace; 10.0: ten times faster
     lockstep: bool = True  # replay: publish the next frame only when strategy and broker handled the last one
+
+    def replay_files(self) -> list[str]:
+        """The recordings a replay reads, in order: one stream (a book continues across files)."""
+        return [self.replay_path, *self.replay_more]
 
     def __post_init__(self) -> None:
         require(self.kind != "replay" or bool(self.replay_path), "source.replay_path is required for a replay")

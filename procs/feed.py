@@ -22,7 +22,7 @@ from numba import njit
 from hft.feed.engine import STAT_NAMES, FeedEngine, SymbolSpec
 from hft.feed.specs import symbol_specs
 from hft.feed.wireclock import capture_from_env
-from hft.recording.formats import FRAME, RecordingError, open_recording
+from hft.recording.formats import FRAME, RecordingError, open_recordings
 from hft.venue import combined_stream_url, fetch_depth_snapshot
 from procs.common import WorkerContext, worker_main
 from shm_layout.atomics import cpu_relax, load_acquire, monotonic_ns
@@ -300,11 +300,7 @@ def run_replay(runner: FeedRunner) -> int:
     md_consumer = runner.md.consumer_index("strategy")
     broker_md_consumer = runner.md.consumer_index("broker")
     order_consumer = runner.orders.consumer_index("broker")
-    try:
-        records = open_recording(source.replay_path)
-    except (RecordingError, OSError) as exc:
-        ctx.log.error("%s", exc)
-        return 2
+    records = open_recordings(source.replay_files())  # errors surface on iteration (below)
     speed = source.replay_speed
     first_ts = started = None
     frames = 0

@@ -28,7 +28,7 @@ from hft.backtest.core import CW_N_EVENTS, CW_N_FRAMES, CW_N_SNAPS, N_CW, chunk_
 from hft.config import Config
 from hft.feed.engine import FeedEngine
 from hft.feed.specs import symbol_specs
-from hft.recording.formats import FRAME, RecordingError, open_recording
+from hft.recording.formats import FRAME, RecordingError, open_recordings
 from hft.strategy.runtime import _entry
 from shm_layout.records import MD_EVENT, md_event_t
 from shm_layout.seqlock import SLOT_WORDS
@@ -162,43 +162,30 @@ class FrameSource:
         self.counts = FeedCounts(files=self.paths)
         self._last_ts = -1
 
-    def _open(self, path: str) -> Iterator:
-        try:
-            return open_recording(path)
-        except (RecordingError, OSError) as exc:
-            raise EventsError(f"{path}: {exc}") from None
-
     def chunks(self) -> Iterator[ChunkBuffer]:
         engine, buffer, rows = self.engine, self.buffer, self.rows
         on_frame, on_snapshot = engine.on_frame, engine.on_snapshot
         dirty, events, chunk = engine.dirty, engine.events, buffer.ref
         append_frame = append_entry()
         messages = 0
-        last_ts = -1
-        for path in self.paths:
-            records = self._open(path)
-            try:
-                for ts, kind, symbol, payload in records:  # Recorded, unpacked: the loop runs once per line
-                    messages += 1
-                    if ts < last_ts:
-                        raise EventsError(f"{path}: record {messages} goes back in time ({ts} after {last_ts}): "
-                                          "inputs must be given in time order")
-                    last_ts = ts
-                    if kind == FRAME:
-                        # stamped with the recording's receive clock, as a lock-step replay stamps bookTickers
-                        n = on_frame(payload, ts, ts)
-                    else:
-                        n = on_snapshot(symbol, payload, ts)
-                        if n > 0:
-                            self.log.info("%s book synced from recorded snapshot (%d events)", symbol, n)
-                        n = max(n, 0)
+        try:
+            for ts, kind, symbol, payload in open_recordings(self.paths):  # Recorded, unpacked
+                messages += 1
+                if kind == FRAME:
+                    # stamped with the recording's receive clock, as a lock-step replay stamps bookTickers
+                    n = on_frame(payload, ts, ts)
+                else:
+                    n = on_snapshot(symbol, payload, ts)
+                    if n > 0:
+                        self.log.info("%s book synced from recorded snapshot (%d events)", symbol, n)
+                    n = max(n, 0)
+                if not append_frame(chunk, events, n, rows, dirty):
+                    yield buffer
+                    buffer.reset()
                     if not append_frame(chunk, events, n, rows, dirty):
-                        yield buffer
-                        buffer.reset()
-                        if not append_frame(chunk, events, n, rows, dirty):
-                            raise EventsError(f"{path}: a frame of {n} events does not fit a chunk")
-            except (RecordingError, OSError, EOFError) as exc:  # a truncated gzip raises EOFError
-                raise EventsError(f"{path}: {exc}") from None
+                        raise EventsError(f"a frame of {n} events does not fit a chunk")
+        except (RecordingError, OSError) as exc:
+            raise EventsError(str(exc)) from None
         self.counts.messages = messages
         self.counts.stats = engine.stats_dict()
         if buffer.n_frames > 0:

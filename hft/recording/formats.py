@@ -205,6 +205,33 @@ def open_recording(path: str | Path) -> Iterator[Recorded]:
     raise RecordingError(f"{path}: not a recording (first line {first[:60]!r})")
 
 
+def open_recordings(paths: list[str] | list[Path]) -> Iterator[Recorded]:
+    """Several recordings as one stream, in the order given (consecutive days, say): a replay and a backtest feed
+    them to one engine, so a book continues across files when the update ids chain. A file that starts before
+    the previous one ended is refused (``RecordingError`` naming both); so is a file that is not a recording or is
+    cut short (a truncated gzip)."""
+    last_ts, last_path = -1, None
+    for path in paths:
+        try:
+            records = open_recording(path)
+        except OSError as exc:
+            raise RecordingError(f"{path}: {exc}") from None
+        first = True
+        try:
+            for record in records:
+                if first:
+                    if record.ts_ns < last_ts:
+                        raise RecordingError(
+                            f"{path} starts at {record.ts_ns}, before {last_path} ended ({last_ts}): give the "
+                            "recordings in time order")
+                    first = False
+                last_ts = max(last_ts, record.ts_ns)
+                yield record
+        except (OSError, EOFError) as exc:  # a truncated gzip raises EOFError
+            raise RecordingError(f"{path}: {exc}") from None
+        last_path = path
+
+
 class RecordingWriter:
     """Write the lines format, gzip-compressed: frames exactly as received, snapshots with their symbol."""
 

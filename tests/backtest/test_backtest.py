@@ -53,10 +53,11 @@ def run_rows(config: Config, inputs: list[Path], db: Path, **kwargs) -> tuple[ob
 
 
 def test_two_consecutive_files_when_backtested_then_one_book_and_the_same_fills_as_the_whole_file(
-    tmp_path: Path, btc_lines: list[bytes]
+    tmp_path: Path, btc_lines: list[bytes], instance: str
 ) -> None:
     """A day split in two files is one stream: the book continues across the files (no resync), and the orders
-    and fills equal those of the whole file, from the recordings and from one event file converted from both."""
+    and fills equal those of the whole file, from the recordings, from one event file converted from both, and
+    from the four-process lock-step replay of the two files."""
     half = len(btc_lines) // 2
     first = write_gz(tmp_path / "a.gz", btc_lines[:half])
     second = write_gz(tmp_path / "b.gz", btc_lines[half:])
@@ -72,6 +73,12 @@ def test_two_consecutive_files_when_backtested_then_one_book_and_the_same_fills_
     converted, converted_rows = run_rows(config, [events], tmp_path / "converted.db")
     assert converted_rows == whole_rows
     assert converted.messages == whole.messages and converted.events == whole.events
+    replay_db = tmp_path / "replay.db"
+    result = hft("run", "--source", "replay", str(first), str(second), "--instance", instance, "--db",
+                 str(replay_db), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["stop_reason"] == "replay-finished"
+    assert deterministic_rows(replay_db) == whole_rows
 
 
 def test_a_gap_between_files_when_backtested_then_counted_and_the_book_waits_for_a_snapshot(
@@ -119,7 +126,7 @@ def test_inputs_out_of_time_order_when_backtested_then_one_clear_error_and_no_ru
     first = write_gz(tmp_path / "a.gz", btc_lines[:half])
     second = write_gz(tmp_path / "b.gz", btc_lines[half:])
     db = tmp_path / "bad.db"
-    with pytest.raises(BacktestError, match="goes back in time"):
+    with pytest.raises(BacktestError, match="give the recordings in time order"):
         run_backtest(btc_config(), [str(second), str(first)], str(db), log=LOG)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0  # a failed run is not a result
