@@ -13,9 +13,23 @@ from hft.config import ConfigError, load_config
 
 
 def _instance(args: argparse.Namespace) -> str:
-    if args.instance:
-        return args.instance
-    return load_config(args.config).instance if args.config else "default"
+    instance = args.instance or (load_config(args.config).instance if args.config else "default")
+    if not instance.isidentifier():  # as the config requires: the name goes into /dev/shm segment names
+        raise ConfigError(f"--instance {instance!r}: a simple name (letters, digits, underscores)")
+    return instance
+
+
+def _duration(value: str) -> float:
+    """``--duration``: seconds, finite and positive (nan, inf, 0 and negatives would never or at once end)."""
+    import math
+
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: a finite number of seconds > 0")
+    return seconds
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -31,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.instance:
         import msgspec
 
-        config = msgspec.structs.replace(config, instance=args.instance)
+        config = msgspec.structs.replace(config, instance=_instance(args))
     if args.db:
         import msgspec
 
@@ -320,7 +334,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_clean(args: argparse.Namespace) -> int:
     from shm_layout.region import find_segments, remove_segment
 
-    segments = find_segments(args.instance)
+    segments = find_segments(_instance(args) if args.instance else None)
     removed = kept = 0
     for segment in segments:
         if not segment.is_hft:
@@ -483,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="start the pipeline (simulator by default) and print a summary at the end")
     run.add_argument("--config", help="TOML config file (default: built-in defaults)")
-    run.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
+    run.add_argument("--duration", type=_duration, default=None, help="seconds to run (default: until Ctrl-C)")
     run.add_argument("--instance", help="shared-memory instance name (default: from config)")
     run.add_argument("--db", help="SQLite path (default: from config, runs/hft.db)")
     run.add_argument("--source", nargs="+", metavar="KIND",
@@ -517,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("record", help="record raw frames and REST snapshots of a source to a gzip file")
     rec.add_argument("--out", required=True, help="output file (gzip, '<ns> <json>' lines)")
-    rec.add_argument("--duration", type=float, default=60.0, help="seconds to record (default 60)")
+    rec.add_argument("--duration", type=_duration, default=60.0, help="seconds to record (default 60)")
     rec.add_argument("--source", nargs="+", metavar="KIND", help="sim (default) | binance | url WS_URL REST_URL")
     rec.add_argument("--symbols", help="comma-separated symbols (default: the config's)")
     rec.add_argument("--config")

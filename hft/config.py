@@ -92,6 +92,11 @@ class SourceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         require(self.kind != "replay" or bool(self.replay_path), "source.replay_path is required for a replay")
         require(self.replay_speed >= 0, "source.replay_speed must be >= 0 (0: as fast as possible)")
         require(self.kind != "url" or bool(self.ws_url and self.rest_url), "source.ws_url and rest_url required")
+        if self.kind == "url":  # checked here: a wrong scheme would otherwise fail on every reconnect
+            require(self.ws_url.startswith(("ws://", "wss://")) and len(self.ws_url.split("://", 1)[1]) > 0,
+                    f"source.ws_url {self.ws_url!r}: a WebSocket URL (ws://host:port or wss://...)")
+            require(self.rest_url.startswith(("http://", "https://")) and len(self.rest_url.split("://", 1)[1]) > 0,
+                    f"source.rest_url {self.rest_url!r}: an HTTP URL (http://host:port or https://...)")
         require(5 <= self.depth_limit <= 5000, "source.depth_limit must be in 5..5000")
 
 

@@ -32,6 +32,8 @@ def test_load_when_no_path_then_defaults_with_two_symbols() -> None:
         ("[[symbols]]\nname = \"BTCUSDT\"\ntick_size = \"0.001\"\n", "tick_size"),
         ("[processes.feed]\nwait = \"nap\"\n", "wait"),
         ("instance = \"a.b\"\n", "instance"),
+        ("[source]\nkind = \"url\"\nws_url = \"http://127.0.0.1:1\"\nrest_url = \"http://127.0.0.1:1\"\n", "ws_url"),
+        ("[source]\nkind = \"url\"\nws_url = \"ws://127.0.0.1:1\"\nrest_url = \"127.0.0.1:1\"\n", "rest_url"),
         ("[strategy\n", "not valid TOML"),
     ],
 )
@@ -93,3 +95,30 @@ def test_decimal_to_fixed_when_on_grid_then_exact(text: str, decimals: int, expe
 def test_decimal_to_fixed_when_off_grid_or_not_a_number_then_refused(text: str) -> None:
     with pytest.raises(ConfigError):
         decimal_to_fixed(text, 2, "x")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "--duration", "nan"], "a finite number of seconds > 0"),
+        (["run", "--duration", "-1"], "a finite number of seconds > 0"),
+        (["run", "--duration", "0"], "a finite number of seconds > 0"),
+        (["record", "--out", "x.gz", "--duration", "inf"], "a finite number of seconds > 0"),
+        (["stats", "--instance", "bad/name"], "--instance 'bad/name': a simple name"),
+        (["run", "--source", "url", "http://127.0.0.1:1", "http://127.0.0.1:1"], "source.ws_url"),
+        (["run", "--source", "url", "ws://127.0.0.1:1", "127.0.0.1:1"], "source.rest_url"),
+    ],
+)
+def test_cli_when_an_argument_is_bad_then_one_line_and_exit_2(
+    args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Never a pipeline started with a duration that cannot end, never a traceback for a user's mistake."""
+    from hft.cli import main
+
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert expected in err[-1] and "Traceback" not in "\n".join(err)
