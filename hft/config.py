@@ -135,6 +135,8 @@ class SupervisorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     restart_backoff_max_ms: int = 5_000
     restart_budget: int = 10  # restarts allowed per process within restart_window_s
     restart_window_s: int = 60
+    restart_stable_s: int = 300  # a life shorter than this counts toward restart_budget lives in a row (a crash
+    # loop of slow cycles); a longer one clears the count
 
     def __post_init__(self) -> None:
         for name in self.restart:
@@ -144,6 +146,7 @@ class SupervisorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
                 "supervisor.restart_backoff_ms must be in (0, restart_backoff_max_ms]")
         require(self.restart_budget >= 0 and self.restart_window_s > 0,
                 "supervisor.restart_budget must be >= 0 and restart_window_s > 0")
+        require(self.restart_stable_s > 0, "supervisor.restart_stable_s must be > 0")
 
 
 class MetricsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -329,6 +329,8 @@ class Supervisor:
         self.restart_at: dict[int, float] = {}  # process -> monotonic time of its scheduled restart
         self.lifecycle: dict[int, str] = {}  # process -> its LIFECYCLE state
         self.restart_times: dict[int, list[float]] = {}  # process -> when it was restarted (budget window)
+        self.spawned_at: dict[int, float] = {}  # process -> when its current life began
+        self.short_lives: dict[int, int] = {}  # process -> consecutive lives shorter than restart_stable_s
 
     # -- start ------------------------------------------------------------------------------------------
     def _resolve_source(self) -> Config:
@@ -492,6 +494,7 @@ class Supervisor:
         )
         worker.start()
         self.workers[process] = worker
+        self.spawned_at[process] = time.monotonic()
 
     # -- restarts ---------------------------------------------------------------------------------------
     def _on_death(self, process: int, code: int | None) -> str | None:
@@ -516,6 +519,16 @@ class Supervisor:
             self._transition(process, "give_up")
             log.error("%s died again (code %s): restart budget of %d per %d s spent, stopping the pipeline",
                       name, code, cfg.restart_budget, cfg.restart_window_s)
+            return "restart-budget-spent"
+        # a crash loop whose every cycle outlasts the window's share (a slow start, then death) never fills the
+        # window: lives shorter than restart_stable_s count in a row, and a long enough life clears the count
+        lived = now - self.spawned_at.get(process, now)
+        self.short_lives[process] = self.short_lives.get(process, 0) + 1 if lived < cfg.restart_stable_s else 0
+        if self.short_lives[process] > cfg.restart_budget:
+            self._transition(process, "give_up")
+            log.error("%s died again (code %s) %.1f s after its start: %d lives in a row shorter than %d s, a crash "
+                      "loop; stopping the pipeline", name, code, lived, self.short_lives[process],
+                      cfg.restart_stable_s)
             return "restart-budget-spent"
         backoff = min(cfg.restart_backoff_ms * 2 ** len(recent), cfg.restart_backoff_max_ms) / 1000.0
         log.error("%s (pid %d) died with code %s: restarting it in %.1f s (%d of %d restarts in %d s)", name,

@@ -98,3 +98,29 @@ def test_sigkill_each_worker_in_turn_then_restarted_and_nothing_lost(instance: s
                                   "'PARTIALLY_FILLED')", (run_id,)).fetchone()[0]
     conn.close()
     assert still_open == 0  # every order ended, across the broker's and the strategy's restarts
+
+
+def test_worker_that_keeps_dying_slowly_then_the_run_stops_as_a_crash_loop(instance: str, tmp_path: Path) -> None:
+    """Each life outlasts the budget window's share (1 s window here), so the window never fills: the lives in a
+    row shorter than restart_stable_s stop the run after the budget, with one clear line."""
+    config = tmp_path / "config.toml"
+    config.write_text(RESTART_CONFIG.format(port=free_port()).replace(
+        "restart_backoff_ms = 100", "restart_backoff_ms = 100\nrestart_budget = 2\nrestart_window_s = 1\n"
+                                    "restart_stable_s = 120"))
+    proc = start_hft("run", "--config", str(config), "--instance", instance, "--db", str(tmp_path / "r.db"))
+    try:
+        wait_running(instance, proc)
+        for _ in range(3):
+            pid = reading(instance)["processes"]["persistence"]["pid"]
+            time.sleep(1.2)  # longer than the window: the old rule never stopped this
+            os.kill(pid, signal.SIGKILL)
+            if _ < 2:
+                wait_back(instance, "persistence", pid)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode != 0
+    assert "3 lives in a row shorter than 120 s, a crash loop; stopping the pipeline" in err
+    assert "restart-budget-spent" in out + err
