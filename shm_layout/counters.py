@@ -86,6 +86,7 @@ COUNTER_NAMES = (
     "cancel_rejects",  # broker: cancels whose target had already ended or never existed (a cancel race)
     "bbo_updates",  # strategy: bookTicker updates taken (broker: applied to its touch)
     "action_errors",  # strategy: actions the API refused itself (unknown order, cancel pending, table full ...)
+    "too_deep",  # feed: frames or snapshot bodies nested too deep to parse safely, refused before decoding
 )
 assert len(COUNTER_NAMES) <= N_COUNTERS
 C = {name: index for index, name in enumerate(COUNTER_NAMES)}

@@ -68,7 +68,7 @@ from collections.abc import Callable
 
 import msgspec
 import numpy as np
-from numba import typeof, types
+from numba import njit, typeof, types
 
 from hft.feed.book import DEFAULT_DEPTH_CAPACITY, book_levels_best_first
 from hft.feed.decimal import INT64_MAX, MAX_DECIMALS
@@ -136,6 +136,7 @@ from hft.feed.sync import (
     STAT_SNAPSHOTS_APPLIED,
     STAT_SNAPSHOTS_IGNORED,
     STAT_SNAPSHOTS_STALE,
+    STAT_TOO_DEEP,
     STAT_TRADES,
     STAT_TRUNCATED,
     STAT_UNKNOWN_STREAM,
@@ -199,6 +200,34 @@ __all__ = [
 ]
 
 _DECODE_ERRORS = (msgspec.DecodeError, TypeError, ValueError, OverflowError)
+MAX_JSON_DEPTH = 32  # Binance's payloads nest 4 deep; a decoder recursing on 5,000 killed the feed
+
+
+@njit(cache=True, nogil=True)
+def json_too_deep(buf, limit: int) -> bool:
+    """Whether the JSON text nests objects/arrays deeper than ``limit`` (brackets inside strings do not count):
+    checked before a frame or snapshot reaches the recursive decoder, which would raise RecursionError."""
+    depth = 0
+    in_string = False
+    escaped = False
+    for k in range(len(buf)):
+        c = buf[k]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 92:  # backslash
+                escaped = True
+            elif c == 34:  # closing quote
+                in_string = False
+        elif c == 34:
+            in_string = True
+        elif c == 123 or c == 91:  # { [
+            depth += 1
+            if depth > limit:
+                return True
+        elif c == 125 or c == 93:  # } ]
+            depth -= 1
+    return False
 
 
 def _timestamp(ts: object) -> int:
@@ -399,6 +428,10 @@ class FeedEngine:
         ts_local = _timestamp(ts_local)
         if _byte_length(raw) > self.max_frame_bytes:
             return self._reject(STAT_HUGE_FRAME)
+        if type(raw) is not bytes:
+            raw = bytes(raw) if not isinstance(raw, str) else raw.encode("utf-8", "surrogatepass")
+        if json_too_deep(raw, MAX_JSON_DEPTH):
+            return self._reject(STAT_TOO_DEEP)
         try:
             frame = FRAME_DECODER.decode(raw)
         except _DECODE_ERRORS:
@@ -465,6 +498,12 @@ class FeedEngine:
             self.stats[STAT_SNAPSHOTS] += 1
             self.stats[STAT_HUGE_FRAME] += 1
             return SNAP_HUGE
+        if type(body) is not bytes:
+            body = bytes(body) if not isinstance(body, str) else body.encode("utf-8", "surrogatepass")
+        if json_too_deep(body, MAX_JSON_DEPTH):
+            self.stats[STAT_SNAPSHOTS] += 1
+            self.stats[STAT_TOO_DEEP] += 1
+            return SNAP_MALFORMED
         try:
             snap = SNAPSHOT_DECODER.decode(body)
             bids = snap.bids

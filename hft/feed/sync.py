@@ -159,7 +159,8 @@ STAT_DISCONNECTS = 22
 STAT_FAST_FRAMES = 23  # frames decoded by the jitted frame scanner (hft.feed.fastpath) rather than msgspec
 STAT_OFF_GRID = 24  # a price not a multiple of the tick or a size not a multiple of the lot
 STAT_HUGE_FRAME = 25  # frames (or snapshot bodies) over their size limit, dropped without decoding
-N_STATS = 26
+STAT_TOO_DEEP = 26  # frames (or snapshot bodies) nested deeper than MAX_JSON_DEPTH, refused before decoding
+N_STATS = 27
 STAT_NAMES = (
     "frames",
     "malformed",
@@ -187,6 +188,7 @@ STAT_NAMES = (
     "fast_frames",
     "off_grid",
     "huge_frame",
+    "too_deep",
 )
 assert len(STAT_NAMES) == N_STATS <= CTL_WIDTH
 assert CTL_WIDTH % 8 == 0
@@ -204,6 +206,7 @@ REASON_STATS: tuple[tuple[str, int], ...] = (
     ("gaps", STAT_GAPS),
     ("resyncs", STAT_RESYNCS),
     ("huge_frame", STAT_HUGE_FRAME),
+    ("too_deep", STAT_TOO_DEEP),
     ("buffer_overflow", STAT_BUFFER_OVERFLOW),
     ("events_overflow", STAT_EVENTS_OVERFLOW),
     ("stale_snapshots", STAT_SNAPSHOTS_STALE),

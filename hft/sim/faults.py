@@ -44,6 +44,7 @@ Malformed variants (:func:`corrupt` applies them to a frame exactly as the clien
 ``unknown_symbol`` the frame relabelled to a symbol (and stream) the exchange does not list.
 ``huge``          the frame padded with an extra string field to ``huge_bytes`` (2 MiB by default): valid JSON,
                   larger than a careful client accepts (websockets' default ``max_size`` is 1 MiB).
+``deep``          an extra field nesting 5,000 arrays (10 KB): valid JSON that a recursive decoder cannot parse.
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ MALFORMED_VARIANTS = (
     "negative_size",
     "unknown_symbol",
     "huge",
+    "deep",
 )
+DEEP_NESTING = 5_000  # the "deep" variant's arrays, one inside the other
 MAX_STALL_MS = 60_000
 MAX_SLOW_REST_MS = 9_000  # the whole HTTP exchange must finish within websockets' open_timeout (10 s)
 MAX_STALE_AGE_MS = 10_000  # the server keeps this much book history
@@ -154,7 +157,8 @@ class Malformed(_FaultBase, tag="malformed"):
 
     count: int = 1
     variant: Literal[
-        "truncated", "number_price", "nan_price", "nan_token", "negative_size", "unknown_symbol", "huge", "mixed"
+        "truncated", "number_price", "nan_price", "nan_token", "negative_size", "unknown_symbol", "huge", "deep",
+        "mixed"
     ] = "mixed"
     symbol: str | None = None
     client: int | None = None
@@ -319,4 +323,7 @@ def corrupt(
         start = _data_start(frame) + 1  # just inside the payload's opening brace
         pad = max(0, huge_bytes - len(frame) - 10)  # 10 = len('"_pad":"') + len('",')
         return frame[:start] + b'"_pad":"' + b"x" * pad + b'",' + frame[start:]
+    if variant == "deep":
+        start = _data_start(frame) + 1
+        return frame[:start] + b'"_deep":' + b"[" * DEEP_NESTING + b"]" * DEEP_NESTING + b"," + frame[start:]
     raise FaultError(f"unknown malformed variant {variant!r}; variants are {', '.join(MALFORMED_VARIANTS)}")

@@ -79,6 +79,10 @@ def test_faults_when_injected_then_counted_and_the_pipeline_recovers(
         inject(exchange, kind="malformed", count=3, variant="unknown_symbol")
         wait_for(instance, lambda p: p["feed"]["counters"]["unknown_symbol"] == before["unknown_symbol"] + 3,
                  "unknown symbol")
+        # nested 5,000 deep (a recursive decoder's RecursionError killed the feed): refused, counted, no restart
+        inject(exchange, kind="malformed", count=3, variant="deep")
+        wait_for(instance, lambda p: p["feed"]["counters"]["too_deep"] == before["too_deep"] + 3, "too deep")
+        assert feed_counters(instance)["feed"]["restarts"] == 0
         # NaN, numbers as JSON numbers, negative sizes, a 2 MiB frame: a corrupted diff that the book had already
         # covered is dropped as stale without being parsed, so only "at least some" are counted by reason
         reasons = ("malformed", "bad_number", "bad_level", "unknown_symbol", "huge_frames")

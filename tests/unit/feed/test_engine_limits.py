@@ -315,6 +315,7 @@ EXPECTED_REASONS = (
     "gaps",
     "resyncs",
     "huge_frame",
+    "too_deep",
     "buffer_overflow",
     "events_overflow",
     "stale_snapshots",
@@ -339,6 +340,10 @@ def _trigger(reason: str, fast_path: bool) -> FeedEngine:
     if reason == "huge_frame":
         engine = FeedEngine([BTC], fast_path=fast_path, max_frame_bytes=50)
         engine.on_frame(trade(1, "100.00", "1", False), 1)
+        return engine
+    if reason == "too_deep":
+        engine = synced_engine(1000, fast_path=fast_path)
+        engine.on_frame(DEEP_FRAME, 1)
         return engine
     if reason == "buffer_overflow":
         engine = FeedEngine([BTC], fast_path=fast_path, max_buffered_diffs=1)
@@ -419,3 +424,27 @@ def test_measure_on_frame_then_samples_per_kind_for_every_timed_pass(tmp_path: P
         assert values.dtype == np.int64 and (values > 0).all()
     with pytest.raises(ValueError, match="n_repeats"):
         measure_on_frame(path, n_repeats=0)
+
+
+# a 2 KB frame nesting 1,000 arrays inside a key the feed ignores: the recursive decoder raised RecursionError
+DEEP_FRAME = (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":1,"p":"100.00","q":"1",'
+              b'"T":1,"m":true,"x":' + b"[" * 1000 + b"]" * 1000 + b"}}")
+
+
+@both_paths
+def test_deeply_nested_input_when_decoded_then_refused_before_parsing_and_counted(fast_path: bool) -> None:
+    """Nesting beyond MAX_JSON_DEPTH, in a frame or a REST snapshot body (even 5,000 deep, even inside a string
+    that is not one), is counted as too_deep and yields nothing; the engine goes on with the next frame."""
+    engine = synced_engine(1000, fast_path=fast_path)
+    assert engine.on_frame(DEEP_FRAME, 1) == 0
+    body = b'{"lastUpdateId":2000,"bids":[["100.00","1"]],"asks":[["101.00","1"]],"x":' + b"{\"a\":" * 5000 + b"1"
+    body += b"}" * 5000 + b"}"
+    engine.on_disconnect(2)
+    engine.on_frame(depth(2001, 2001), 3)
+    assert engine.on_snapshot("BTCUSDT", body, 4) < 0
+    stats = engine.stats_dict()
+    assert stats["too_deep"] == 2 and stats["malformed"] == 0
+    quoted = b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"s":"BTCUSDT","t":2,"p":"100.00","q":"1",' \
+             b'"T":1,"m":true,"x":"' + b"[" * 1000 + b'"}}'
+    engine.on_frame(quoted, 5)  # brackets inside a string are text, not nesting
+    assert engine.stats_dict()["too_deep"] == 2

@@ -60,6 +60,8 @@ def malformed_reason(message: str | bytes, symbols: set[str]) -> str | None:
         msg = json.loads(message, parse_constant=_no_constants)
     except ValueError:
         return "invalid JSON"
+    except RecursionError:
+        return "nested too deep"
     if not isinstance(msg, dict) or not isinstance(msg.get("data"), dict) or not isinstance(msg.get("stream"), str):
         return "not a combined-stream message"
     data = msg["data"]
