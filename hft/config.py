@@ -6,6 +6,7 @@ errors: a typo in a risk limit must not silently fall back to a default.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from decimal import Decimal, InvalidOperation
@@ -83,6 +84,7 @@ class SourceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     replay_more: list[str] = msgspec.field(default_factory=list)  # recordings replayed after replay_path, in order
     replay_speed: float = 0.0  # 0: as fast as possible; 1.0: recorded pace; 10.0: ten times faster
     lockstep: bool = True  # replay: publish the next frame only when strategy and broker handled the last one
+    no_data_timeout_s: float = 10.0  # live: a connection silent this long is closed and reconnected (0: never)
 
     def replay_files(self) -> list[str]:
         """The recordings a replay reads, in order: one stream (a book continues across files)."""
@@ -98,6 +100,8 @@ class SourceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             require(self.rest_url.startswith(("http://", "https://")) and len(self.rest_url.split("://", 1)[1]) > 0,
                     f"source.rest_url {self.rest_url!r}: an HTTP URL (http://host:port or https://...)")
         require(5 <= self.depth_limit <= 5000, "source.depth_limit must be in 5..5000")
+        require(math.isfinite(self.no_data_timeout_s) and self.no_data_timeout_s >= 0,
+                "source.no_data_timeout_s must be a finite number of seconds >= 0 (0: no watchdog)")
 
 
 class ProcessConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

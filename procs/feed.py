@@ -33,6 +33,7 @@ from shm_layout.counters import (
     C_LOCKSTEP_WAITS,
     C_MSGS_IN,
     C_MSGS_OUT,
+    C_NO_DATA_RECONNECTS,
     C_RECONNECTS,
     C_SNAPSHOTS_PUBLISHED,
     COUNTER_NAMES,
@@ -233,6 +234,10 @@ class FeedRunner:
         return self.ctx.stop_reached() or self.ctx.should_exit()
 
 
+class NoDataError(OSError):
+    """The connection's no-data watchdog fired: it is closed and reconnected like a broken one."""
+
+
 def run_live(runner: FeedRunner) -> int:
     """Combined stream over websocket-client, snapshots over REST, reconnect with backoff and jitter."""
     ctx, engine = runner.ctx, runner.engine
@@ -256,13 +261,21 @@ def run_live(runner: FeedRunner) -> int:
             continue
         ctx.log.info("connected to %s", url)
         ws.settimeout(RECV_TIMEOUT_S)
+        silence_s = config.source.no_data_timeout_s
+        last_data = time.monotonic()
         try:
             while not runner.stopping():
                 try:
                     opcode, data = ws.recv_data()  # answers server pings itself
                 except websocket.WebSocketTimeoutException:
                     data = None
-                if data is not None:
+                if data is None:
+                    if silence_s > 0 and time.monotonic() - last_data > silence_s:
+                        # a server that stops sending looks synced and fresh: say so, and start again
+                        counter_add(runner.proc, C_NO_DATA_RECONNECTS, 1)
+                        raise NoDataError(f"no data for {silence_s:g} s (source.no_data_timeout_s)")
+                else:
+                    last_data = time.monotonic()
                     ts_recv = monotonic_ns()
                     if opcode == websocket.ABNF.OPCODE_CLOSE:
                         raise websocket.WebSocketConnectionClosedException("server closed the stream")

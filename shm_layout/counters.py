@@ -87,6 +87,7 @@ COUNTER_NAMES = (
     "bbo_updates",  # strategy: bookTicker updates taken (broker: applied to its touch)
     "action_errors",  # strategy: actions the API refused itself (unknown order, cancel pending, table full ...)
     "too_deep",  # feed: frames or snapshot bodies nested too deep to parse safely, refused before decoding
+    "no_data_reconnects",  # feed: connections closed by the watchdog after source.no_data_timeout_s of silence
 )
 assert len(COUNTER_NAMES) <= N_COUNTERS
 C = {name: index for index, name in enumerate(COUNTER_NAMES)}
@@ -102,6 +103,7 @@ C_FRAMES = C["frames"]
 C_BOOK_EVENTS = C["book_events"]
 C_RESYNCS = C["resyncs"]
 C_MALFORMED = C["malformed"]
+C_NO_DATA_RECONNECTS = C["no_data_reconnects"]
 C_TICKS = C["ticks"]
 C_SIGNALS = C["signals"]
 C_ORDERS = C["orders"]

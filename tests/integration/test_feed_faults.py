@@ -56,9 +56,11 @@ def test_faults_when_injected_then_counted_and_the_pipeline_recovers(
     instance: str, tmp_path: Path, exchange: SimServerThread
 ) -> None:
     ws_base = exchange.ws_url.removesuffix("/stream")
+    config = tmp_path / "watchdog.toml"
+    config.write_text("[source]\nno_data_timeout_s = 1.0\n")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hft.cli", "run", "--source", "url", ws_base, exchange.http_url,
-         "--instance", instance, "--db", str(tmp_path / "f.db")],
+        [sys.executable, "-m", "hft.cli", "run", "--config", str(config), "--source", "url", ws_base,
+         exchange.http_url, "--instance", instance, "--db", str(tmp_path / "f.db")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -122,8 +124,18 @@ def test_faults_when_injected_then_counted_and_the_pipeline_recovers(
         after = feed_counters(instance)
         assert after["feed"]["counters"]["gaps"] == before["feed"]["counters"]["gaps"]
         assert ticks(after) > ticks(before)
+        assert after["feed"]["counters"]["no_data_reconnects"] == 0  # 0.4 s is not silence (watchdog: 1 s)
+
+        # 6. a server silent longer than the watchdog: it looked synced and fresh; now the connection is closed,
+        # counted and logged, the books resync and trading goes on
+        before = feed_counters(instance)
+        inject(exchange, kind="stall", ms=2500)
+        after = wait_for(instance, lambda p: p["feed"]["counters"]["no_data_reconnects"] > 0, "the watchdog")
+        assert after["feed"]["counters"]["reconnects"] > before["feed"]["counters"]["reconnects"]
+        wait_for(instance, lambda p: ticks(p) > ticks(after) + 5, "ticks after the watchdog's reconnect")
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-3000:]
     assert "run finished (signal)" in out
+    assert "no data for 1 s (source.no_data_timeout_s)" in err
