@@ -10,20 +10,19 @@ new as that event.
 from __future__ import annotations
 
 import json
-import queue
 import random
-import threading
 import time
 
 import numpy as np
 import websocket
 from numba import njit
 
-from hft.feed.engine import STAT_NAMES, FeedEngine, SymbolSpec
+from hft.feed.engine import SNAP_STALE, STAT_NAMES, FeedEngine, SymbolSpec
+from hft.feed.rest import SnapshotFetcher
 from hft.feed.specs import symbol_specs
 from hft.feed.wireclock import capture_from_env
 from hft.recording.formats import FRAME, RecordingError, open_recordings
-from hft.venue import combined_stream_url, fetch_depth_snapshot
+from hft.venue import combined_stream_url
 from procs.common import WorkerContext, worker_main
 from shm_layout.atomics import cpu_relax, load_acquire, monotonic_ns
 from shm_layout.counters import (
@@ -35,6 +34,8 @@ from shm_layout.counters import (
     C_MSGS_OUT,
     C_NO_DATA_RECONNECTS,
     C_RECONNECTS,
+    C_SNAPSHOT_FAILURES,
+    C_SNAPSHOT_THROTTLED,
     C_SNAPSHOTS_PUBLISHED,
     COUNTER_NAMES,
     W_COUNTERS,
@@ -91,41 +92,6 @@ def publish_frame(
     hist_record(proc, H_FRAME_DECODE, ts_decoded - ts_recv)
     heartbeat(proc, published)
     return n_events
-
-
-class SnapshotFetcher:
-    """Fetch REST depth snapshots off the receive thread, so frames keep being read (and buffered) meanwhile."""
-
-    def __init__(self, rest_base: str, limit: int, log: object) -> None:
-        self.rest_base = rest_base
-        self.limit = limit
-        self.log = log
-        self.results: queue.Queue[tuple[str, bytes | None, int]] = queue.Queue()
-        self.in_flight: set[str] = set()
-
-    def request(self, symbol: str) -> None:
-        if symbol in self.in_flight:
-            return
-        self.in_flight.add(symbol)
-        threading.Thread(target=self._fetch, args=(symbol,), daemon=True, name=f"snapshot-{symbol}").start()
-
-    def _fetch(self, symbol: str) -> None:
-        try:
-            body = fetch_depth_snapshot(self.rest_base, symbol, self.limit)
-        except OSError as exc:
-            self.log.warning("snapshot %s failed: %s", symbol, exc)
-            body = None
-        self.results.put((symbol, body, monotonic_ns()))
-
-    def completed(self) -> list[tuple[str, bytes | None, int]]:
-        done = []
-        while True:
-            try:
-                item = self.results.get_nowait()
-            except queue.Empty:
-                return done
-            self.in_flight.discard(item[0])
-            done.append(item)
 
 
 def warm_up(symbols: list[SymbolSpec], md_slots: np.ndarray) -> None:
@@ -286,12 +252,14 @@ def run_live(runner: FeedRunner) -> int:
                 for symbol in engine.needs_snapshot():
                     fetcher.request(symbol)
                 for symbol, body, ts in fetcher.completed():
-                    if body is None:
-                        continue  # still needed: requested again on the next pass
                     n = engine.on_snapshot(symbol, body, ts)
                     if n > 0:
                         ctx.log.info("%s book synced from snapshot (%d events)", symbol, n)
                         runner.publish(n, ts, monotonic_ns())
+                    elif n < 0:  # stale, malformed, off grid: still needed, asked again after a backoff
+                        fetcher.failed(symbol, "stale" if n == SNAP_STALE else "bad_snapshot")
+                runner.proc[W_COUNTERS + C_SNAPSHOT_FAILURES] = fetcher.failures_total
+                runner.proc[W_COUNTERS + C_SNAPSHOT_THROTTLED] = fetcher.counts.get("throttled", 0)
                 runner.housekeeping()
         except (OSError, websocket.WebSocketException) as exc:
             ctx.log.warning("stream broke (%s): books reset, reconnecting", exc)

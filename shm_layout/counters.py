@@ -88,6 +88,8 @@ COUNTER_NAMES = (
     "action_errors",  # strategy: actions the API refused itself (unknown order, cancel pending, table full ...)
     "too_deep",  # feed: frames or snapshot bodies nested too deep to parse safely, refused before decoding
     "no_data_reconnects",  # feed: connections closed by the watchdog after source.no_data_timeout_s of silence
+    "snapshot_failures",  # feed: REST snapshots that failed (HTTP error, network, stale): retried after a backoff
+    "snapshot_throttled",  # feed: pauses the venue asked for (HTTP 429/418, request weight near the limit)
 )
 assert len(COUNTER_NAMES) <= N_COUNTERS
 C = {name: index for index, name in enumerate(COUNTER_NAMES)}
@@ -104,6 +106,8 @@ C_BOOK_EVENTS = C["book_events"]
 C_RESYNCS = C["resyncs"]
 C_MALFORMED = C["malformed"]
 C_NO_DATA_RECONNECTS = C["no_data_reconnects"]
+C_SNAPSHOT_FAILURES = C["snapshot_failures"]
+C_SNAPSHOT_THROTTLED = C["snapshot_throttled"]
 C_TICKS = C["ticks"]
 C_SIGNALS = C["signals"]
 C_ORDERS = C["orders"]

@@ -33,6 +33,9 @@ defaults are on each struct):
 ``slow_rest``
     Delay the next ``requests`` ``GET /api/v3/depth`` responses by ``ms``; the snapshot is taken when the request
     arrives and delivered late, like a response stuck in transit.
+``rest_error``
+    Answer the next ``requests`` ``GET /api/v3/depth`` requests with HTTP ``status`` (500 by default; 429 and 418
+    are Binance's "too many requests" and "banned"), with ``Retry-After: retry_after_s`` when it is > 0.
 
 Malformed variants (:func:`corrupt` applies them to a frame exactly as the client would have received it):
 
@@ -216,8 +219,25 @@ class SlowRest(_FaultBase, tag="slow_rest"):
         _check_int("requests", self.requests, 1, MAX_COUNT)
 
 
-Fault = DropConnection | SkipUpdates | Malformed | StaleSnapshot | Stall | SlowRest
-FAULT_TYPES: tuple[type[_FaultBase], ...] = (DropConnection, SkipUpdates, Malformed, StaleSnapshot, Stall, SlowRest)
+class RestError(_FaultBase, tag="rest_error"):
+    """Answer the next ``requests`` REST depth requests with HTTP ``status`` (418 and 429 with ``Retry-After:
+    retry_after_s`` when it is > 0, as Binance does when a client ignores its limits)."""
+
+    status: int = 500
+    requests: int = 1
+    retry_after_s: int = 0
+
+    def __post_init__(self) -> None:
+        if self.status not in REST_ERROR_STATUSES:
+            raise FaultError(f"status must be one of {', '.join(map(str, REST_ERROR_STATUSES))}, got {self.status}")
+        _check_int("requests", self.requests, 1, MAX_COUNT)
+        _check_int("retry_after_s", self.retry_after_s, 0, 3600)
+
+
+REST_ERROR_STATUSES = (400, 403, 418, 429, 500, 502, 503, 504)
+Fault = DropConnection | SkipUpdates | Malformed | StaleSnapshot | Stall | SlowRest | RestError
+FAULT_TYPES: tuple[type[_FaultBase], ...] = (DropConnection, SkipUpdates, Malformed, StaleSnapshot, Stall, SlowRest,
+                                             RestError)
 FAULT_KINDS: tuple[str, ...] = tuple(str(t.__struct_config__.tag) for t in FAULT_TYPES)
 
 

@@ -79,6 +79,7 @@ from hft.sim.faults import (
     Fault,
     FaultError,
     Malformed,
+    RestError,
     ScheduledFault,
     SkipUpdates,
     SlowRest,
@@ -143,6 +144,7 @@ class SimStats:
     malformed_frames: int = 0  # malformed frames queued to clients
     stale_snapshots: int = 0  # REST depth answers served from the history
     slow_rest_responses: int = 0  # REST depth answers delayed by slow_rest
+    rest_errors: int = 0  # REST depth requests answered with an HTTP error by rest_error
     stalls: int = 0  # stall faults applied
 
 
@@ -418,6 +420,7 @@ class SimExchange:
         self._stall_until = 0.0  # loop time before which no client is written to
         self._stale = _RestQueue()  # parameter: age in ms
         self._slow = _RestQueue()  # parameter: delay in ms
+        self._errors = _RestQueue()  # parameter: HTTP status * 10_000 + Retry-After seconds
         self._history: dict[str, deque[tuple[int, BookState]]] = {
             name: deque(maxlen=HISTORY_LEN) for name in self.model.symbols
         }
@@ -818,6 +821,9 @@ class SimExchange:
             return {"clients": [client.id]}
         if isinstance(fault, SlowRest):
             return {"requests_pending": self._slow.add(None, fault.ms, fault.requests)}
+        if isinstance(fault, RestError):
+            code = fault.status * 10_000 + fault.retry_after_s
+            return {"requests_pending": self._errors.add(None, code, fault.requests)}
         raise FaultError(f"unsupported fault {fault!r}")
 
     def _drop(self, client: _Client, mode: str) -> None:
@@ -968,6 +974,15 @@ class SimExchange:
             return _json_response(
                 400, {"code": -1100, "msg": "Illegal characters found in parameter 'limit'; legal range is '1..5000'."}
             )
+        error = self._errors.take(symbol) if self._errors.items else None
+        if error is not None:
+            self.stats.rest_errors += 1
+            status, retry_after = divmod(error, 10_000)
+            response = _json_response(status, {"code": -1003 if status in (418, 429) else -1000,
+                                               "msg": "simulated failure (rest_error fault)"})
+            if retry_after > 0:
+                response.headers["Retry-After"] = str(retry_after)
+            return response
         age_ms = self._stale.take(symbol) if self._stale.items else None
         if age_ms is None:
             body = self.model.depth_snapshot(symbol, int(limit_text))

@@ -133,6 +133,17 @@ def test_faults_when_injected_then_counted_and_the_pipeline_recovers(
         after = wait_for(instance, lambda p: p["feed"]["counters"]["no_data_reconnects"] > 0, "the watchdog")
         assert after["feed"]["counters"]["reconnects"] > before["feed"]["counters"]["reconnects"]
         wait_for(instance, lambda p: ticks(p) > ticks(after) + 5, "ticks after the watchdog's reconnect")
+
+        # 7. the snapshot endpoint fails (HTTP 500 three times) during a resync: retried with backoff (not 16-33
+        # times a second), every failure counted, and the book resyncs once it answers
+        before = feed_counters(instance)
+        requests_before = exchange.stats()["http_requests"]
+        inject(exchange, kind="rest_error", status=500, requests=3)
+        inject(exchange, kind="skip_updates", symbol="BTCUSDT", frames=1)
+        after = wait_for(instance, lambda p: p["feed"]["counters"]["snapshot_failures"]
+                         >= before["feed"]["counters"]["snapshot_failures"] + 3, "three failed snapshots")
+        wait_for(instance, lambda p: ticks(p) > ticks(after) + 5, "ticks after the failed snapshots")
+        assert exchange.stats()["http_requests"] - requests_before <= 8
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=60)
