@@ -108,6 +108,12 @@ def warm_up(symbols: list[SymbolSpec], md_slots: np.ndarray) -> None:
     ]
     for frame in frames:
         engine.on_frame(frame.encode(), 1)
+        # the same frame in a shape the jitted scanner declines ("data" before "stream"): the msgspec path's
+        # kernels compile now, not at the first unusual frame of a live run (a 4 s stall, measured)
+        decoded = json.loads(frame)
+        engine.on_frame(json.dumps({"data": decoded["data"], "stream": decoded["stream"]},
+                                   separators=(",", ":")).encode(), 1)
+    engine.on_frame(b'{"stream":"x","data":' + b"[" * 64 + b"]" * 64 + b"}", 1)  # the nesting guard
     engine.on_snapshot(name, b'{"lastUpdateId":10,"bids":[["1.00","1.0"]],"asks":[["2.00","1.0"]]}', 1)
     engine.on_frame(frames[0].encode(), 1)
     engine.on_disconnect(1)
@@ -173,8 +179,14 @@ class FeedRunner:
         self.snap_words = ctx.pipeline.snapshots.words
         self.snapshot_rows = self.engine.snapshots.view(np.int64).reshape(len(self.engine.snapshots), SLOT_WORDS)
         self.proc = ctx.proc_words
+        # the reason counters of earlier lives of this process (the block outlives a restart; the engine's own
+        # statistics start at zero): what housekeeping mirrors is added to them, so a restart loses no count
+        self.counter_base = {counter: int(self.proc[W_COUNTERS + counter]) for counter, _ in REASON_COUNTERS}
+        for counter in (C_SNAPSHOT_FAILURES, C_SNAPSHOT_THROTTLED):
+            self.counter_base[counter] = int(self.proc[W_COUNTERS + counter])
         self.last_housekeeping = 0.0
-        self.logged: dict[int, tuple[int, float]] = {}  # counter -> (value when last logged, when)
+        # counter -> (value when last logged, when): earlier lives' counts were logged by them
+        self.logged: dict[int, tuple[int, float]] = {c: (v, -LOG_BURST_S) for c, v in self.counter_base.items()}
 
     def publish(self, n_events: int, ts_recv: int, ts_decoded: int) -> None:
         publish_frame(self.engine.events, n_events, self.snapshot_rows, self.engine.dirty, self.snap_words,
@@ -188,13 +200,17 @@ class FeedRunner:
         self.last_housekeeping = now
         stats = self.engine.stats
         for counter, stat in REASON_COUNTERS:
-            value = int(stats[stat])
+            value = self.counter_base[counter] + int(stats[stat])
             self.proc[W_COUNTERS + counter] = value
             logged_value, logged_at = self.logged.get(counter, (0, -LOG_BURST_S))
             if value > logged_value and (force or now - logged_at >= LOG_BURST_S):
                 self.ctx.log.warning("%s: %d more (total %d)", COUNTER_NAMES[counter], value - logged_value, value)
                 self.logged[counter] = (value, now)
         heartbeat(self.proc, monotonic_ns())
+
+    def mirror(self, counter: int, value: int) -> None:
+        """Publish a count this life of the process kept, on top of the earlier lives' (``counter_base``)."""
+        self.proc[W_COUNTERS + counter] = self.counter_base[counter] + value
 
     def stopping(self) -> bool:
         return self.ctx.stop_reached() or self.ctx.should_exit()
@@ -258,8 +274,8 @@ def run_live(runner: FeedRunner) -> int:
                         runner.publish(n, ts, monotonic_ns())
                     elif n < 0:  # stale, malformed, off grid: still needed, asked again after a backoff
                         fetcher.failed(symbol, "stale" if n == SNAP_STALE else "bad_snapshot")
-                runner.proc[W_COUNTERS + C_SNAPSHOT_FAILURES] = fetcher.failures_total
-                runner.proc[W_COUNTERS + C_SNAPSHOT_THROTTLED] = fetcher.counts.get("throttled", 0)
+                runner.mirror(C_SNAPSHOT_FAILURES, fetcher.failures_total)
+                runner.mirror(C_SNAPSHOT_THROTTLED, fetcher.counts.get("throttled", 0))
                 runner.housekeeping()
         except (OSError, websocket.WebSocketException) as exc:
             ctx.log.warning("stream broke (%s): books reset, reconnecting", exc)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -144,6 +146,14 @@ def test_faults_when_injected_then_counted_and_the_pipeline_recovers(
                          >= before["feed"]["counters"]["snapshot_failures"] + 3, "three failed snapshots")
         wait_for(instance, lambda p: ticks(p) > ticks(after) + 5, "ticks after the failed snapshots")
         assert exchange.stats()["http_requests"] - requests_before <= 8
+
+        # 8. the feed killed and restarted: its reason counters go on from where they were, not from zero
+        before = feed_counters(instance)["feed"]
+        os.kill(before["pid"], signal.SIGKILL)
+        after = wait_for(instance, lambda p: p["feed"]["state"] == "running" and p["feed"]["pid"] != before["pid"]
+                         and ticks(p) > 0, "the feed restarted", timeout=60)["feed"]
+        for name in ("malformed", "too_deep", "unknown_symbol", "gaps", "snapshot_failures"):
+            assert after["counters"][name] >= before["counters"][name] > 0, name
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=60)

@@ -448,3 +448,23 @@ def test_deeply_nested_input_when_decoded_then_refused_before_parsing_and_counte
              b'"T":1,"m":true,"x":"' + b"[" * 1000 + b'"}}'
     engine.on_frame(quoted, 5)  # brackets inside a string are text, not nesting
     assert engine.stats_dict()["too_deep"] == 2
+
+
+def test_feed_warm_up_when_done_then_every_decode_path_is_compiled_before_ready() -> None:
+    """The first unusual frame of a live run compiled the msgspec path's kernels on the hot path (a 4 s stall):
+    the feed's warm-up compiles them, in a fresh process, before the feed reports ready."""
+    import subprocess
+    import sys
+
+    code = (
+        "from hft.feed.engine import SymbolSpec, json_too_deep\n"
+        "from hft.feed.sync import bbo_kernel, depth_kernel, snapshot_kernel, trade_kernel\n"
+        "from procs.feed import warm_up\n"
+        "from shm_layout.records import MD_EVENT\n"
+        "import numpy as np\n"
+        "warm_up([SymbolSpec('BTCUSDT', 0, 2, 8, 1, 1)], np.zeros(4, MD_EVENT))\n"
+        "print([len(k.signatures) for k in (depth_kernel, bbo_kernel, trade_kernel, snapshot_kernel, json_too_deep)])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert all(n >= 1 for n in json.loads(result.stdout.strip().splitlines()[-1]))
