@@ -130,7 +130,7 @@ REASON_COUNTERS = tuple(
         ("malformed", "malformed"), ("resyncs", "resyncs"), ("unknown_symbol", "unknown_symbol"),
         ("unknown_stream", "unknown_stream"), ("bad_number", "bad_number"), ("bad_level", "bad_level"),
         ("off_grid", "off_grid"), ("crossed", "crossed"), ("gaps", "gaps"), ("huge_frames", "huge_frame"),
-        ("too_deep", "too_deep"),
+        ("too_deep", "too_deep"), ("stuck_books", "stuck_books"),
         ("stale_snapshots", "snapshots_stale"), ("buffer_overflow", "buffer_overflow"),
         ("truncated", "truncated"), ("events_overflow", "events_overflow"),
     )

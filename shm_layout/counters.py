@@ -90,6 +90,7 @@ COUNTER_NAMES = (
     "no_data_reconnects",  # feed: connections closed by the watchdog after source.no_data_timeout_s of silence
     "snapshot_failures",  # feed: REST snapshots that failed (HTTP error, network, stale): retried after a backoff
     "snapshot_throttled",  # feed: pauses the venue asked for (HTTP 429/418, request weight near the limit)
+    "stuck_books",  # feed: synced books that stopped advancing (update ids ran far ahead): resynced
 )
 assert len(COUNTER_NAMES) <= N_COUNTERS
 C = {name: index for index, name in enumerate(COUNTER_NAMES)}

@@ -241,6 +241,18 @@ def _timestamp(ts: object) -> int:
     return ts
 
 
+def _as_bytes(data: object) -> bytes:
+    """The bytes the nesting guard scans: text and buffers as bytes; anything else (the decoder will refuse it)
+    as nothing."""
+    if type(data) is bytes:
+        return data
+    if isinstance(data, str):
+        return data.encode("utf-8", "surrogatepass")
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    return b""
+
+
 def _byte_length(data: object) -> int:
     """Length in bytes of a frame as the wire carried it (UTF-8 for ``str``); 0 for what is not a frame at all."""
     if isinstance(data, (bytes, bytearray)):
@@ -428,9 +440,7 @@ class FeedEngine:
         ts_local = _timestamp(ts_local)
         if _byte_length(raw) > self.max_frame_bytes:
             return self._reject(STAT_HUGE_FRAME)
-        if type(raw) is not bytes:
-            raw = bytes(raw) if not isinstance(raw, str) else raw.encode("utf-8", "surrogatepass")
-        if json_too_deep(raw, MAX_JSON_DEPTH):
+        if json_too_deep(_as_bytes(raw), MAX_JSON_DEPTH):
             return self._reject(STAT_TOO_DEEP)
         try:
             frame = FRAME_DECODER.decode(raw)
@@ -498,9 +508,7 @@ class FeedEngine:
             self.stats[STAT_SNAPSHOTS] += 1
             self.stats[STAT_HUGE_FRAME] += 1
             return SNAP_HUGE
-        if type(body) is not bytes:
-            body = bytes(body) if not isinstance(body, str) else body.encode("utf-8", "surrogatepass")
-        if json_too_deep(body, MAX_JSON_DEPTH):
+        if json_too_deep(_as_bytes(body), MAX_JSON_DEPTH):
             self.stats[STAT_SNAPSHOTS] += 1
             self.stats[STAT_TOO_DEEP] += 1
             return SNAP_MALFORMED

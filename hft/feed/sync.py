@@ -108,7 +108,8 @@ C_LOT = 17  # size grid in size units (>= 1): sizes must be multiples of it (0 i
 C_CLOCK_EXCH = 18  # the latest venue time seen on the symbol (depth and trade E), ns: the bookTicker's base
 C_CLOCK_LOCAL = 19  # the local receive time of the frame that advanced it (recorded time in a replay)
 C_BBO_TS = 20  # venue time stamped on the last bookTicker: stamps never go back
-C_NAME = 24  # words 21..23 spare
+C_STALE_STREAK = 21  # diffs dropped as already covered in a row while synced: a book that stopped advancing
+C_NAME = 24  # words 22..23 spare
 MAX_NAME = 32
 CTL_WIDTH = C_NAME + MAX_NAME  # 56 words: every row is 7 whole cache lines
 
@@ -160,7 +161,12 @@ STAT_FAST_FRAMES = 23  # frames decoded by the jitted frame scanner (hft.feed.fa
 STAT_OFF_GRID = 24  # a price not a multiple of the tick or a size not a multiple of the lot
 STAT_HUGE_FRAME = 25  # frames (or snapshot bodies) over their size limit, dropped without decoding
 STAT_TOO_DEEP = 26  # frames (or snapshot bodies) nested deeper than MAX_JSON_DEPTH, refused before decoding
-N_STATS = 27
+STAT_STUCK_BOOKS = 27  # synced books that stopped advancing (MAX_STALE_STREAK covered diffs in a row): resynced
+N_STATS = 28
+# A synced book whose update id ran far ahead of the stream (a diff with u = U + 10^12, or a snapshot's
+# lastUpdateId far ahead) drops every later diff as already covered and looks synced forever: this many in a row
+# (5 s of 100 ms diffs) and it is thrown away and resynced. Right after a snapshot a few covered diffs are normal.
+MAX_STALE_STREAK = 50
 STAT_NAMES = (
     "frames",
     "malformed",
@@ -189,6 +195,7 @@ STAT_NAMES = (
     "off_grid",
     "huge_frame",
     "too_deep",
+    "stuck_books",
 )
 assert len(STAT_NAMES) == N_STATS <= CTL_WIDTH
 assert CTL_WIDTH % 8 == 0
@@ -207,6 +214,7 @@ REASON_STATS: tuple[tuple[str, int], ...] = (
     ("resyncs", STAT_RESYNCS),
     ("huge_frame", STAT_HUGE_FRAME),
     ("too_deep", STAT_TOO_DEEP),
+    ("stuck_books", STAT_STUCK_BOOKS),
     ("buffer_overflow", STAT_BUFFER_OVERFLOW),
     ("events_overflow", STAT_EVENTS_OVERFLOW),
     ("stale_snapshots", STAT_SNAPSHOTS_STALE),
@@ -366,6 +374,7 @@ def _discard_book(book, ctl, snapshots, sid: int, ts_exch: int, ts_recv: int) ->
     book_clear(book[sid, 0], book[sid, 1], counts)
     ctl[sid, C_STATUS] = BOOK_RESYNCING
     ctl[sid, C_BRIDGED] = 0
+    ctl[sid, C_STALE_STREAK] = 0
     ctl[sid, C_NEED_SNAPSHOT] = 1
     ctl[sid, C_BUF_DIFFS] = 0
     ctl[sid, C_BUF_LEVELS] = 0
@@ -512,7 +521,14 @@ def depth_core(
     if synced:
         if last_u <= book_u:
             stats[STAT_DROPPED_STALE] += 1
+            ctl[sid, C_STALE_STREAK] += 1
+            if ctl[sid, C_STALE_STREAK] >= MAX_STALE_STREAK:
+                stats[STAT_STUCK_BOOKS] += 1
+                ts_exch = event_ms * MS_TO_NS
+                _discard_book(book, ctl, snapshots, sid, ts_exch, ts_recv)
+                return _reset_frame(events, ctl[sid, C_SYMBOL_ID], book_u, ts_exch, ts_recv)
             return 0
+        ctl[sid, C_STALE_STREAK] = 0
     elif nd > 0:
         prev_u = bufd[sid, nd - 1, D_LAST_U]
         if last_u <= prev_u:

@@ -316,6 +316,7 @@ EXPECTED_REASONS = (
     "resyncs",
     "huge_frame",
     "too_deep",
+    "stuck_books",
     "buffer_overflow",
     "events_overflow",
     "stale_snapshots",
@@ -340,6 +341,12 @@ def _trigger(reason: str, fast_path: bool) -> FeedEngine:
     if reason == "huge_frame":
         engine = FeedEngine([BTC], fast_path=fast_path, max_frame_bytes=50)
         engine.on_frame(trade(1, "100.00", "1", False), 1)
+        return engine
+    if reason == "stuck_books":
+        engine = synced_engine(1000, fast_path=fast_path)
+        engine.on_frame(depth(1001, 10**12), 1)  # applied: the book's id jumps far ahead of the stream
+        for k in range(60):
+            engine.on_frame(depth(1002 + k, 1002 + k), 2 + k)  # every later diff looks already covered
         return engine
     if reason == "too_deep":
         engine = synced_engine(1000, fast_path=fast_path)
@@ -468,3 +475,32 @@ def test_feed_warm_up_when_done_then_every_decode_path_is_compiled_before_ready(
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert all(n >= 1 for n in json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+@both_paths
+@pytest.mark.parametrize("jump", ["diff", "snapshot"])
+def test_update_ids_far_ahead_when_the_book_stops_advancing_then_counted_and_resynced(
+    fast_path: bool, jump: str
+) -> None:
+    """A diff with u = U + 10^12, or a snapshot whose lastUpdateId is far ahead, left the book synced but frozen
+    (every later diff already covered), silently. Fifty covered diffs in a row: counted, thrown away, resynced."""
+    from hft.feed.sync import MAX_STALE_STREAK
+
+    if jump == "diff":
+        engine = synced_engine(1000, fast_path=fast_path)
+        engine.on_frame(depth(1001, 10**12), 1)
+    else:
+        engine = FeedEngine([BTC], fast_path=fast_path)
+        engine.on_frame(depth(995, 997), 1)
+        assert engine.on_snapshot("BTCUSDT", snapshot(10**12, BASE_BIDS, BASE_ASKS), 2) > 0
+    assert engine.status("BTCUSDT") == BOOK_SYNCED
+    for k in range(MAX_STALE_STREAK - 1):
+        assert engine.on_frame(depth(1002 + k, 1002 + k), 3 + k) == 0  # covered: dropped
+    assert engine.status("BTCUSDT") == BOOK_SYNCED and engine.stats_dict()["stuck_books"] == 0
+    assert engine.on_frame(depth(2000, 2000), 100) == 1  # the fiftieth: the book is thrown away (one reset)
+    stats = engine.stats_dict()
+    assert stats["stuck_books"] == 1 and stats["resyncs"] >= 1
+    assert engine.status("BTCUSDT") != BOOK_SYNCED and engine.needs_snapshot() in ([], ["BTCUSDT"])
+    engine.on_frame(depth(2001, 2002), 101)  # buffered until the snapshot
+    assert engine.on_snapshot("BTCUSDT", snapshot(2001, BASE_BIDS, BASE_ASKS), 102) > 0
+    assert engine.status("BTCUSDT") == BOOK_SYNCED and engine.update_id("BTCUSDT") == 2002
