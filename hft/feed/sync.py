@@ -140,7 +140,7 @@ STAT_UNKNOWN_SYMBOL = 2  # a stream of a symbol we were not configured with
 STAT_UNKNOWN_STREAM = 3  # a known symbol on a channel we do not handle
 STAT_BAD_NUMBER = 4  # a decimal string that is not exact at the symbol's precision, or overflows
 STAT_BAD_LEVEL = 5  # a price <= 0 or a negative size (trades: size <= 0)
-STAT_CROSSED = 6  # books found crossed (or locked) after an update or a snapshot
+STAT_CROSSED = 6  # books found crossed (or locked) after an update or a snapshot; bookTickers with bid >= ask
 STAT_GAPS = 7  # breaks in the U/u chain (live or while buffering)
 STAT_RESYNCS = 8  # books thrown away
 STAT_BUFFERED = 9  # diffs buffered while waiting for a snapshot
@@ -870,6 +870,9 @@ def bbo_emit(
     lot = ctl[sid, C_LOT]
     if off_grid(bid, bid_sz, tick, lot) or off_grid(ask, ask_sz, tick, lot):
         stats[STAT_OFF_GRID] += 1
+        return 0
+    if 0 < ask <= bid:  # crossed or locked: no venue quotes that; dropped before the strategy or the broker
+        stats[STAT_CROSSED] += 1
         return 0
     if events.shape[0] < 2:
         stats[STAT_EVENTS_OVERFLOW] += 1

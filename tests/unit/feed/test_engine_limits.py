@@ -504,3 +504,13 @@ def test_update_ids_far_ahead_when_the_book_stops_advancing_then_counted_and_res
     engine.on_frame(depth(2001, 2002), 101)  # buffered until the snapshot
     assert engine.on_snapshot("BTCUSDT", snapshot(2001, BASE_BIDS, BASE_ASKS), 102) > 0
     assert engine.status("BTCUSDT") == BOOK_SYNCED and engine.update_id("BTCUSDT") == 2002
+
+
+@both_paths
+def test_crossed_book_ticker_when_decoded_then_counted_and_dropped(fast_path: bool) -> None:
+    """A bookTicker with bid >= ask passed to the strategy; now it is counted under crossed and dropped."""
+    engine = synced_engine(1000, fast_path=fast_path)
+    assert engine.on_frame(book_ticker(2000, "101.00", "1", "100.00", "1"), 1) == 0
+    assert engine.on_frame(book_ticker(2001, "100.00", "1", "100.00", "1"), 2) == 0  # locked
+    assert engine.stats_dict()["crossed"] == 2
+    assert engine.on_frame(book_ticker(2002, "100.00", "1", "101.00", "1"), 3) == 2
