@@ -514,3 +514,16 @@ def test_crossed_book_ticker_when_decoded_then_counted_and_dropped(fast_path: bo
     assert engine.on_frame(book_ticker(2001, "100.00", "1", "100.00", "1"), 2) == 0  # locked
     assert engine.stats_dict()["crossed"] == 2
     assert engine.on_frame(book_ticker(2002, "100.00", "1", "101.00", "1"), 3) == 2
+
+
+@both_paths
+def test_invalid_utf8_when_inside_an_ignored_key_then_malformed(fast_path: bool) -> None:
+    """A text frame must be UTF-8, even in a key the feed does not read; valid non-ASCII text still passes."""
+    engine = synced_engine(1000, fast_path=fast_path)
+    good = trade(1, "100.00", "1", False)
+    assert engine.on_frame(good[:-2] + b',"x":"\xff\xfe"}}', 1) == 0
+    assert engine.stats_dict()["malformed"] == 1
+    assert engine.on_frame(good[:-2] + ',"x":"é"}}'.encode(), 2) == 1
+    body = snapshot(2000, BASE_BIDS, BASE_ASKS)
+    assert engine.on_snapshot("BTCUSDT", body[:-1] + b',"x":"\xc3"}', 3) < 0
+    assert engine.stats_dict()["malformed"] == 2
