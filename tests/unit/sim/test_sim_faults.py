@@ -14,6 +14,7 @@ from hft.sim.faults import (
     DropConnection,
     FaultError,
     Malformed,
+    RestError,
     ScheduledFault,
     SkipUpdates,
     SlowRest,
@@ -52,6 +53,7 @@ def test_every_kind_then_json_round_trip_is_identity() -> None:
         StaleSnapshot(requests=2, age_ms=1500),
         Stall(ms=300),
         SlowRest(ms=500, requests=1),
+        RestError(status=429, requests=2, retry_after_s=3),
     ]
     assert [fault_to_dict(f)["kind"] for f in faults] == list(FAULT_KINDS)
     for fault in faults:

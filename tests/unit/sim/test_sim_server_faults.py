@@ -317,7 +317,8 @@ def test_bad_fault_request_then_400_with_clear_error(
 def test_unknown_kind_by_query_then_400_and_kinds_listed(server: SimServerThread) -> None:
     status, reply = http(f"{server.http_url}/sim/fault?kind=meteor")
     assert status == 400
-    assert reply["kinds"] == ["drop_connection", "skip_updates", "malformed", "stale_snapshot", "stall", "slow_rest"]
+    assert reply["kinds"] == ["drop_connection", "skip_updates", "malformed", "stale_snapshot", "stall", "slow_rest",
+                              "rest_error"]
     assert http(f"{server.http_url}/sim/fault")[0] == 400
     assert http(f"{server.http_url}/sim/nothing")[0] == 404
 
