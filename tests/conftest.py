@@ -51,10 +51,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A session shorter than the warm kills it; the throwaway pipeline it was compiling in (instance
+    ``warm<pid>...``) would be left in /dev/shm, so its segments are removed here."""
     proc = _warming.get("proc")
     if isinstance(proc, subprocess.Popen) and proc.poll() is None:
         proc.kill()
         proc.wait(30)
+        _unlink_matching(f"hft.warm{proc.pid}")
 
 
 @pytest.fixture(scope="session")
