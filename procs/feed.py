@@ -10,19 +10,17 @@ new as that event.
 from __future__ import annotations
 
 import json
-import random
 import time
 
 import numpy as np
-import websocket
 from numba import njit
 
-from hft.feed.engine import SNAP_STALE, STAT_NAMES, FeedEngine, SymbolSpec
-from hft.feed.rest import SnapshotFetcher
+from hft.feed.engine import STAT_NAMES, FeedEngine, SymbolSpec
+from hft.feed.live import LiveFeed
 from hft.feed.specs import symbol_specs
 from hft.feed.wireclock import capture_from_env
 from hft.recording.formats import FRAME, RecordingError, open_recordings
-from hft.venue import combined_stream_url
+from hft.venue import venue_for
 from procs.common import WorkerContext, worker_main
 from shm_layout.atomics import cpu_relax, load_acquire, monotonic_ns
 from shm_layout.counters import (
@@ -52,9 +50,6 @@ from shm_layout.seqlock import SLOT_WORDS, seqlock_write
 W_SNAPSHOT_TS_INIT = word_index(BOOK_SNAPSHOT, "ts_init")
 H_FRAME_TO_PUBLISH = 0
 H_FRAME_DECODE = 1
-RECV_TIMEOUT_S = 0.1
-BACKOFF_INITIAL_S = 0.5
-BACKOFF_MAX_S = 30.0
 
 
 @njit(cache=True)
@@ -182,7 +177,7 @@ class FeedRunner:
         # the reason counters of earlier lives of this process (the block outlives a restart; the engine's own
         # statistics start at zero): what housekeeping mirrors is added to them, so a restart loses no count
         self.counter_base = {counter: int(self.proc[W_COUNTERS + counter]) for counter, _ in REASON_COUNTERS}
-        for counter in (C_SNAPSHOT_FAILURES, C_SNAPSHOT_THROTTLED):
+        for counter in (C_SNAPSHOT_FAILURES, C_SNAPSHOT_THROTTLED, C_ERRORS, C_RECONNECTS, C_NO_DATA_RECONNECTS):
             self.counter_base[counter] = int(self.proc[W_COUNTERS + counter])
         self.last_housekeeping = 0.0
         # counter -> (value when last logged, when): earlier lives' counts were logged by them
@@ -216,75 +211,27 @@ class FeedRunner:
         return self.ctx.stop_reached() or self.ctx.should_exit()
 
 
-class NoDataError(OSError):
-    """The connection's no-data watchdog fired: it is closed and reconnected like a broken one."""
-
-
 def run_live(runner: FeedRunner) -> int:
-    """Combined stream over websocket-client, snapshots over REST, reconnect with backoff and jitter."""
-    ctx, engine = runner.ctx, runner.engine
-    config = ctx.config
-    url = combined_stream_url(config.source.ws_url, [s.name for s in config.symbols])
-    fetcher = SnapshotFetcher(config.source.rest_url, config.source.depth_limit, ctx.log)
-    backoff = BACKOFF_INITIAL_S
-    while not runner.stopping():
-        try:
-            # UTF-8 is checked by the frame decoder instead (the fast path takes ASCII only; anything else goes
-            # through msgspec, which validates it): websocket-client's pure-Python check cost ~30 us a frame
-            ws = websocket.create_connection(url, timeout=10, enable_multithread=False, skip_utf8_validation=True)
-        except (OSError, websocket.WebSocketException) as exc:
-            delay = min(BACKOFF_MAX_S, backoff) * (0.5 + random.random())  # jitter
-            ctx.log.warning("connect to %s failed (%s); retrying in %.1f s", url, exc, delay)
-            counter_add(runner.proc, C_ERRORS, 1)
-            backoff *= 2
-            deadline = time.monotonic() + delay
-            while time.monotonic() < deadline and not runner.stopping():
-                time.sleep(0.05)
-            continue
-        ctx.log.info("connected to %s", url)
-        ws.settimeout(RECV_TIMEOUT_S)
-        silence_s = config.source.no_data_timeout_s
-        last_data = time.monotonic()
-        try:
-            while not runner.stopping():
-                try:
-                    opcode, data = ws.recv_data()  # answers server pings itself
-                except websocket.WebSocketTimeoutException:
-                    data = None
-                if data is None:
-                    if silence_s > 0 and time.monotonic() - last_data > silence_s:
-                        # a server that stops sending looks synced and fresh: say so, and start again
-                        counter_add(runner.proc, C_NO_DATA_RECONNECTS, 1)
-                        raise NoDataError(f"no data for {silence_s:g} s (source.no_data_timeout_s)")
-                else:
-                    last_data = time.monotonic()
-                    ts_recv = monotonic_ns()
-                    if opcode == websocket.ABNF.OPCODE_CLOSE:
-                        raise websocket.WebSocketConnectionClosedException("server closed the stream")
-                    if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                        n = engine.on_frame(data, ts_recv)
-                        runner.publish(n, ts_recv, monotonic_ns())
-                        backoff = BACKOFF_INITIAL_S
-                for symbol in engine.needs_snapshot():
-                    fetcher.request(symbol)
-                for symbol, body, ts in fetcher.completed():
-                    n = engine.on_snapshot(symbol, body, ts)
-                    if n > 0:
-                        ctx.log.info("%s book synced from snapshot (%d events)", symbol, n)
-                        runner.publish(n, ts, monotonic_ns())
-                    elif n < 0:  # stale, malformed, off grid: still needed, asked again after a backoff
-                        fetcher.failed(symbol, "stale" if n == SNAP_STALE else "bad_snapshot")
-                runner.mirror(C_SNAPSHOT_FAILURES, fetcher.failures_total)
-                runner.mirror(C_SNAPSHOT_THROTTLED, fetcher.counts.get("throttled", 0))
-                runner.housekeeping()
-        except (OSError, websocket.WebSocketException) as exc:
-            ctx.log.warning("stream broke (%s): books reset, reconnecting", exc)
-            counter_add(runner.proc, C_RECONNECTS, 1)
-            n = engine.on_disconnect(monotonic_ns())
-            if n > 0:
-                runner.publish(n, monotonic_ns(), monotonic_ns())
-        finally:
-            ws.close()
+    """The venue's stream through ``hft.feed.live.LiveFeed`` (connection lifecycle, snapshots, watchdog); this
+    process only publishes what the engine produced and mirrors the lifecycle's counts."""
+    ctx = runner.ctx
+    source = ctx.config.source
+    live = LiveFeed(venue_for(source), [s.name for s in ctx.config.symbols], runner.engine, runner.publish,
+                    ctx.log, depth_limit=source.depth_limit, no_data_timeout_s=source.no_data_timeout_s)
+
+    def housekeeping() -> None:
+        counts, fetcher = live.counts, live.fetcher
+        runner.mirror(C_ERRORS, counts.connect_failures)
+        runner.mirror(C_RECONNECTS, counts.reconnects)
+        runner.mirror(C_NO_DATA_RECONNECTS, counts.no_data_reconnects)
+        runner.mirror(C_SNAPSHOT_FAILURES, fetcher.failures_total)
+        runner.mirror(C_SNAPSHOT_THROTTLED, fetcher.counts.get("throttled", 0))
+        runner.housekeeping()
+
+    try:
+        live.run(runner.stopping, housekeeping)
+    finally:
+        housekeeping()
     return 0
 
 

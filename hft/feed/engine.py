@@ -149,6 +149,7 @@ from hft.feed.sync import (
     snapshot_kernel,
     trade_kernel,
 )
+from hft.validation import require
 from shm_layout.records import BOOK_EMPTY, BOOK_SYNCED, MAX_SYMBOLS, SIDE_BUY, SIDE_SELL
 
 __all__ = [
@@ -288,12 +289,6 @@ class SymbolSpec(msgspec.Struct, frozen=True):
     size_decimals: int
     tick_size: int = 1
     lot_size: int = 1
-
-
-def require(condition: bool, message: str) -> None:
-    """Raise ``ValueError(message)`` unless ``condition``: validation at the edge, never inside kernels."""
-    if not condition:
-        raise ValueError(message)
 
 
 class FeedEngine:
@@ -592,6 +587,11 @@ class FeedEngine:
         if sid is None:
             raise KeyError(f"unknown symbol {symbol!r}")
         return sid
+
+    def on_frame_too_large(self) -> int:
+        """Count a frame the connection dropped while receiving it (over ``max_frame_bytes``): a huge frame,
+        exactly as if it had been passed here."""
+        return self._reject(STAT_HUGE_FRAME)
 
     def _reject(self, stat: int) -> int:
         stats = self.stats

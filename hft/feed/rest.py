@@ -5,9 +5,9 @@ Why: the feed asks for a snapshot on every pass of its loop while a book waits f
 banned. Each symbol now waits after a failure, exponentially (``backoff_initial_s`` doubling up to
 ``backoff_max_s``) with jitter (x0.5-1.5). HTTP 429 ("too many requests") and 418 ("banned") pause every symbol
 (Binance limits per IP) for at least their ``Retry-After``; an answer whose ``X-MBX-USED-WEIGHT-1M`` header shows
-more than 80 % of the minute's weight used pauses new requests until the next minute. Every failure is counted
-by reason (``counts``: ``http_<status>``, ``network``, ``stale``, ``throttled``) and logged at most once per
-``LOG_EVERY_S`` per reason.
+more than 80 % of the minute's weight used pauses new requests until the next minute. A body over ``max_bytes``
+is refused after reading one byte past it. Every failure is counted by reason (``counts``: ``http_<status>``,
+``network``, ``too_large``, ``stale``, ``throttled``) and logged at most once per ``LOG_EVERY_S`` per reason.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.error
 
-from hft.venue import fetch_depth
+from hft.venue import SnapshotTooLargeError, Venue
 
 WEIGHT_LIMIT_1M = 6000  # Binance spot: request weight per IP and minute
 WEIGHT_PAUSE_SHARE = 0.8  # above this share of the minute's weight used, wait for the next minute
@@ -30,9 +30,10 @@ THROTTLE_STATUSES = (418, 429)
 class SnapshotFetcher:
     """Fetch REST depth snapshots on threads of their own, one at a time per symbol, with backoff."""
 
-    def __init__(self, rest_base: str, limit: int, log: logging.Logger, backoff_initial_s: float = 0.5,
-                 backoff_max_s: float = 60.0) -> None:
-        self.rest_base = rest_base
+    def __init__(self, venue: Venue, limit: int, log: logging.Logger, backoff_initial_s: float = 0.5,
+                 backoff_max_s: float = 60.0, max_bytes: int = 8 * 1024 * 1024) -> None:
+        self.venue = venue
+        self.max_bytes = max_bytes
         self.limit = limit
         self.log = log
         self.backoff_initial_s = backoff_initial_s
@@ -61,11 +62,14 @@ class SnapshotFetcher:
 
         body, reason, retry_after, used_weight = None, None, 0.0, 0
         try:
-            body, headers = fetch_depth(self.rest_base, symbol, self.limit)
+            body, headers = self.venue.fetch_snapshot(symbol, self.limit, max_bytes=self.max_bytes)
             used_weight = _int_header(headers.get("X-MBX-USED-WEIGHT-1M"))
         except urllib.error.HTTPError as exc:
             reason = f"http_{exc.code}"
             retry_after = float(_int_header(exc.headers.get("Retry-After") if exc.headers else None))
+        except SnapshotTooLargeError as exc:
+            reason = "too_large"
+            self._log_once(reason, "snapshot %s refused: %s", symbol, exc)
         except (OSError, ValueError) as exc:  # refused, timed out, a bad URL
             reason = "network"
             self._log_once(reason, "snapshot %s failed: %s", symbol, exc)

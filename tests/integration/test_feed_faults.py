@@ -50,6 +50,17 @@ def wait_for(instance: str, predicate, what: str, timeout: float = 30.0) -> dict
     raise AssertionError(f"timed out waiting for {what}: {json.dumps(processes)[:2000]}")
 
 
+def reset_peak_rss(pid: int) -> None:
+    """Set the process's peak resident size (VmHWM) to its current size (proc(5): clear_refs, value 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def peak_rss_growth(pid: int) -> int:
+    """Bytes the process's peak resident size is above its current size."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return (int(status["VmHWM"].split()[0]) - int(status["VmRSS"].split()[0])) * 1024
+
+
 def ticks(processes: dict) -> int:
     return processes["strategy"]["counters"]["ticks"]
 
@@ -98,6 +109,16 @@ def test_faults_when_injected_then_counted_and_the_pipeline_recovers(
             "mixed malformed frames counted",
         )
         wait_for(instance, lambda p: ticks(p) > ticks(after) + 5, "ticks after malformed frames")
+
+        # a 64 MiB frame: refused while it is received (websocket-client alone holds it whole, twice: the feed's
+        # peak was 566 MB for 200 MB), counted, no reconnect; the feed's peak resident memory barely moves
+        feed = feed_counters(instance)["feed"]
+        reset_peak_rss(feed["pid"])
+        inject(exchange, kind="malformed", count=1, variant="huge", huge_bytes=64 * 1024 * 1024)
+        after = wait_for(instance, lambda p: p["feed"]["counters"]["huge_frames"] > feed["counters"]["huge_frames"],
+                         "the 64 MiB frame counted")
+        assert after["feed"]["counters"]["reconnects"] == feed["counters"]["reconnects"]
+        assert peak_rss_growth(feed["pid"]) < 24 * 1024 * 1024
 
         # 3. a dropped connection: reconnect, resync, trade on
         before = feed_counters(instance)
