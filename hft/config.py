@@ -9,35 +9,17 @@ from __future__ import annotations
 import math
 import os
 import re
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
+from hft.risk.config import RiskConfig
+from hft.validation import ConfigError, decimal_to_fixed, parse_decimal, require
+
 WaitName = Literal["busy-spin", "spin-yield", "spin-sleep"]
 
 
-class ConfigError(ValueError):
-    """The configuration file is missing, not TOML, or has a bad value; the message says which key."""
-
-
-def require(condition: bool, message: str) -> None:
-    """Raise ``ConfigError(message)`` unless ``condition`` holds: validation at the edges, never in kernels."""
-    if not condition:
-        raise ConfigError(message)
-
-
-def decimal_to_fixed(text: str, decimals: int, what: str) -> int:
-    """Convert a decimal string to a fixed-point int exactly, refusing values off the 10**-decimals grid."""
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ConfigError(f"{what}: {text!r} is not a decimal number") from None
-    require(value.is_finite(), f"{what}: {text!r} is not finite")
-    scaled = value.scaleb(decimals)
-    require(scaled == scaled.to_integral_value(), f"{what}: {text} has more than {decimals} decimals")
-    return int(scaled)
 
 
 class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -225,10 +207,8 @@ class StrategyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     def __post_init__(self) -> None:
         require(self.feature_window_ms > 0, "strategy.feature_window_ms must be positive")
         require(bool(self.module.strip()), "strategy.module must name a strategy")
-        try:
-            require(Decimal(self.vpin_bucket_volume) > 0, "strategy.vpin_bucket_volume must be positive")
-        except InvalidOperation:
-            raise ConfigError("strategy.vpin_bucket_volume must be a decimal string") from None
+        require(parse_decimal(self.vpin_bucket_volume, "strategy.vpin_bucket_volume") > 0,
+                "strategy.vpin_bucket_volume must be positive")
         require(self.snapshot_interval_ms >= 100, "strategy.snapshot_interval_ms must be >= 100")
         require(self.vpin_buckets > 0 and self.surge_half_life_ms > 0, "strategy.vpin_buckets/surge_half_life_ms > 0")
         names = [instance.name for instance in self.instances]
@@ -284,9 +264,6 @@ class PersistenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
         require(self.max_db_mib >= 0, "persistence.max_db_mib must be >= 0")
         require(self.batch_size > 0, "persistence.batch_size must be positive")
         require(self.flush_ms > 0, "persistence.flush_ms must be positive")
-
-
-from hft.risk.config import RiskConfig  # noqa: E402  (risk validates with this module's helpers, lazily)
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -32,9 +32,10 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from hft.config import Config, ConfigError, decimal_to_fixed, decode_config, encode_config, load_config
+from hft.config import Config, decode_config, encode_config, load_config
 from hft.control import Event, LogLine, ReloadRisk, new_queue, receive, replay_log_line, send
 from hft.process_utils import isolated_cores
+from hft.validation import ConfigError, decimal_to_fixed
 from shm_layout.atomics import store_release
 from shm_layout.counters import (
     C_CANCEL_REJECTS,

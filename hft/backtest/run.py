@@ -60,7 +60,7 @@ from hft.backtest.events import (
 from hft.broker.matching import P_CLOCK_FALLBACK, P_SEED, seed_random
 from hft.broker.params import broker_params
 from hft.broker.state import new_broker_state
-from hft.config import Config, ConfigError, decimal_to_fixed
+from hft.config import Config
 from hft.persistence.metrics import performance
 from hft.persistence.store import StoreError, TradeStore
 from hft.risk.config import build_limits
@@ -68,6 +68,7 @@ from hft.risk.engine import make_risk_state
 from hft.strategy.api import DENIAL_NAMES
 from hft.strategy.context import Outlet
 from hft.strategy.runtime import StrategyRuntime, _entry, plan_instances, risk_reason_counters
+from hft.validation import ConfigError, decimal_to_fixed
 from shm_layout.records import BOOK_SNAPSHOT, EXEC_REPORT, ORDER, PROCESS_BLOCK
 from shm_layout.ring import LocalRing
 

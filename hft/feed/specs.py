@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from hft.config import Config, ConfigError, decimal_to_fixed
+from hft.config import Config
 from hft.exchange_info import fetch_grids
 from hft.feed.engine import SymbolSpec
+from hft.validation import ConfigError, decimal_to_fixed
 
 
 def symbol_specs(config: Config, log: logging.Logger) -> list[SymbolSpec]:

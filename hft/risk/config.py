@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
 
 import msgspec
 import numpy as np
@@ -38,6 +37,7 @@ from hft.risk.engine import (
     MICRO_USD,
     N_LIMITS,
 )
+from hft.validation import decimal_to_fixed, parse_decimal, require
 from shm_layout.records import MAX_SYMBOLS
 
 NS_PER_MS = 1_000_000
@@ -45,22 +45,6 @@ MAX_USD = 1e12  # a limit above a trillion USD is a typo; it also keeps micro-US
 MAX_DURATION_MS = 10 * 365 * 86_400_000  # ten years: keeps every time in ns far inside int64
 MAX_SIZE_UNITS = 2**53  # sizes above this lose exactness in the float64 notional and equity arithmetic
 RATE_DECIMALS = 3  # max_orders_per_second is kept in milli-orders per second (= pico-tokens per ns)
-
-
-# hft.config is imported where it is used, not at the top: hft.config may import this module to embed a
-# RiskConfig in the pipeline's Config, and a top-level import back would then find it half-initialized.
-def require(condition: bool, message: str) -> None:
-    """Raise ``hft.config.ConfigError(message)`` unless ``condition`` holds."""
-    if not condition:
-        from hft.config import ConfigError
-
-        raise ConfigError(message)
-
-
-def _config_error(message: str) -> Exception:
-    from hft.config import ConfigError
-
-    return ConfigError(message)
 
 
 class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -114,11 +98,7 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     def __post_init__(self) -> None:
         for name in ("max_position", "max_order_size"):
             text = getattr(self, name)
-            try:
-                value = Decimal(text)
-            except InvalidOperation:
-                raise _config_error(f"risk.{name}: {text!r} is not a decimal number") from None
-            require(value.is_finite() and value > 0, f"risk.{name}: {text!r} must be a positive decimal")
+            require(parse_decimal(text, f"risk.{name}") > 0, f"risk.{name}: {text!r} must be a positive decimal")
         for name in ("max_notional_usd", "max_drawdown_usd"):
             value = getattr(self, name)
             require(math.isfinite(value) and 0 < value <= MAX_USD, f"risk.{name}: {value!r} must be in (0, 1e12]")
@@ -168,8 +148,6 @@ def build_limits(config: RiskConfig, symbols_decimals: Sequence[tuple[int, int]]
     ConfigError
         A size is off the symbol's size grid, too large, or the decimals are out of range.
     """
-    from hft.config import decimal_to_fixed
-
     require(1 <= len(symbols_decimals) <= MAX_SYMBOLS, f"risk: between 1 and {MAX_SYMBOLS} symbols, got "
             f"{len(symbols_decimals)}")
     limits = np.zeros((len(symbols_decimals), N_LIMITS), np.int64)

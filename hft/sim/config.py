@@ -10,12 +10,13 @@ Scheduled faults (``faults``) only change what the server sends, never the model
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 
 from hft.sim.faults import ScheduledFault
+from hft.validation import decimal_to_fixed, parse_decimal
 
 __all__ = [
     "KNOWN_SYMBOLS",
@@ -40,23 +41,9 @@ def _require(ok: bool, message: str) -> None:
 
 def _decimal(field: str, text: str) -> Decimal:
     """Parse a decimal string exactly; floats are refused because they cannot represent ticks exactly."""
-    _require(isinstance(text, str), f"{field} must be a decimal string like '0.01', got {text!r}")
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{field} must be a decimal string like '0.01', got {text!r}") from None
-    _require(value.is_finite() and value > 0, f"{field} must be a positive finite decimal, got {text!r}")
+    value = parse_decimal(text, field)
+    _require(value > 0, f"{field} must be a positive finite decimal, got {text!r}")
     return value
-
-
-def _to_fixed(field: str, value: Decimal, decimals: int) -> int:
-    """Return ``value * 10**decimals`` as an int, refusing values that do not fit the fixed-point grid."""
-    scaled = value.scaleb(decimals)
-    _require(
-        scaled == scaled.to_integral_value(),
-        f"{field}={value} is not representable with {decimals} decimals",
-    )
-    return int(scaled)
 
 
 class SimSymbol(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,12 +88,13 @@ class SimSymbol(msgspec.Struct, frozen=True, kw_only=True):
                 step.scaleb(MAX_WIRE_DECIMALS) == step.scaleb(MAX_WIRE_DECIMALS).to_integral_value(),
                 f"{self.name}: {field}={step} has more than {MAX_WIRE_DECIMALS} decimals (Binance's wire precision)",
             )
-        tick = _to_fixed(
-            f"{self.name}: tick_size", _decimal(f"{self.name}: tick_size", self.tick_size), self.price_decimals
+        tick = decimal_to_fixed(
+            _decimal(f"{self.name}: tick_size", self.tick_size), self.price_decimals, f"{self.name}: tick_size"
         )
-        _to_fixed(f"{self.name}: lot_size", _decimal(f"{self.name}: lot_size", self.lot_size), self.size_decimals)
-        start = _to_fixed(
-            f"{self.name}: start_price", _decimal(f"{self.name}: start_price", self.start_price), self.price_decimals
+        decimal_to_fixed(_decimal(f"{self.name}: lot_size", self.lot_size), self.size_decimals,
+                         f"{self.name}: lot_size")
+        start = decimal_to_fixed(
+            _decimal(f"{self.name}: start_price", self.start_price), self.price_decimals, f"{self.name}: start_price"
         )
         _require(
             start % tick == 0,
@@ -120,17 +108,17 @@ class SimSymbol(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def tick_int(self) -> int:
         """Tick in fixed-point price units."""
-        return int(Decimal(self.tick_size).scaleb(self.price_decimals))
+        return decimal_to_fixed(self.tick_size, self.price_decimals, f"{self.name}: tick_size")
 
     @property
     def lot_int(self) -> int:
         """Lot in fixed-point size units."""
-        return int(Decimal(self.lot_size).scaleb(self.size_decimals))
+        return decimal_to_fixed(self.lot_size, self.size_decimals, f"{self.name}: lot_size")
 
     @property
     def start_price_int(self) -> int:
         """Start price in fixed-point price units."""
-        return int(Decimal(self.start_price).scaleb(self.price_decimals))
+        return decimal_to_fixed(self.start_price, self.price_decimals, f"{self.name}: start_price")
 
 
 KNOWN_SYMBOLS: dict[str, SimSymbol] = {

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hft.validation import decimal_to_fixed
+
 __all__ = ["BookGapError", "LocalBook", "parse_fixed"]
 
 
@@ -22,12 +24,7 @@ class BookGapError(Exception):
 
 def parse_fixed(text: str, decimals: int) -> int:
     """Parse a decimal string into an int scaled by ``10**decimals`` exactly; refuse digits that would be lost."""
-    whole, _, frac = text.partition(".")
-    if len(frac) > decimals:
-        if frac[decimals:].strip("0"):
-            raise ValueError(f"{text!r} has more than {decimals} significant decimals")
-        frac = frac[:decimals]
-    return int(whole or "0") * 10**decimals + int(frac.ljust(decimals, "0") or "0")
+    return decimal_to_fixed(text, decimals, "book level")
 
 
 class LocalBook:

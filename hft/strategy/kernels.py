@@ -82,7 +82,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from hft.config import require
+from hft.validation import require
 from shm_layout.records import TOP_LEVELS
 
 # --- feature indices: features[sym, F_*]; names are read by the rule engine and the ONNX model: keep them ---

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, types
 
-from hft.config import Config, SymbolConfig, decimal_to_fixed
+from hft.config import Config, SymbolConfig
 from hft.risk.engine import RISK_REASON_NAMES
 from hft.strategy.context import (
     CALLBACK_NAMES,
@@ -65,6 +65,7 @@ from hft.strategy.kernels import (
     make_kernel_state,
 )
 from hft.strategy.loader import LoadedStrategy, Setup, StrategyError, load_strategy
+from hft.validation import decimal_to_fixed
 from shm_layout.counters import C_STRATEGY_FAULTS, W_COUNTERS, C
 from shm_layout.records import exec_report_t, md_event_t
 

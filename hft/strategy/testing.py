@@ -24,7 +24,6 @@ clock only moves when a call says so (``ts=`` or ``advance``): timers are determ
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -37,6 +36,7 @@ from hft.strategy.api import DENIAL_NAMES
 from hft.strategy.context import Outlet
 from hft.strategy.loader import load_strategy
 from hft.strategy.runtime import InstanceSpec, StrategyRuntime, risk_reason_counters
+from hft.validation import decimal_to_fixed
 from shm_layout.records import (
     BOOK_SNAPSHOT,
     BOOK_SYNCED,
@@ -128,11 +128,11 @@ class StrategyHarness:
 
     def price(self, symbol: str | int, value: float | str) -> int:
         """A price -> fixed point, exactly."""
-        return int(Decimal(str(value)).scaleb(self.symbols[self._sid(symbol)].price_decimals))
+        return decimal_to_fixed(str(value), self.symbols[self._sid(symbol)].price_decimals, "price")
 
     def size(self, symbol: str | int, value: float | str) -> int:
         """A size -> fixed point, exactly."""
-        return int(Decimal(str(value)).scaleb(self.symbols[self._sid(symbol)].size_decimals))
+        return decimal_to_fixed(str(value), self.symbols[self._sid(symbol)].size_decimals, "size")
 
     def _tick(self, ts: int | None) -> int:
         self.now = ts if ts is not None else self.now + STEP_NS

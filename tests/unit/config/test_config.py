@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hft.config import Config, ConfigError, decimal_to_fixed, decode_config, encode_config, load_config
+from hft.config import Config, decode_config, encode_config, load_config
+from hft.validation import ConfigError, decimal_to_fixed
 
 REPO = Path(__file__).resolve().parents[3]
 
