@@ -31,6 +31,9 @@ class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     tick_size: str = "0.01"
     lot_size: str = "0.00001"
     sim_start_price: str = "60000.00"  # only used by the simulator
+    # sanity bounds on market data (outliers are counted and dropped before the strategy or the broker)
+    price_band_pct: float = 10.0  # bookTicker and trade prices this far from the book's last good mid (0: off)
+    max_size: str = "0"  # largest trade, bookTicker or book-level size in base units (0: no cap)
 
     def __post_init__(self) -> None:
         require(self.name.isalnum() and self.name.isupper(), f"symbols.name: {self.name!r} must be like BTCUSDT")
@@ -42,12 +45,16 @@ class SymbolConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
                 f"{self.name}: lot_size must be positive")
         require(decimal_to_fixed(self.sim_start_price, self.price_decimals, f"{self.name}.sim_start_price") > 0,
                 f"{self.name}: sim_start_price must be positive")
+        require(math.isfinite(self.price_band_pct) and 0 <= self.price_band_pct <= 1000,
+                f"{self.name}: price_band_pct must be in 0..1000 (0: no band)")
+        require(decimal_to_fixed(self.max_size, self.size_decimals, f"{self.name}.max_size") >= 0,
+                f"{self.name}: max_size must be >= 0 (0: no cap)")
 
 
 def _default_symbols() -> list[SymbolConfig]:
     return [
-        SymbolConfig(name="BTCUSDT", sim_start_price="60000.00"),
-        SymbolConfig(name="ETHUSDT", lot_size="0.0001", sim_start_price="2500.00"),
+        SymbolConfig(name="BTCUSDT", sim_start_price="60000.00", max_size="10000"),
+        SymbolConfig(name="ETHUSDT", lot_size="0.0001", sim_start_price="2500.00", max_size="100000"),
     ]
 
 
@@ -67,6 +74,9 @@ class SourceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     replay_speed: float = 0.0  # 0: as fast as possible; 1.0: recorded pace; 10.0: ten times faster
     lockstep: bool = True  # replay: publish the next frame only when strategy and broker handled the last one
     no_data_timeout_s: float = 10.0  # live: a connection silent this long is closed and reconnected (0: never)
+    # the venue time E of a diff or trade further than this from this machine's clock (a replay: the recording's
+    # receive time) is an outlier, counted and dropped (0: no bound)
+    max_clock_drift_ms: int = 60_000
 
     def replay_files(self) -> list[str]:
         """The recordings a replay reads, in order: one stream (a book continues across files)."""
@@ -84,6 +94,8 @@ class SourceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         require(5 <= self.depth_limit <= 5000, "source.depth_limit must be in 5..5000")
         require(math.isfinite(self.no_data_timeout_s) and self.no_data_timeout_s >= 0,
                 "source.no_data_timeout_s must be a finite number of seconds >= 0 (0: no watchdog)")
+        require(0 <= self.max_clock_drift_ms <= 10 * 365 * 86_400_000,
+                "source.max_clock_drift_ms must be >= 0 (0: no drift bound)")
 
 
 class ProcessConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

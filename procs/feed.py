@@ -125,7 +125,7 @@ REASON_COUNTERS = tuple(
         ("malformed", "malformed"), ("resyncs", "resyncs"), ("unknown_symbol", "unknown_symbol"),
         ("unknown_stream", "unknown_stream"), ("bad_number", "bad_number"), ("bad_level", "bad_level"),
         ("off_grid", "off_grid"), ("crossed", "crossed"), ("gaps", "gaps"), ("huge_frames", "huge_frame"),
-        ("too_deep", "too_deep"), ("stuck_books", "stuck_books"),
+        ("too_deep", "too_deep"), ("stuck_books", "stuck_books"), ("outliers", "outliers"),
         ("stale_snapshots", "snapshots_stale"), ("buffer_overflow", "buffer_overflow"),
         ("truncated", "truncated"), ("events_overflow", "events_overflow"),
     )
@@ -169,6 +169,9 @@ class FeedRunner:
         config = ctx.config
         self.symbols = symbol_specs(config, ctx.log)
         self.engine = FeedEngine(self.symbols)
+        for spec in self.symbols:
+            ctx.log.info("%s sanity bounds: price band %s ppm, max size %s units, venue-time drift %s ns (0: off)",
+                         spec.name, spec.price_band_ppm, spec.max_size, spec.max_drift_ns)
         self.md = ctx.pipeline.rings[MD_EVENTS]
         self.orders = ctx.pipeline.rings[ORDERS]
         self.snap_words = ctx.pipeline.snapshots.words

@@ -91,6 +91,7 @@ COUNTER_NAMES = (
     "snapshot_failures",  # feed: REST snapshots that failed (HTTP error, network, stale): retried after a backoff
     "snapshot_throttled",  # feed: pauses the venue asked for (HTTP 429/418, request weight near the limit)
     "stuck_books",  # feed: synced books that stopped advancing (update ids ran far ahead): resynced
+    "outliers",  # feed: frames outside the sanity bounds (price band, size cap, venue-time drift): dropped
 )
 assert len(COUNTER_NAMES) <= N_COUNTERS
 C = {name: index for index, name in enumerate(COUNTER_NAMES)}

@@ -83,11 +83,14 @@ from hft.feed.messages import (
     stream_channel_kind,
 )
 from hft.feed.sync import (
+    C_BAND_PPM,
     C_BUF_DIFFS,
     C_CONFIGURED,
     C_DIRTY,
     C_LAST_U,
     C_LOT,
+    C_MAX_DRIFT_NS,
+    C_MAX_SIZE,
     C_N_ASKS,
     C_N_BIDS,
     C_NAME,
@@ -110,6 +113,7 @@ from hft.feed.sync import (
     SNAP_IGNORED,
     SNAP_MALFORMED,
     SNAP_OFF_GRID,
+    SNAP_OUTLIER,
     SNAP_OVERFLOW,
     SNAP_STALE,
     SNAP_UNKNOWN_SYMBOL,
@@ -164,6 +168,7 @@ __all__ = [
     "SNAP_IGNORED",
     "SNAP_MALFORMED",
     "SNAP_OFF_GRID",
+    "SNAP_OUTLIER",
     "SNAP_OVERFLOW",
     "SNAP_STALE",
     "SNAP_UNKNOWN_SYMBOL",
@@ -281,6 +286,12 @@ class SymbolSpec(msgspec.Struct, frozen=True):
     ``tick_size``/``lot_size`` are the venue's price and quantity steps in those fixed-point units (BTCUSDT at
     2 and 8 decimals: tick 0.01 -> 1, lot 0.00001 -> 1000); the default 1 accepts every number the decimals
     can express. Off-grid numbers are rejected (``STAT_OFF_GRID``) like bad numbers.
+
+    Sanity bounds (0: off, the default here; the pipeline's config turns them on): ``price_band_ppm`` holds
+    bookTicker and trade prices to that distance from the last good mid of the synced book (book levels to
+    ``DEPTH_BAND`` times either way), ``max_size`` caps every size in size units, ``max_drift_ns`` holds the venue
+    time E of diffs and trades to that distance from the local receive time ``ts_local`` (wall clock). Outliers
+    are counted (``STAT_OUTLIERS``) and dropped (a diff: the book resyncs).
     """
 
     name: str
@@ -289,6 +300,9 @@ class SymbolSpec(msgspec.Struct, frozen=True):
     size_decimals: int
     tick_size: int = 1
     lot_size: int = 1
+    price_band_ppm: int = 0
+    max_size: int = 0
+    max_drift_ns: int = 0
 
 
 class FeedEngine:
@@ -354,6 +368,9 @@ class FeedEngine:
                     type(step) is int and 1 <= step <= INT64_MAX,
                     f"{s.name}: {field} must be an int >= 1 in fixed-point units, got {step!r}",
                 )
+            for field in ("price_band_ppm", "max_size", "max_drift_ns"):
+                bound = getattr(s, field)
+                require(type(bound) is int and 0 <= bound <= INT64_MAX, f"{s.name}: {field} must be an int >= 0")
         require(depth_capacity >= 1, "depth_capacity must be >= 1")
         require(1 <= max_frame_bytes <= INT64_MAX, "max_frame_bytes must be >= 1")
         require(max_snapshot_bytes >= 1, "max_snapshot_bytes must be >= 1")
@@ -390,6 +407,9 @@ class FeedEngine:
             row[C_SIZE_DECIMALS] = s.size_decimals
             row[C_TICK] = s.tick_size
             row[C_LOT] = s.lot_size
+            row[C_BAND_PPM] = s.price_band_ppm
+            row[C_MAX_SIZE] = s.max_size
+            row[C_MAX_DRIFT_NS] = s.max_drift_ns
             row[C_SYMBOL_ID] = sid
             row[C_CONFIGURED] = 1
             row[C_STATUS] = BOOK_EMPTY

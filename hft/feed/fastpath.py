@@ -27,7 +27,6 @@ from hft.feed.sync import (
     STAT_FAST_FRAMES,
     STAT_FRAMES,
     STAT_HUGE_FRAME,
-    advance_venue_clock,
     arena_views,
     bbo_emit,
     combine_wire_status,
@@ -501,9 +500,9 @@ def frame_kernel(arena, buf, ts_recv: int, ts_local: int) -> int:
         ):
             return FAST_DECLINED
         stats[STAT_FAST_FRAMES] += 1
-        advance_venue_clock(ctl, sid, event_ms * MS_TO_NS, ts_local)  # event_ms <= MAX_EVENT_MS: checked above
         return depth_core(
-            ctl, book, bufd, bufl, events, snapshots, buf, b0, b1, a0, a1, sid, first_u, last_u, event_ms, ts_recv
+            ctl, book, bufd, bufl, events, snapshots, buf, b0, b1, a0, a1, sid, first_u, last_u, event_ms, ts_recv,
+            ts_local,
         )
     pdec = ctl[sid, C_PRICE_DECIMALS]
     sdec = ctl[sid, C_SIZE_DECIMALS]
@@ -527,6 +526,6 @@ def frame_kernel(arena, buf, ts_recv: int, ts_local: int) -> int:
     s2_, size = _quoted_span(buf, q0, q1, sdec)
     stats[STAT_FAST_FRAMES] += 1
     status = combine_wire_status(s1_, s2_, 0, 0)
-    n = trade_emit(ctl, events, sid, trade_id, event_ms, buyer_maker, ts_recv, status, price, size)
+    n = trade_emit(ctl, events, sid, trade_id, event_ms, buyer_maker, ts_recv, ts_local, status, price, size)
     venue_clock(ctl, sid, events, n, ts_local)
     return n

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import websocket
 from websocket._abnf import ABNF, frame_buffer  # the class websocket-client reads frames with (no public hook)
 
-from hft.feed.engine import SNAP_STALE, FeedEngine
+from hft.feed.engine import SNAP_OUTLIER, SNAP_STALE, FeedEngine
 from hft.feed.rest import SnapshotFetcher
 from hft.venue import Venue
 from shm_layout.atomics import monotonic_ns
@@ -35,6 +35,7 @@ DISCARD_CHUNK = 64 * 1024
 MAX_CONTROL_PAYLOAD = 125  # RFC 6455 5.5: ping, pong and close carry at most 125 bytes
 
 DATA_OPCODES = (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CONT)
+SNAPSHOT_FAILURES = {SNAP_STALE: "stale", SNAP_OUTLIER: "outlier"}  # else "bad_snapshot"
 
 
 class CappedFrameBuffer(frame_buffer):
@@ -146,6 +147,7 @@ class LiveFeed:
         self.fetcher = SnapshotFetcher(venue, depth_limit, log, max_bytes=engine.max_snapshot_bytes)
         self.counts = LinkCounts()
         self.got_data = False  # on the current connection
+        self.wall_offset_ns = 0
 
     def connect(self) -> websocket.WebSocket:
         # UTF-8 is checked by the frame decoder instead (the fast path takes ASCII only; anything else goes
@@ -166,6 +168,9 @@ class LiveFeed:
                 backoff = self._wait(backoff, f"connect to {self.url} failed ({exc})", stopping)
                 continue
             self.log.info("connected to %s", self.url)
+            # frames are stamped on the monotonic clock (ts_recv); the venue-time drift bound and the bookTicker
+            # stamps take the wall clock (ts_local), fixed per connection so that it never steps within one
+            self.wall_offset_ns = time.time_ns() - monotonic_ns()
             ws.settimeout(RECV_TIMEOUT_S)
             self.got_data = False
             try:
@@ -218,7 +223,7 @@ class LiveFeed:
                     self.counts.huge_frames += 1
                     engine.on_frame_too_large()
                 elif opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                    n = engine.on_frame(data, ts_recv)
+                    n = engine.on_frame(data, ts_recv, ts_recv + self.wall_offset_ns)
                     self.publish(n, ts_recv, monotonic_ns())
             self._snapshots()
             housekeeping()
@@ -233,4 +238,4 @@ class LiveFeed:
                 self.log.info("%s book synced from snapshot (%d events)", symbol, n)
                 self.publish(n, ts, monotonic_ns())
             elif n < 0:  # stale, malformed, off grid: still needed, asked again after a backoff
-                fetcher.failed(symbol, "stale" if n == SNAP_STALE else "bad_snapshot")
+                fetcher.failed(symbol, SNAPSHOT_FAILURES.get(n, "bad_snapshot"))

@@ -45,5 +45,8 @@ def symbol_specs(config: Config, log: logging.Logger) -> list[SymbolSpec]:
             symbol.name, index, symbol.price_decimals, symbol.size_decimals,
             decimal_to_fixed(tick, symbol.price_decimals, f"{symbol.name}.tick_size"),
             1,  # no lot check on market data (see above)
+            price_band_ppm=round(symbol.price_band_pct * 10_000),
+            max_size=decimal_to_fixed(symbol.max_size, symbol.size_decimals, f"{symbol.name}.max_size"),
+            max_drift_ns=config.source.max_clock_drift_ms * 1_000_000,
         ))
     return specs

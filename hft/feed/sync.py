@@ -109,9 +109,14 @@ C_CLOCK_EXCH = 18  # the latest venue time seen on the symbol (depth and trade E
 C_CLOCK_LOCAL = 19  # the local receive time of the frame that advanced it (recorded time in a replay)
 C_BBO_TS = 20  # venue time stamped on the last bookTicker: stamps never go back
 C_STALE_STREAK = 21  # diffs dropped as already covered in a row while synced: a book that stopped advancing
-C_NAME = 24  # words 22..23 spare
+# sanity bounds (``SymbolSpec``; 0 turns a bound off): outliers are counted (STAT_OUTLIERS) and dropped
+C_BAND_PPM = 22  # bookTicker and trade prices within this many ppm of C_REF_MID; book levels within x/÷ DEPTH_BAND
+C_MAX_SIZE = 23  # largest size of a trade, a bookTicker side or a book level, in size units
+C_REF_MID = 24  # the last good mid: of the synced book after each applied snapshot or diff (never of a ticker)
+C_MAX_DRIFT_NS = 25  # largest |venue time E - local receive time| of a diff or a trade (ts_local: wall clock)
+C_NAME = 32  # words 26..31 spare
 MAX_NAME = 32
-CTL_WIDTH = C_NAME + MAX_NAME  # 56 words: every row is 7 whole cache lines
+CTL_WIDTH = C_NAME + MAX_NAME  # 64 words: every row is 8 whole cache lines
 
 # --- arena header words ---
 H_ROWS = 0
@@ -162,11 +167,16 @@ STAT_OFF_GRID = 24  # a price not a multiple of the tick or a size not a multipl
 STAT_HUGE_FRAME = 25  # frames (or snapshot bodies) over their size limit, dropped without decoding
 STAT_TOO_DEEP = 26  # frames (or snapshot bodies) nested deeper than MAX_JSON_DEPTH, refused before decoding
 STAT_STUCK_BOOKS = 27  # synced books that stopped advancing (MAX_STALE_STREAK covered diffs in a row): resynced
-N_STATS = 28
+STAT_OUTLIERS = 28  # frames outside the sanity bounds (price band, size cap, venue-time drift): dropped
+N_STATS = 29
 # A synced book whose update id ran far ahead of the stream (a diff with u = U + 10^12, or a snapshot's
 # lastUpdateId far ahead) drops every later diff as already covered and looks synced forever: this many in a row
 # (5 s of 100 ms diffs) and it is thrown away and resynced. Right after a snapshot a few covered diffs are normal.
 MAX_STALE_STREAK = 50
+# Book levels are not held to the price band: a venue accepts resting orders far from the touch (Binance spot:
+# PERCENT_PRICE_BY_SIDE allows asks up to 5x and bids down to 0.2x the average price). A level with a size beyond
+# this factor of the last good mid (either way) is an outlier.
+DEPTH_BAND = 10
 STAT_NAMES = (
     "frames",
     "malformed",
@@ -196,6 +206,7 @@ STAT_NAMES = (
     "huge_frame",
     "too_deep",
     "stuck_books",
+    "outliers",
 )
 assert len(STAT_NAMES) == N_STATS <= CTL_WIDTH
 assert CTL_WIDTH % 8 == 0
@@ -215,6 +226,7 @@ REASON_STATS: tuple[tuple[str, int], ...] = (
     ("huge_frame", STAT_HUGE_FRAME),
     ("too_deep", STAT_TOO_DEEP),
     ("stuck_books", STAT_STUCK_BOOKS),
+    ("outliers", STAT_OUTLIERS),
     ("buffer_overflow", STAT_BUFFER_OVERFLOW),
     ("events_overflow", STAT_EVENTS_OVERFLOW),
     ("stale_snapshots", STAT_SNAPSHOTS_STALE),
@@ -244,6 +256,7 @@ SNAP_GAP = -6  # the buffered diffs do not continue the snapshot
 SNAP_OVERFLOW = -7  # more levels than the events array can carry
 SNAP_OFF_GRID = -8  # a price off the tick grid or a size off the lot grid
 SNAP_HUGE = -9  # the body is longer than max_snapshot_bytes: not decoded (checked by FeedEngine.on_snapshot)
+SNAP_OUTLIER = -10  # a level beyond the size cap or DEPTH_BAND times from the snapshot's own mid
 
 MS_TO_NS = 1_000_000
 MAX_EVENT_MS = (2**63 - 1) // MS_TO_NS  # a larger event time would overflow int64 nanoseconds
@@ -335,6 +348,59 @@ def _count_wire_error(stats, ws: int) -> None:
         stats[STAT_EVENTS_OVERFLOW] += 1
     else:
         stats[STAT_MALFORMED] += 1
+
+
+@njit(cache=True, nogil=True)
+def price_outlier(ctl, sid: int, price: int) -> bool:
+    """A ticker or trade price further than the band from the last good mid (float: a price can be ~1e13)."""
+    ppm = ctl[sid, C_BAND_PPM]
+    ref = ctl[sid, C_REF_MID]
+    if ppm <= 0 or ref <= 0 or price <= 0:
+        return False
+    return abs(float(price) - float(ref)) > float(ref) * (float(ppm) * 1e-6)
+
+
+@njit(cache=True, nogil=True)
+def size_outlier(ctl, sid: int, size: int) -> bool:
+    cap = ctl[sid, C_MAX_SIZE]
+    return cap > 0 and size > cap
+
+
+@njit(cache=True, nogil=True)
+def time_outlier(ctl, sid: int, ts_exch: int, ts_local: int) -> bool:
+    """A venue time further than the drift bound from the local receive time (both ns since the epoch)."""
+    drift = ctl[sid, C_MAX_DRIFT_NS]
+    return drift > 0 and abs(float(ts_exch) - float(ts_local)) > float(drift)
+
+
+@njit(cache=True, nogil=True)
+def level_outlier(ctl, sid: int, price: int, size: int, mid: int) -> bool:
+    """A book level (not a removal) over the size cap, or beyond ``DEPTH_BAND`` times ``mid`` either way."""
+    if size <= 0:
+        return False
+    if size_outlier(ctl, sid, size):
+        return True
+    if ctl[sid, C_BAND_PPM] <= 0 or mid <= 0:
+        return False
+    return float(price) > float(mid) * DEPTH_BAND or float(price) * DEPTH_BAND < float(mid)
+
+
+@njit(cache=True, nogil=True)
+def _levels_outlier(ctl, sid: int, events, start: int, end: int, mid: int) -> bool:
+    for k in range(start, end):  # noqa: SIM110 (numba compiles no generator in any())
+        if level_outlier(ctl, sid, events[k].price, events[k].size, mid):
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _book_mid(px, counts) -> int:
+    """The mid of a book with both sides, else 0."""
+    nb = counts[BID_ROW]
+    na = counts[ASK_ROW]
+    if nb <= 0 or na <= 0:
+        return 0
+    return px[BID_ROW, nb - 1] // 2 + px[ASK_ROW, na - 1] // 2
 
 
 @njit(cache=True, nogil=True)
@@ -464,8 +530,6 @@ def depth_kernel(
     symbol's venue clock either way (``ts_local``: see ``venue_clock``).
     """
     ctl, book, bufd, bufl, events, snapshots = arena_views(arena)
-    if 0 <= event_ms <= MAX_EVENT_MS:
-        advance_venue_clock(ctl, sid, event_ms * MS_TO_NS, ts_local)
     return depth_core(
         ctl,
         book,
@@ -483,6 +547,7 @@ def depth_kernel(
         last_u,
         event_ms,
         ts_recv,
+        ts_local,
     )
 
 
@@ -504,15 +569,23 @@ def depth_core(
     last_u: int,
     event_ms: int,
     ts_recv: int,
+    ts_local: int,
 ) -> int:
     """``depth_kernel`` on array views, the ``b`` and ``a`` level arrays at ``buf[b_start:b_end]`` and
-    ``buf[a_start:a_end]`` (shared by the msgspec path and the jitted frame scanner)."""
+    ``buf[a_start:a_end]`` (shared by the msgspec path and the jitted frame scanner).
+
+    Sanity bounds: a diff whose E is beyond the drift bound, or with a level over the size cap or beyond
+    ``DEPTH_BAND`` times the last good mid, is an outlier: counted, and handled like a diff with bad content
+    (a synced book is thrown away and resynced; dropping only the level would leave the book wrong)."""
     stats = ctl[ctl.shape[0] - 1]
     stats[STAT_FRAMES] += 1
     stats[STAT_DEPTH] += 1
-    if first_u < 0 or last_u < first_u or event_ms < 0:
+    if first_u < 0 or last_u < first_u or event_ms < 0 or event_ms > MAX_EVENT_MS:
         stats[STAT_MALFORMED] += 1
         return 0
+    time_bad = time_outlier(ctl, sid, event_ms * MS_TO_NS, ts_local)
+    if not time_bad:  # an outlier's E does not move the venue clock bookTickers are stamped with
+        advance_venue_clock(ctl, sid, event_ms * MS_TO_NS, ts_local)
     status = ctl[sid, C_STATUS]
     synced = status == BOOK_SYNCED
     book_u = ctl[sid, C_LAST_U]
@@ -547,8 +620,13 @@ def depth_core(
         ws, n = scan_levels(
             buf, a_start, a_end, pdec, sdec, tick, lot, SIDE_SELL, events, n, last_u, ts_exch, ts_recv, symbol_id, 0
         )
-    if ws != WIRE_OK:
+    bad = ws != WIRE_OK
+    if bad:
         _count_wire_error(stats, ws)
+    elif time_bad or _levels_outlier(ctl, sid, events, 0, n, ctl[sid, C_REF_MID]):
+        stats[STAT_OUTLIERS] += 1
+        bad = True
+    if bad:
         if synced:
             # the book missed updates it can never get back
             _discard_book(book, ctl, snapshots, sid, ts_exch, ts_recv)
@@ -587,6 +665,9 @@ def depth_core(
         stats[STAT_CROSSED] += 1
         _discard_book(book, ctl, snapshots, sid, ts_exch, ts_recv)
         return _reset_frame(events, symbol_id, last_u, ts_exch, ts_recv)
+    mid = _book_mid(px, counts)
+    if mid > 0:
+        ctl[sid, C_REF_MID] = mid
     book_fill_snapshot(px, sz, counts, snapshots, sid, symbol_id, last_u, ts_exch, ts_recv, BOOK_SYNCED)
     ctl[sid, C_DIRTY] = 1
     if n > 0:
@@ -685,6 +766,10 @@ def snapshot_kernel(
         stats[STAT_CROSSED] += 1
         book_clear(px, sz, counts)
         return SNAP_CROSSED
+    if _levels_outlier(ctl, sid, events, 1, n, _book_mid(px, counts)):
+        stats[STAT_OUTLIERS] += 1
+        book_clear(px, sz, counts)
+        return SNAP_OUTLIER
     # publish exactly the book we hold (sorted, merged, truncated to capacity)
     cap_events = events.shape[0]
     nb = counts[BID_ROW]
@@ -767,6 +852,9 @@ def snapshot_kernel(
         return SNAP_CROSSED
     ctl[sid, C_STATUS] = BOOK_SYNCED
     ctl[sid, C_NEED_SNAPSHOT] = 0
+    mid = _book_mid(px, counts)
+    if mid > 0:
+        ctl[sid, C_REF_MID] = mid
     ctl[sid, C_LAST_U] = book_u
     ctl[sid, C_BRIDGED] = 1 if bridged else 0
     ctl[sid, C_LAST_TS_EXCH] = ts_exch
@@ -874,6 +962,10 @@ def bbo_emit(
     if 0 < ask <= bid:  # crossed or locked: no venue quotes that; dropped before the strategy or the broker
         stats[STAT_CROSSED] += 1
         return 0
+    if (price_outlier(ctl, sid, bid) or price_outlier(ctl, sid, ask) or size_outlier(ctl, sid, bid_sz)
+            or size_outlier(ctl, sid, ask_sz)):
+        stats[STAT_OUTLIERS] += 1
+        return 0
     if events.shape[0] < 2:
         stats[STAT_EVENTS_OVERFLOW] += 1
         return 0
@@ -897,7 +989,7 @@ def trade_kernel(
     status = combine_wire_status(s1, s2, WIRE_OK, WIRE_OK)
     if skip_ws(buf, i, end) != end:
         status = WIRE_MALFORMED
-    n = trade_emit(ctl, events, sid, trade_id, event_ms, buyer_is_maker, ts_recv, status, price, size)
+    n = trade_emit(ctl, events, sid, trade_id, event_ms, buyer_is_maker, ts_recv, ts_local, status, price, size)
     venue_clock(ctl, sid, events, n, ts_local)
     return n
 
@@ -911,15 +1003,17 @@ def trade_emit(
     event_ms: int,
     buyer_is_maker: bool,
     ts_recv: int,
+    ts_local: int,
     status: int,
     price: int,
     size: int,
 ) -> int:
-    """Count and emit a parsed trade (see ``trade_kernel``); ``status`` is the combined scan status."""
+    """Count and emit a parsed trade (see ``trade_kernel``); ``status`` is the combined scan status. A trade
+    outside the sanity bounds (price band, size cap, drift of E from ``ts_local``) is counted and dropped."""
     stats = ctl[ctl.shape[0] - 1]
     stats[STAT_FRAMES] += 1
     stats[STAT_TRADES] += 1
-    if trade_id < 0 or event_ms < 0 or status == WIRE_MALFORMED:
+    if trade_id < 0 or event_ms < 0 or event_ms > MAX_EVENT_MS or status == WIRE_MALFORMED:
         stats[STAT_MALFORMED] += 1
         return 0
     if status != WIRE_OK:
@@ -930,6 +1024,10 @@ def trade_emit(
         return 0
     if off_grid(price, size, ctl[sid, C_TICK], ctl[sid, C_LOT]):
         stats[STAT_OFF_GRID] += 1
+        return 0
+    if (price_outlier(ctl, sid, price) or size_outlier(ctl, sid, size)
+            or time_outlier(ctl, sid, event_ms * MS_TO_NS, ts_local)):
+        stats[STAT_OUTLIERS] += 1
         return 0
     if events.shape[0] < 1:
         stats[STAT_EVENTS_OVERFLOW] += 1

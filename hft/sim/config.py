@@ -209,7 +209,11 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
     book_levels:
         Maximum price levels per side kept and served; the farthest level is removed (and published) beyond it.
     epoch_ms:
-        Virtual exchange time (epoch ms) at model time zero: 2024-08-08T00:00:00Z by default.
+        Virtual exchange time (epoch ms) at model time zero: 2024-08-08T00:00:00Z by default. A server with
+        ``wall_clock`` set replaces it with the wall clock's time when it starts.
+    wall_clock:
+        The server's venue times start at this machine's clock, as a real venue's do (the feed holds E to
+        ``source.max_clock_drift_ms`` of its own clock). False: at ``epoch_ms``, the same on every run.
     volatility_bps:
         Calm-regime random walk of the fair price, in bps per square-root second.
     mean_reversion_per_s:
@@ -246,6 +250,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True):
     depth_interval_ms: int = 100
     book_levels: int = 200
     epoch_ms: int = 1_723_075_200_000
+    wall_clock: bool = True
     volatility_bps: float = 1.5
     mean_reversion_per_s: float = 0.002
     trend_probability: float = 0.3

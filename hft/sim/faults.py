@@ -48,6 +48,16 @@ Malformed variants (:func:`corrupt` applies them to a frame exactly as the clien
 ``huge``          the frame padded with an extra string field to ``huge_bytes`` (2 MiB by default): valid JSON,
                   larger than a careful client accepts (websockets' default ``max_size`` is 1 MiB).
 ``deep``          an extra field nesting 5,000 arrays (10 KB): valid JSON that a recursive decoder cannot parse.
+
+Outlier variants (valid frames with values no venue sends; not part of ``"mixed"``), for the feed's sanity bounds:
+
+``far_price``     the first price replaced by ``99999999999.99``.
+``huge_size``     the first size replaced by ``60000.00000000``.
+``future_time``   the event time ``E`` set to 2200-01-01.
+``crossed``       a bookTicker's bid and ask prices swapped (needs ``channel = "bookTicker"``).
+
+``channel`` chooses the streams the corrupted copies are taken from (``depth``, ``bookTicker``, ``trade``);
+by default the client's depth streams. A copy of a depth diff carries the update ids of the diff it precedes.
 """
 
 from __future__ import annotations
@@ -86,6 +96,10 @@ MALFORMED_VARIANTS = (
     "huge",
     "deep",
 )
+OUTLIER_VARIANTS = ("far_price", "huge_size", "future_time", "crossed")
+FAR_PRICE = b'"99999999999.99"'
+HUGE_SIZE = b'"60000.00000000"'
+FUTURE_E = b'"E":7258118400000'  # 2200-01-01T00:00:00Z
 DEEP_NESTING = 5_000  # the "deep" variant's arrays, one inside the other
 MAX_STALL_MS = 60_000
 MAX_SLOW_REST_MS = 9_000  # the whole HTTP exchange must finish within websockets' open_timeout (10 s)
@@ -96,6 +110,8 @@ DEFAULT_HUGE_BYTES = 2 * 1024 * 1024
 
 _DECIMAL_STR_RE = re.compile(rb'"(\d+\.\d+)"')
 _SYMBOL_FIELD_RE = re.compile(rb'"s":"([A-Z0-9]+)"')
+_EVENT_TIME_RE = re.compile(rb'"E":\d+')
+_TICKER_PRICES_RE = re.compile(rb'"b":("[^"]*")(,"B":"[^"]*",)"a":("[^"]*")')
 
 
 class FaultError(ValueError):
@@ -161,18 +177,19 @@ class Malformed(_FaultBase, tag="malformed"):
     count: int = 1
     variant: Literal[
         "truncated", "number_price", "nan_price", "nan_token", "negative_size", "unknown_symbol", "huge", "deep",
-        "mixed"
+        "far_price", "huge_size", "future_time", "crossed", "mixed"
     ] = "mixed"
     symbol: str | None = None
     client: int | None = None
     huge_bytes: int = DEFAULT_HUGE_BYTES
+    channel: Literal["depth", "bookTicker", "trade"] | None = None
 
     def __post_init__(self) -> None:
         _check_int("count", self.count, 1, MAX_COUNT)
-        _require(
-            self.variant in (*MALFORMED_VARIANTS, "mixed"),
-            f"variant must be one of {', '.join((*MALFORMED_VARIANTS, 'mixed'))}, got {self.variant!r}",
-        )
+        variants = (*MALFORMED_VARIANTS, *OUTLIER_VARIANTS, "mixed")
+        _require(self.variant in variants, f"variant must be one of {', '.join(variants)}, got {self.variant!r}")
+        _require(self.variant != "crossed" or self.channel == "bookTicker",
+                 'variant "crossed" swaps a bookTicker\'s prices: it needs channel = "bookTicker"')
         _check_symbol(self.symbol)
         _check_client(self.client)
         _check_int("huge_bytes", self.huge_bytes, 1024, MAX_HUGE_BYTES)
@@ -346,4 +363,14 @@ def corrupt(
     if variant == "deep":
         start = _data_start(frame) + 1
         return frame[:start] + b'"_deep":' + b"[" * DEEP_NESTING + b"]" * DEEP_NESTING + b"," + frame[start:]
+    if variant in ("far_price", "huge_size"):
+        matches = list(_DECIMAL_STR_RE.finditer(frame, _data_start(frame)))
+        if len(matches) < 2:  # no price and size: unchanged
+            return frame
+        m = matches[0] if variant == "far_price" else matches[1]
+        return frame[: m.start()] + (FAR_PRICE if variant == "far_price" else HUGE_SIZE) + frame[m.end() :]
+    if variant == "future_time":
+        return _EVENT_TIME_RE.sub(FUTURE_E, frame, count=1)
+    if variant == "crossed":
+        return _TICKER_PRICES_RE.sub(rb'"b":\3\2"a":\1', frame, count=1)
     raise FaultError(f"unknown malformed variant {variant!r}; variants are {', '.join(MALFORMED_VARIANTS)}")

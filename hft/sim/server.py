@@ -404,6 +404,8 @@ class SimExchange:
     ) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
+        if config.wall_clock:  # venue times near this machine's clock, like a real venue's
+            config = msgspec.structs.replace(config, epoch_ms=time.time_ns() // 1_000_000)
         self.config = config
         # opt-in wire clock (module docstring); None: from the environment, so `hft run` can turn it on
         self.stamp_send = stamp_send if stamp_send is not None else os.environ.get(SEND_STAMP_ENV, "") == "1"
@@ -791,8 +793,11 @@ class SimExchange:
             chosen = []
             for client in self._targets(fault.client):
                 mine = [s for s in client.routes if s.split("@", 1)[0] in symbols]
-                depth = [s for s in mine if "@depth" in s]
-                streams = frozenset(depth or mine)
+                if fault.channel is not None:
+                    streams = frozenset(s for s in mine if s.split("@", 1)[1].startswith(fault.channel))
+                else:
+                    depth = [s for s in mine if "@depth" in s]
+                    streams = frozenset(depth or mine)
                 if not streams:
                     continue
                 if client.malformed_left:

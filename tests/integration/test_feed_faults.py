@@ -120,6 +120,22 @@ def test_faults_when_injected_then_counted_and_the_pipeline_recovers(
         assert after["feed"]["counters"]["reconnects"] == feed["counters"]["reconnects"]
         assert peak_rss_growth(feed["pid"]) < 24 * 1024 * 1024
 
+        # sanity bounds: trades of 60,000 BTC, at 99,999,999,999.99, stamped in the year 2200, and a diff with a
+        # level at that price: counted as outliers and dropped (the diff resyncs its book); a crossed bookTicker
+        # is counted as crossed. Trading goes on.
+        before = feed_counters(instance)["feed"]["counters"]
+        for variant in ("huge_size", "far_price", "future_time"):
+            inject(exchange, kind="malformed", count=2, variant=variant, channel="trade", symbol="BTCUSDT")
+        after = wait_for(instance, lambda p: p["feed"]["counters"]["outliers"] >= before["outliers"] + 6,
+                         "six outlier trades")
+        # (a copy of a diff the book already covers, right after a resync, is dropped as stale unread: hence 3)
+        inject(exchange, kind="malformed", count=3, variant="far_price", channel="depth", symbol="BTCUSDT")
+        inject(exchange, kind="malformed", count=2, variant="crossed", channel="bookTicker")
+        after = wait_for(instance, lambda p: p["feed"]["counters"]["outliers"] >= before["outliers"] + 7
+                         and p["feed"]["counters"]["crossed"] >= before["crossed"] + 2
+                         and p["feed"]["counters"]["resyncs"] > before["resyncs"], "the outlier diff and tickers")
+        wait_for(instance, lambda p: ticks(p) > ticks(after) + 5, "ticks after the outliers")
+
         # 3. a dropped connection: reconnect, resync, trade on
         before = feed_counters(instance)
         inject(exchange, kind="drop_connection")

@@ -32,11 +32,11 @@ def test_decimal_to_fixed_when_on_and_off_the_grid() -> None:
     assert decimal_to_fixed("60000.01", 2, "p") == 6_000_001
     assert decimal_to_fixed("1.50000000", 2, "p") == 150  # trailing zeros are on the grid
     assert decimal_to_fixed(Decimal("0.00001"), 8, "lot") == 1000
-    with pytest.raises(ConfigError, match="p: 0.001 has more than 2 decimals"):
+    with pytest.raises(ConfigError, match=r"p: 0\.001 has more than 2 decimals"):
         decimal_to_fixed("0.001", 2, "p")
 
 
 @pytest.mark.parametrize("text", ["abc", "nan", "inf", 1.5, None])
 def test_parse_decimal_when_not_a_finite_decimal_string_then_one_clear_error(text: object) -> None:
-    with pytest.raises(ConfigError, match="^x: "):
+    with pytest.raises(ConfigError, match=r"^x: "):
         parse_decimal(text, "x")

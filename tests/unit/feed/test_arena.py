@@ -40,7 +40,7 @@ def test_kernel_writes_through_views_then_numpy_views_see_them() -> None:
 def test_new_arena_then_regions_disjoint_line_aligned_and_typed() -> None:
     arena = new_arena(3, 7, 5, 9, 11)
     regions = numpy_views(arena)
-    assert [r.shape for r in regions] == [(4, 56), (3, 2, 2, 7), (3, 5, 5), (3, 9, 3), (11,), (3,)]
+    assert [r.shape for r in regions] == [(4, 64), (3, 2, 2, 7), (3, 5, 5), (3, 9, 3), (11,), (3,)]
     assert regions[4].dtype == MD_EVENT and regions[5].dtype == BOOK_SNAPSHOT
     spans = []
     for region in regions:

@@ -317,6 +317,7 @@ EXPECTED_REASONS = (
     "huge_frame",
     "too_deep",
     "stuck_books",
+    "outliers",
     "buffer_overflow",
     "events_overflow",
     "stale_snapshots",
