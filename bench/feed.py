@@ -8,7 +8,9 @@ Measures, in one run, on ``hftbacktest_spot_btcusdt_20240808.gz`` (real frames) 
    kind: ``depthUpdate`` (all, and those with at most 10 levels), ``bookTicker``, ``trade``.
 2. **Sustained rate**: the whole file replayed back to back through the same path (no consumer gating: the
    ring is lossy) -> frames/s and events/s of one feed process.
-3. **Baselines in the same run**: the engine with its jitted byte scanner switched off (msgspec typed decode
+3. **Baselines in the same run**: the default path with its sanity bounds off (price band, size cap and
+   venue-time drift, on in the pipeline's default config: their cost is the difference), the engine with its
+   jitted byte scanner switched off (msgspec typed decode
    + jitted parse), and a plain-Python feed (``json.loads``, ``Decimal``, dict book, best bid/ask by ``max``/``min``)
    for scale.
 
@@ -32,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hft.feed.engine import FeedEngine, SymbolSpec
+from hft.feed.engine import STAT_NAMES, FeedEngine, SymbolSpec
 from hft.recording.formats import FRAME, open_recording
 from procs.feed import publish_frame
 from shm_layout.atomics import monotonic_ns
@@ -46,10 +48,10 @@ DEFAULT_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "binanc
 TARGET_DEPTH10_P50_NS = 5_000
 
 
-def load(path: Path) -> tuple[list[tuple[int, str | None, bytes]], str]:
-    """Read the recording into memory: (kind, symbol, payload); return it and the file's symbol."""
-    records = [(r.kind, r.symbol, r.payload) for r in open_recording(path)]
-    symbols = {s for kind, s, _ in records if kind != FRAME and s}
+def load(path: Path) -> tuple[list[tuple[int, str | None, bytes, int]], str]:
+    """Read the recording into memory: (kind, symbol, payload, receive time); return it and the file's symbol."""
+    records = [(r.kind, r.symbol, r.payload, r.ts_ns) for r in open_recording(path)]
+    symbols = {s for kind, s, _, _ in records if kind != FRAME and s}
     if len(symbols) != 1:
         raise SystemExit(f"{path}: expected a single-symbol recording, found snapshots for {sorted(symbols)}")
     return records, symbols.pop()
@@ -69,21 +71,25 @@ def classify(payload: bytes) -> str:
 class FeedPath:
     """The feed process's per-frame path on a real pipeline in shared memory."""
 
-    def __init__(self, symbol: str, fast_path: bool) -> None:
+    def __init__(self, symbol: str, fast_path: bool, bounds: bool) -> None:
         table = np.zeros(1, SYMBOL_INFO)
         table[0]["name"] = symbol.encode()
         self.pipeline = Pipeline.create(
             f"feedbench{os.getpid()}x{uuid.uuid4().hex[:6]}", table, {MD_EVENTS: 65536, ORDERS: 64, EXECUTIONS: 64}
         )
-        self.engine = FeedEngine([SymbolSpec(symbol, 0, 2, 8)], fast_path=fast_path)
+        # the pipeline's default bounds: 10 % band, 10,000 BTC, 60 s of drift (checked against the recording's
+        # receive time, as a replay does)
+        spec = (SymbolSpec(symbol, 0, 2, 8, price_band_ppm=100_000, max_size=10_000 * 10**8, max_drift_ns=60 * 10**9)
+                if bounds else SymbolSpec(symbol, 0, 2, 8))
+        self.engine = FeedEngine([spec], fast_path=fast_path)
         self.rows = self.engine.snapshots.view(np.int64).reshape(1, SLOT_WORDS)
         self.md = self.pipeline.rings[MD_EVENTS]
         self.proc = self.pipeline.control.process_words(PROC_FEED)
 
-    def frame(self, kind: int, symbol: str | None, payload: bytes) -> int:
+    def frame(self, kind: int, symbol: str | None, payload: bytes, ts_local: int) -> int:
         ts_recv = monotonic_ns()
         if kind == FRAME:
-            n = self.engine.on_frame(payload, ts_recv)
+            n = self.engine.on_frame(payload, ts_recv, ts_local)
         else:
             n = max(0, self.engine.on_snapshot(symbol, payload, ts_recv))
         publish_frame(self.engine.events, n, self.rows, self.engine.dirty, self.pipeline.snapshots.words,
@@ -98,9 +104,9 @@ class FeedPath:
 def time_frames(path: FeedPath, records: list, kinds: list[str]) -> dict[str, np.ndarray]:
     """Time every frame (ns) from before on_frame to after publish_frame, grouped by kind."""
     samples: dict[str, list[int]] = {}
-    for (kind, symbol, payload), label in zip(records, kinds, strict=True):
+    for (kind, symbol, payload, ts_local), label in zip(records, kinds, strict=True):
         started = time.perf_counter_ns()
-        path.frame(kind, symbol, payload)
+        path.frame(kind, symbol, payload, ts_local)
         elapsed = time.perf_counter_ns() - started
         if kind == FRAME:
             samples.setdefault(label, []).append(elapsed)
@@ -113,8 +119,8 @@ def sustained(path: FeedPath, records: list, repeats: int) -> tuple[float, float
     started = time.perf_counter()
     for _ in range(repeats):
         path.engine.on_disconnect(monotonic_ns())  # a fresh sync each pass, exactly as the file expects
-        for kind, symbol, payload in records:
-            events += path.frame(kind, symbol, payload)
+        for kind, symbol, payload, ts_local in records:
+            events += path.frame(kind, symbol, payload, ts_local)
             frames += 1
     elapsed = time.perf_counter() - started
     return frames / elapsed, events / elapsed
@@ -125,7 +131,7 @@ def python_baseline(records: list) -> dict[str, np.ndarray]:
     bids: dict[Decimal, Decimal] = {}
     asks: dict[Decimal, Decimal] = {}
     samples: dict[str, list[int]] = {}
-    for kind, _symbol, payload in records:
+    for kind, _symbol, payload, _ts in records:
         started = time.perf_counter_ns()
         message = json.loads(payload)
         if kind != FRAME:
@@ -171,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recording {args.file} not found (pass --file)", file=sys.stderr)
         return 2
     records, symbol = load(args.file)
-    kinds = [classify(payload) for _, _, payload in records]
+    kinds = [classify(payload) for _, _, payload, _ in records]
     result: dict[str, object] = {
         "benchmark": "feed",
         "file": str(args.file),
@@ -184,15 +190,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     gc.disable()
     try:
-        for name, fast in (("jitted scanner (default)", True), ("msgspec typed decode", False)):
-            path = FeedPath(symbol, fast)
+        for name, fast, bounds in (("jitted scanner (default)", True, True),
+                                   ("jitted scanner, sanity bounds off", True, False),
+                                   ("msgspec typed decode", False, True)):
+            path = FeedPath(symbol, fast, bounds)
             try:
                 time_frames(path, records, kinds)  # warm the JIT and the caches
                 path.engine.on_disconnect(monotonic_ns())
                 latency = time_frames(path, records, kinds)
                 result["latency"][name] = {label: summary(values) for label, values in sorted(latency.items())}
                 frames_s, events_s = sustained(path, records, args.repeats)
-                result["sustained"][name] = {"frames_per_s": frames_s, "events_per_s": events_s}
+                result["sustained"][name] = {"frames_per_s": frames_s, "events_per_s": events_s,
+                                             "outliers": int(path.engine.stats[STAT_NAMES.index("outliers")])}
             finally:
                 path.close()
         baseline = python_baseline(records)

@@ -50,12 +50,19 @@ class CappedFrameBuffer(frame_buffer):
     """
 
     def __init__(self, recv_fn: Callable[[int], bytes], skip_utf8_validation: bool, max_message_bytes: int) -> None:
-        super().__init__(recv_fn, skip_utf8_validation)
+        super().__init__(self._recv_stamped, skip_utf8_validation)
+        self._recv_socket = recv_fn
+        self.last_bytes_at = time.monotonic()  # when the socket last gave bytes: liveness, even mid-frame
         self.max_message_bytes = max_message_bytes
         self.message_bytes = 0  # payload bytes of the data message being received
         self.dropping = False  # the data message being received is over the cap
         self.discard_left: int | None = None  # payload bytes of the current frame still to throw away
         self.dropped_messages = 0
+
+    def _recv_stamped(self, bufsize: int) -> bytes:
+        chunk = self._recv_socket(bufsize)
+        self.last_bytes_at = time.monotonic()
+        return chunk
 
     def recv_frame(self) -> ABNF:
         if self.needs_header():
@@ -208,7 +215,8 @@ class LiveFeed:
             except websocket.WebSocketTimeoutException:
                 data = None
             if data is None:
-                if silence_s > 0 and time.monotonic() - last_data > silence_s:
+                # silence: no byte for silence_s (a long frame still arriving, even one thrown away, is not)
+                if silence_s > 0 and time.monotonic() - max(last_data, frames.last_bytes_at) > silence_s:
                     # a server that stops sending looks synced and fresh: say so, and start again
                     self.counts.no_data_reconnects += 1
                     raise NoDataError(f"no data for {silence_s:g} s (source.no_data_timeout_s)")

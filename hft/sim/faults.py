@@ -51,7 +51,8 @@ Malformed variants (:func:`corrupt` applies them to a frame exactly as the clien
 
 Outlier variants (valid frames with values no venue sends; not part of ``"mixed"``), for the feed's sanity bounds:
 
-``far_price``     the first price replaced by ``99999999999.99``.
+``far_price``     the first price replaced by ``99999999999.99`` (in a depth diff: of the first level that is not a
+                  removal, so the copy adds a level rather than failing to remove one).
 ``huge_size``     the first size replaced by ``60000.00000000``.
 ``future_time``   the event time ``E`` set to 2200-01-01.
 ``crossed``       a bookTicker's bid and ask prices swapped (needs ``channel = "bookTicker"``).
@@ -111,6 +112,7 @@ DEFAULT_HUGE_BYTES = 2 * 1024 * 1024
 _DECIMAL_STR_RE = re.compile(rb'"(\d+\.\d+)"')
 _SYMBOL_FIELD_RE = re.compile(rb'"s":"([A-Z0-9]+)"')
 _EVENT_TIME_RE = re.compile(rb'"E":\d+')
+_LEVEL_RE = re.compile(rb'\["(\d+\.\d+)","(\d+\.\d+)"\]')
 _TICKER_PRICES_RE = re.compile(rb'"b":("[^"]*")(,"B":"[^"]*",)"a":("[^"]*")')
 
 
@@ -368,6 +370,10 @@ def corrupt(
         if len(matches) < 2:  # no price and size: unchanged
             return frame
         m = matches[0] if variant == "far_price" else matches[1]
+        if variant == "far_price":
+            level = next((x for x in _LEVEL_RE.finditer(frame) if x.group(2).strip(b"0.")), None)
+            if level is not None:  # a depth diff: a level with a size (a removal far away changes nothing)
+                return frame[: level.start(1) - 1] + FAR_PRICE + frame[level.end(1) + 1 :]
         return frame[: m.start()] + (FAR_PRICE if variant == "far_price" else HUGE_SIZE) + frame[m.end() :]
     if variant == "future_time":
         return _EVENT_TIME_RE.sub(FUTURE_E, frame, count=1)

@@ -369,6 +369,10 @@ def _trigger(reason: str, fast_path: bool) -> FeedEngine:
         return engine
     if reason == "truncated":
         return synced_engine(1000, fast_path=fast_path, depth_capacity=2)
+    if reason == "outliers":
+        engine = synced_engine(1000, SymbolSpec("BTCUSDT", 0, 2, 8, max_size=10**9), fast_path=fast_path)
+        engine.on_frame(trade(1, "100.00", "60000", False), 1)  # 60,000 BTC over a 10 BTC cap
+        return engine
     engine = synced_engine(1000, fast_path=fast_path)
     frame = {
         "malformed": b"not json",

@@ -144,3 +144,23 @@ def test_corrupt_raw_payload_then_same_variants_apply() -> None:
     assert json.loads(corrupt(raw, "unknown_symbol"))["s"] == "ZZZUSDT"
     assert isinstance(json.loads(corrupt(raw, "number_price"))["p"], float)
     assert len(corrupt(raw, "huge", huge_bytes=4096)) == 4096
+
+
+def test_outlier_variants_then_valid_frames_with_values_no_venue_sends() -> None:
+    depth = (b'{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723075200100,"s":"BTCUSDT","U":1,'
+             b'"u":2,"b":[["60000.00","0.00000000"],["59999.99","1.50000000"]],"a":[["60000.01","2.00000000"]]}}')
+    far = json.loads(corrupt(depth, "far_price"))["data"]
+    assert far["b"] == [["60000.00", "0.00000000"], ["99999999999.99", "1.50000000"]]  # not the removal
+    ticker = (b'{"stream":"btcusdt@bookTicker","data":{"u":5,"s":"BTCUSDT","b":"60000.00","B":"1.0",'
+              b'"a":"60000.01","A":"2.0"}}')
+    crossed = json.loads(corrupt(ticker, "crossed"))["data"]
+    assert (crossed["b"], crossed["a"]) == ("60000.01", "60000.00")
+    assert json.loads(corrupt(ticker, "huge_size"))["data"]["B"] == "60000.00000000"
+    trade = FRAMES["trade"]
+    assert json.loads(corrupt(trade, "future_time"))["data"]["E"] == 7_258_118_400_000
+    assert json.loads(corrupt(trade, "far_price"))["data"]["p"] == "99999999999.99"
+
+
+def test_crossed_variant_without_the_ticker_channel_then_refused() -> None:
+    with pytest.raises(FaultError, match="bookTicker"):
+        decode_fault(json.dumps({"kind": "malformed", "variant": "crossed"}))
