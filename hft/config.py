@@ -266,6 +266,10 @@ class PersistenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """SQLite output: one transaction per batch, at most ``flush_ms`` between commits."""
 
     db_path: str = "runs/hft.db"
+    # a PostgreSQL server instead of the SQLite file (pipelines on several hosts into one database):
+    # "postgresql://user:password@host:5432/dbname"; rows are keyed by host, instance and run
+    url: str = ""
+    host: str = ""  # the host name rows carry in PostgreSQL (default: this machine's name)
     batch_size: int = 1024
     flush_ms: int = 50
     metrics_interval_ms: int = 1_000  # a performance_metrics row this often (and at the end)
@@ -274,6 +278,10 @@ class PersistenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     def __post_init__(self) -> None:
         require(self.metrics_interval_ms >= 100, "persistence.metrics_interval_ms must be >= 100")
         require(self.max_db_mib >= 0, "persistence.max_db_mib must be >= 0")
+        require(not self.url or self.url.startswith(("postgresql://", "postgres://")),
+                f"persistence.url {self.url!r}: a PostgreSQL URL (postgresql://user@host:5432/dbname), or empty "
+                "for the SQLite file persistence.db_path")
+        require(len(self.host) <= 255, "persistence.host: at most 255 characters")
         require(self.batch_size > 0, "persistence.batch_size must be positive")
         require(self.flush_ms > 0, "persistence.flush_ms must be positive")
 

@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -636,12 +637,26 @@ class Supervisor:
         def counter(process: int, index: int) -> int:
             return int(control.process_words(process)[W_COUNTERS + index])
 
-        db_path = str(Path(self.config.persistence.db_path).resolve())
+        persistence = self.config.persistence
+        db_path = str(Path(persistence.db_path).resolve())
         realized: dict[str, float] = {}
         fees: dict[str, float] = {}
         db_orders = db_trades = db_executions = -1
-        if Path(db_path).exists():
+        db = None
+        if persistence.url:
+            import psycopg
+
+            from hft.persistence.pg import redacted, summarize_pg
+
+            db_path = redacted(persistence.url)
+            try:
+                db = summarize_pg(persistence.url, persistence.host or socket.gethostname(), self.config.instance,
+                                  control.generation)
+            except (psycopg.Error, OSError) as exc:  # the summary says why it has no database part
+                log.warning("run summary: %s unreadable (%s)", db_path, exc)
+        elif Path(db_path).exists():
             db = summarize_db(db_path, run_id=control.generation)
+        if db is not None:
             db_orders, db_trades = int(db["orders"]), int(db["trades"])
             db_executions = int(db["executions"])
             for symbol, row in db["symbols"].items():

@@ -12,13 +12,14 @@ seqlock mids, Sharpe, drawdown, win rate) and, when the strategy published a new
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import msgspec
 import numpy as np
 
 from hft.persistence.metrics import performance
-from hft.persistence.store import StoreError, TradeStore
+from hft.persistence.store import StoreBase, StoreError, TradeStore
 from procs.common import WorkerContext, worker_main
 from shm_layout.atomics import load_acquire, monotonic_ns
 from shm_layout.counters import (
@@ -59,7 +60,7 @@ class BatchWriter:
     """One pass of the exactly-once loop: peek reports then orders (without releasing them), commit the rows
     and the new cursors in one transaction, then release. ``bench/persistence.py`` measures this same code."""
 
-    def __init__(self, store: TradeStore, orders: object, executions: object, batch: int) -> None:
+    def __init__(self, store: StoreBase, orders: object, executions: object, batch: int) -> None:
         self.store = store
         self.orders, self.executions = orders, executions
         self.order_consumer = orders.consumer_index("persistence")
@@ -120,7 +121,7 @@ class Marks:
 class Periodic:
     """Performance samples and strategy snapshots, each at most every interval."""
 
-    def __init__(self, ctx: WorkerContext, store: TradeStore) -> None:
+    def __init__(self, ctx: WorkerContext, store: StoreBase) -> None:
         self.ctx = ctx
         self.store = store
         self.marks = Marks(ctx)
@@ -131,8 +132,7 @@ class Periodic:
         self.next_snapshot = 0
         self.sample_id = store.next_id("performance_metrics", "sample_id")
         self.snapshot_id = store.next_id("strategy_snapshots", "snapshot_id")
-        rows = store.db.execute("SELECT ts_exch, total_pnl FROM performance_metrics WHERE run_id = ? "
-                                "ORDER BY sample_id", (store.run_id,)).fetchall()
+        rows = store.metric_history()
         self.ts = [int(r[0]) for r in rows]
         self.equity = [float(r[1]) for r in rows]
         self.blob = np.zeros(STRATEGY_STATE_BYTES // 8, np.int64)
@@ -179,7 +179,7 @@ class Periodic:
         self.snapshot_id += 1
 
 
-def resume_cursors(ctx: WorkerContext, store: TradeStore, rings: dict[str, tuple[object, int]]) -> None:
+def resume_cursors(ctx: WorkerContext, store: StoreBase, rings: dict[str, tuple[object, int]]) -> None:
     """Release every ring up to its committed cursor: this process may have died between COMMIT and release."""
     for name, (ring, consumer) in rings.items():
         committed = store.cursor(name)
@@ -207,9 +207,15 @@ def run(ctx: WorkerContext) -> int:
             return 0
         time.sleep(0.005)
     try:
-        store = TradeStore(cfg.db_path, symbols, run_id=pipeline.control.generation,
-                           max_db_bytes=cfg.max_db_mib * 2**20,
-                           config_json=json.dumps(msgspec.to_builtins(ctx.config)))
+        config_json = json.dumps(msgspec.to_builtins(ctx.config))
+        if cfg.url:
+            from hft.persistence.pg import PgTradeStore
+
+            store = PgTradeStore(cfg.url, symbols, cfg.host or socket.gethostname(), ctx.config.instance,
+                                 pipeline.control.generation, config_json)
+        else:
+            store = TradeStore(cfg.db_path, symbols, run_id=pipeline.control.generation,
+                               max_db_bytes=cfg.max_db_mib * 2**20, config_json=config_json)
         periodic = Periodic(ctx, store)
     except StoreError as exc:
         ctx.log.error("%s", exc)
@@ -220,7 +226,7 @@ def run(ctx: WorkerContext) -> int:
     block = ctx.proc_words
     flush_s = cfg.flush_ms / 1000.0
     ctx.mark_running()
-    ctx.log.info("persistence running: %s", cfg.db_path)
+    ctx.log.info("persistence running: %s", store.where)
     try:
         while True:
             stopping = ctx.stop_reached() or ctx.should_exit()
@@ -253,7 +259,7 @@ def run(ctx: WorkerContext) -> int:
         return 2
     finally:
         store.close()
-    ctx.log.info("persistence stopped: %s", cfg.db_path)
+    ctx.log.info("persistence stopped: %s", store.where)
     return 0
 
 

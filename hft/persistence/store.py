@@ -30,6 +30,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -216,62 +217,35 @@ def _sides(values: np.ndarray) -> list[str]:
 LIQUIDITY_LABELS = {LIQUIDITY_TAKER: "TAKER", LIQUIDITY_MAKER: "MAKER"}
 
 
-class TradeStore:
-    """One SQLite connection owned by the persistence process."""
+class StoreBase:
+    """What every store writes and reads, in SQL both SQLite and PostgreSQL take (``?`` placeholders; a
+    PostgreSQL store swaps them for ``%s``). A subclass opens the connection and provides ``_execute``,
+    ``_executemany``, ``_fetchall``, ``_begin``, ``_commit``, ``_rollback`` and ``_error`` (its driver's error)."""
 
-    def __init__(
-        self, path: str | os.PathLike[str], symbols: list[tuple[str, int, int]], run_id: int = 0,
-        max_db_bytes: int = 0, config_json: str = "{}", register_run: bool = True,
-    ) -> None:
-        """Open (creating) the database; ``symbols[i] = (name, price_decimals, size_decimals)``; rows of this
-        run carry ``run_id``. ``max_db_bytes`` > 0 caps the file (``max_page_count``): a full database then
-        fails a write with a clear error instead of filling the disk."""
-        self.path = Path(path)
-        self.run_id = run_id
+    run_id: int
+    names: list[str]
+    price_scale: np.ndarray
+    size_scale: np.ndarray
+    where: str  # the database, for messages
+
+    def _set_symbols(self, symbols: list[tuple[str, int, int]]) -> None:
         self.names = [name for name, _, _ in symbols]
         self.price_scale = np.array([10.0**-pd for _, pd, _ in symbols])
         self.size_scale = np.array([10.0**-sd for _, _, sd in symbols])
-        try:
-            if not self.path.parent.exists():
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            for pragma in PRAGMAS:
-                self.db.execute(pragma)
-            mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode})")
-            if max_db_bytes > 0:
-                page = self.db.execute("PRAGMA page_size").fetchone()[0]
-                self.db.execute(f"PRAGMA max_page_count={max(1, max_db_bytes // page)}")
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute(SCHEMA[0])
-            versions = {row[0] for row in self.db.execute("SELECT version FROM schema_version")}
-            if versions and SCHEMA_VERSION not in versions:
-                self.db.execute("ROLLBACK")
-                raise StoreError(f"{self.path} has schema version {max(versions)}, this build writes "
-                                 f"{SCHEMA_VERSION}: use another persistence.db_path")
-            for statement in SCHEMA:
-                self.db.execute(statement)
-            self.db.execute("INSERT OR IGNORE INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            if register_run:  # (not when only the schema is wanted: a sweep merging runs into the database)
-                self.db.execute("INSERT OR IGNORE INTO runs (run_id, config) VALUES (?, ?)", (run_id, config_json))
-            self.db.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
-        self._checkpointer = Checkpointer(self.path)
-        self.db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it, off the write path
+
+    def _one(self, sql: str, params: tuple) -> tuple | None:
+        rows = self._fetchall(sql, params)
+        return rows[0] if rows else None
 
     def cursor(self, ring: str) -> int:
         """Return the committed cursor of a ring (0 if never committed)."""
-        row = self.db.execute(
-            "SELECT cursor FROM ring_cursors WHERE run_id = ? AND ring = ?", (self.run_id, ring)
-        ).fetchone()
+        row = self._one("SELECT cursor FROM ring_cursors WHERE run_id = ? AND ring = ?", (self.run_id, ring))
         return int(row[0]) if row else 0
 
     def next_id(self, table: str, column: str) -> int:
         """1 + the largest ``column`` of this run in ``table`` (periodic rows continue after a restart)."""
-        row = self.db.execute(f"SELECT MAX({column}) FROM {table} WHERE run_id = ?", (self.run_id,)).fetchone()
-        return int(row[0] or 0) + 1
+        row = self._one(f"SELECT MAX({column}) FROM {table} WHERE run_id = ?", (self.run_id,))
+        return int(row[0] or 0) + 1 if row else 1
 
     # -------------------------------------------------------------------------------------------- row builders
 
@@ -372,15 +346,16 @@ class TradeStore:
         ]
         updates = list(pending.values())
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany(f"INSERT OR IGNORE INTO orders ({ORDER_COLUMNS}) VALUES ({_marks(ORDER_COLUMNS)})",
-                                order_rows)
-            self.db.executemany(f"INSERT OR IGNORE INTO executions VALUES ({_marks(EXECUTION_COLUMNS)})", executions)
-            self.db.executemany(
+            self._begin()
+            self._executemany(f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({_marks(ORDER_COLUMNS)}) "
+                              "ON CONFLICT DO NOTHING", order_rows)
+            self._executemany(f"INSERT INTO executions ({EXECUTION_COLUMNS}) VALUES ({_marks(EXECUTION_COLUMNS)}) "
+                              "ON CONFLICT DO NOTHING", executions)
+            self._executemany(
                 "UPDATE orders SET status = ?, reason = ?, filled = ?, filled_fp = ?, avg_price = ?, "
                 "last_exec_id = ? WHERE run_id = ? AND order_id = ? AND last_exec_id < ?", updates,
             )
-            self.db.executemany(
+            self._executemany(
                 "INSERT INTO positions (run_id, symbol, position, entry_price, mark_price, realized_pnl, "
                 "unrealized_pnl, fees, position_fp, last_exec_id, ts_exch) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (run_id, symbol) DO UPDATE SET position = excluded.position, "
@@ -391,23 +366,18 @@ class TradeStore:
                 positions,
             )
             self._write_cursors(cursors)
-            self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
+            self._commit()
+        except self._error as exc:
             self._rollback()
-            raise StoreError(f"{self.path}: write failed: {exc}{_hint(exc)}") from exc
+            raise StoreError(f"{self.where}: write failed: {exc}{self._hint(exc)}") from exc
         return len(order_rows), fills
 
     def _write_cursors(self, cursors: dict[str, int]) -> None:
-        self.db.executemany(
+        self._executemany(
             "INSERT INTO ring_cursors (run_id, ring, cursor) VALUES (?, ?, ?) "
             "ON CONFLICT (run_id, ring) DO UPDATE SET cursor = excluded.cursor",
             [(self.run_id, ring, cursor) for ring, cursor in cursors.items()],
         )
-
-    def _rollback(self) -> None:
-        if self.db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                self.db.execute("ROLLBACK")
 
     def write_metrics(self, sample_id: int, ts_exch: int, values: dict[str, float | int | None]) -> None:
         """Insert one performance sample (``values``: the performance_metrics columns after ts_exch)."""
@@ -419,47 +389,118 @@ class TradeStore:
                  v["sharpe"], v["max_drawdown"], v["win_rate"], v["avg_trade_pnl"], v["trade_count"])
                 for sample_id, ts_exch, v in samples]
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany(
-                "INSERT OR IGNORE INTO performance_metrics (run_id, sample_id, ts_exch, total_pnl, realized_pnl, "
+            self._begin()
+            self._executemany(
+                "INSERT INTO performance_metrics (run_id, sample_id, ts_exch, total_pnl, realized_pnl, "
                 "unrealized_pnl, fees, sharpe, max_drawdown, win_rate, avg_trade_pnl, trade_count) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-            self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING", rows)
+            self._commit()
+        except self._error as exc:
             self._rollback()
-            raise StoreError(f"{self.path}: write failed: {exc}") from exc
+            raise StoreError(f"{self.where}: write failed: {exc}") from exc
 
     def write_snapshot(self, snapshot_id: int, ts_exch: int, state: bytes) -> None:
         """Insert one strategy snapshot (msgspec-encoded by the strategy process)."""
-        self._write_one("INSERT OR IGNORE INTO strategy_snapshots (run_id, snapshot_id, ts_exch, state) "
-                        "VALUES (?,?,?,?)", (self.run_id, snapshot_id, ts_exch, state))
-
-    def _write_one(self, sql: str, row: tuple) -> None:
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute(sql, row)
-            self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
+            self._begin()
+            self._execute("INSERT INTO strategy_snapshots (run_id, snapshot_id, ts_exch, state) VALUES (?,?,?,?) "
+                          "ON CONFLICT DO NOTHING", (self.run_id, snapshot_id, ts_exch, state))
+            self._commit()
+        except self._error as exc:
             self._rollback()
-            raise StoreError(f"{self.path}: write failed: {exc}") from exc
+            raise StoreError(f"{self.where}: write failed: {exc}") from exc
+
+    def metric_history(self) -> list[tuple[int, float]]:
+        """This run's ``(ts_exch, total_pnl)`` samples in order (a restarted persistence continues the curve)."""
+        return [(int(ts), float(pnl)) for ts, pnl in self._fetchall(
+            "SELECT ts_exch, total_pnl FROM performance_metrics WHERE run_id = ? ORDER BY sample_id", (self.run_id,))]
 
     def closing_pnls(self) -> tuple[np.ndarray, float, float]:
         """This run's closing fills' PnL (for win rate), total realized PnL and total fees."""
-        pnls = np.array([row[0] for row in self.db.execute(
+        pnls = np.array([row[0] for row in self._fetchall(
             "SELECT pnl FROM trades WHERE run_id = ? AND closed > 0 ORDER BY exec_id", (self.run_id,))], float)
-        realized, fees = self.db.execute(
+        realized, fees = self._one(
             "SELECT COALESCE(SUM(realized_pnl), 0), COALESCE(SUM(fees), 0) FROM positions WHERE run_id = ?",
-            (self.run_id,)).fetchone()
+            (self.run_id,))
         return pnls, float(realized), float(fees)
 
     def positions(self) -> list[tuple[int, int, int]]:
         """``(symbol index, position_fp, entry notional in money units)`` for marking (from the latest rows)."""
         out = []
-        for symbol, position_fp, entry_price in self.db.execute(
+        for symbol, position_fp, entry_price in self._fetchall(
                 "SELECT symbol, position_fp, entry_price FROM positions WHERE run_id = ?", (self.run_id,)):
             if symbol in self.names:
                 out.append((self.names.index(symbol), int(position_fp), entry_price))
         return out
+
+class TradeStore(StoreBase):
+    """One SQLite connection owned by the persistence process."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], symbols: list[tuple[str, int, int]], run_id: int = 0,
+        max_db_bytes: int = 0, config_json: str = "{}", register_run: bool = True,
+    ) -> None:
+        """Open (creating) the database; ``symbols[i] = (name, price_decimals, size_decimals)``; rows of this
+        run carry ``run_id``. ``max_db_bytes`` > 0 caps the file (``max_page_count``): a full database then
+        fails a write with a clear error instead of filling the disk."""
+        self.path = Path(path)
+        self.where = str(self.path)
+        self.run_id = run_id
+        self._set_symbols(symbols)
+        try:
+            if not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            for pragma in PRAGMAS:
+                self.db.execute(pragma)
+            mode = self.db.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode})")
+            if max_db_bytes > 0:
+                page = self.db.execute("PRAGMA page_size").fetchone()[0]
+                self.db.execute(f"PRAGMA max_page_count={max(1, max_db_bytes // page)}")
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(SCHEMA[0])
+            versions = {row[0] for row in self.db.execute("SELECT version FROM schema_version")}
+            if versions and SCHEMA_VERSION not in versions:
+                self.db.execute("ROLLBACK")
+                raise StoreError(f"{self.path} has schema version {max(versions)}, this build writes "
+                                 f"{SCHEMA_VERSION}: use another persistence.db_path")
+            for statement in SCHEMA:
+                self.db.execute(statement)
+            self.db.execute("INSERT OR IGNORE INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            if register_run:  # (not when only the schema is wanted: a sweep merging runs into the database)
+                self.db.execute("INSERT OR IGNORE INTO runs (run_id, config) VALUES (?, ?)", (run_id, config_json))
+            self.db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+        self._checkpointer = Checkpointer(self.path)
+        self.db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it, off the write path
+
+    _error = sqlite3.Error
+
+    def _execute(self, sql: str, params: tuple = ()) -> None:
+        self.db.execute(sql, params)
+
+    def _executemany(self, sql: str, rows: list[tuple]) -> None:
+        self.db.executemany(sql, rows)
+
+    def _fetchall(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return self.db.execute(sql, params).fetchall()
+
+    def _begin(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self.db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+
+    def _hint(self, exc: Exception) -> str:
+        return _hint(exc)
 
     def close(self) -> None:
         """Checkpoint the WAL into the main file and close."""
@@ -532,18 +573,26 @@ def summarize(path: str | os.PathLike[str], run_id: int | None = None) -> dict[s
         if run_id is None:
             latest = db.execute("SELECT run_id FROM runs ORDER BY rowid DESC LIMIT 1").fetchone()
             run_id = latest[0] if latest else -1
-        orders = db.execute("SELECT COUNT(*) FROM orders WHERE run_id = ? AND command = 'NEW'",
-                            (run_id,)).fetchone()[0]
-        executions = db.execute("SELECT COUNT(*) FROM executions WHERE run_id = ?", (run_id,)).fetchone()[0]
-        trades = db.execute("SELECT COUNT(*) FROM trades WHERE run_id = ?", (run_id,)).fetchone()[0]
-        rejections = db.execute("SELECT COUNT(*) FROM executions WHERE run_id = ? AND status = 'REJECTED'",
-                                (run_id,)).fetchone()[0]
-        per_symbol = {
-            symbol: {"realized_pnl": pnl, "position": position, "fees": fees}
-            for symbol, pnl, position, fees in db.execute(
-                "SELECT symbol, realized_pnl, position, fees FROM positions WHERE run_id = ?", (run_id,))
-        }
+        return summarize_run(lambda sql, params: db.execute(sql, params).fetchall(), run_id)
     finally:
         db.close()
-    return {"run_id": run_id, "orders": orders, "executions": executions, "trades": trades,
-            "rejections": rejections, "symbols": per_symbol}
+
+
+def summarize_run(fetch: Callable[[str, tuple], list[tuple]], run_id: int) -> dict[str, object]:
+    """One run's totals through ``fetch(sql, params)`` (``?`` placeholders): either store."""
+    def count(sql: str) -> int:
+        return int(fetch(sql, (run_id,))[0][0])
+
+    per_symbol = {
+        symbol: {"realized_pnl": pnl, "position": position, "fees": fees}
+        for symbol, pnl, position, fees in fetch(
+            "SELECT symbol, realized_pnl, position, fees FROM positions WHERE run_id = ?", (run_id,))
+    }
+    return {
+        "run_id": run_id,
+        "orders": count("SELECT COUNT(*) FROM orders WHERE run_id = ? AND command = 'NEW'"),
+        "executions": count("SELECT COUNT(*) FROM executions WHERE run_id = ?"),
+        "trades": count("SELECT COUNT(*) FROM trades WHERE run_id = ?"),
+        "rejections": count("SELECT COUNT(*) FROM executions WHERE run_id = ? AND status = 'REJECTED'"),
+        "symbols": per_symbol,
+    }

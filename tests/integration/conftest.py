@@ -8,3 +8,6 @@ import pytest
 @pytest.fixture(autouse=True)
 def _compiled_pipeline(warm_pipeline: None) -> None:
     """Every test here starts pipeline processes: their code must be compiled already."""
+
+
+from tests.pg import pg_database, pg_server  # noqa: E402, F401 (fixtures: test_postgres.py's real server)
