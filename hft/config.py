@@ -270,6 +270,9 @@ class PersistenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     # "postgresql://user:password@host:5432/dbname"; rows are keyed by host, instance and run
     url: str = ""
     host: str = ""  # the host name rows carry in PostgreSQL (default: this machine's name)
+    # while the server is away, batches go to a local SQLite spool beside db_path (spool-<instance>-<run>.db),
+    # replayed in order when it is back; capped at this size (a full spool stops persistence cleanly)
+    spool_max_mib: int = 1024
     batch_size: int = 1024
     flush_ms: int = 50
     metrics_interval_ms: int = 1_000  # a performance_metrics row this often (and at the end)
@@ -282,6 +285,7 @@ class PersistenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
                 f"persistence.url {self.url!r}: a PostgreSQL URL (postgresql://user@host:5432/dbname), or empty "
                 "for the SQLite file persistence.db_path")
         require(len(self.host) <= 255, "persistence.host: at most 255 characters")
+        require(self.spool_max_mib > 0, "persistence.spool_max_mib must be > 0")
         require(self.batch_size > 0, "persistence.batch_size must be positive")
         require(self.flush_ms > 0, "persistence.flush_ms must be positive")
 

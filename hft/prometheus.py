@@ -19,7 +19,8 @@ metric                                                     type       source
 ``hft_process_state{process}``                             gauge      0 stopped, 1 starting, 2 running, 3 stopping
 ``hft_process_heartbeat_age_seconds{process}``             gauge      now - heartbeat_ns (absent before the first)
 ``hft_process_restarts_total{process}``                    counter    PROCESS_BLOCK.restarts (the supervisor's)
-``hft_process_counter_total{process,counter}``             counter    every name of ``COUNTER_NAMES``
+``hft_process_counter_total{process,counter}``             counter    every name of ``COUNTER_NAMES`` but the gauges
+``hft_process_gauge{process,gauge}``                       gauge      ``GAUGE_COUNTERS``: spool batches and age (ms)
 ``hft_ring_capacity{ring}``                                gauge      records
 ``hft_ring_head_total{ring}``                              counter    records published
 ``hft_ring_publishes_total{ring}``                         counter    batches published
@@ -74,6 +75,7 @@ from prometheus_client.utils import floatToGoString
 
 from shm_layout.counters import (
     COUNTER_NAMES,
+    GAUGE_COUNTERS,
     H_SUM,
     PSTATE_RUNNING,
     W_COUNTERS,
@@ -194,6 +196,11 @@ class PipelineCollector(Collector):
             "Per-process shared-memory counters (shm_layout.counters.COUNTER_NAMES); never sum across counter.",
             labels=["process", "counter"],
         )
+        gauges = GaugeMetricFamily(
+            "hft_process_gauge",
+            "Per-process shared-memory levels (shm_layout.counters.GAUGE_COUNTERS: the spool's batches and age).",
+            labels=["process", "gauge"],
+        )
         latency = HistogramMetricFamily(
             "hft_latency_seconds",
             "Per-process latency histograms; le counts whole shared-memory buckets at or below it (hft.prometheus).",
@@ -210,12 +217,13 @@ class PipelineCollector(Collector):
             restarts.add_metric([name], int(block[W_RESTARTS]))
             values = block[W_COUNTERS : W_COUNTERS + len(COUNTER_NAMES)].tolist()
             for counter, value in zip(COUNTER_NAMES, values, strict=True):
-                counters.add_metric([name, counter], value)
+                (gauges if counter in GAUGE_COUNTERS else counters).add_metric([name, counter], value)
             for histogram in range(N_HISTOGRAMS):
                 row = hist_row(block, histogram)
                 latency.add_metric([name, HISTOGRAM_NAMES[index][histogram]], cumulative_buckets(row),
                                    int(row[H_SUM]) / 1e9)
-        return [info, run_state, kill, up, state, age, restarts, counters, latency, *self._read_rings(pipeline)]
+        return [info, run_state, kill, up, state, age, restarts, counters, gauges, latency,
+                *self._read_rings(pipeline)]
 
     @staticmethod
     def _read_rings(pipeline: Pipeline) -> list[Metric]:

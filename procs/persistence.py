@@ -14,20 +14,36 @@ from __future__ import annotations
 import json
 import socket
 import time
+from pathlib import Path
 
 import msgspec
 import numpy as np
 
 from hft.persistence.metrics import performance
+from hft.persistence.spool import (
+    DRAIN_BUDGET_S,
+    FailoverStore,
+    Spool,
+    leftover_spools,
+    replay,
+    spool_path,
+)
 from hft.persistence.store import StoreBase, StoreError, TradeStore
 from procs.common import WorkerContext, worker_main
 from shm_layout.atomics import load_acquire, monotonic_ns
 from shm_layout.counters import (
     C_COMMITS,
     C_ERRORS,
+    C_METRICS_SKIPPED,
     C_MSGS_IN,
     C_ROWS_ORDERS,
     C_ROWS_TRADES,
+    C_SPOOL_AGE_MS,
+    C_SPOOL_PENDING,
+    C_SPOOL_REPLAYED,
+    C_SPOOLED,
+    C_STORE_FAILOVERS,
+    W_COUNTERS,
     counter_add,
     heartbeat,
     hist_record,
@@ -39,6 +55,7 @@ from shm_layout.seqlock import blob_read, seqlock_read
 
 H_EXEC_TO_COMMIT = 0  # execution report published -> its row committed
 H_COMMIT = 1  # duration of one transaction
+FINAL_DRAIN_S = 5.0
 
 
 def reports_ready(reports: np.ndarray, n: int, order_cursor: int) -> int:
@@ -195,6 +212,62 @@ def resume_cursors(ctx: WorkerContext, store: StoreBase, rings: dict[str, tuple[
             ctx.log.info("%s: resuming at committed cursor %d", name, committed)
 
 
+def open_server_store(ctx: WorkerContext, symbols: list[tuple[str, int, int]], config_json: str) -> FailoverStore:
+    """The PostgreSQL store behind its spool; first, spools earlier runs left are replayed into their own runs.
+
+    A first start that cannot reach the server is one clear error (a wrong URL or credentials); a restart of
+    this process (the supervisor's) while the server is away goes on into the spool."""
+    from hft.persistence.pg import PgTradeStore
+
+    cfg = ctx.config.persistence
+    host, instance = cfg.host or socket.gethostname(), ctx.config.instance
+    generation = ctx.pipeline.control.generation
+    directory = Path(cfg.db_path).parent
+    for old_generation, path in leftover_spools(directory, instance, generation):
+        old = Spool(path)
+        try:
+            target = PgTradeStore(cfg.url, symbols, host, instance, old_generation)
+        except StoreError as exc:
+            ctx.log.warning("spool %s of an earlier run waits for the database (%s)", path, exc)
+            old.close(delete_if_empty=False)
+            continue
+        try:
+            batches = replay(old, target)[0]
+            ctx.log.info("spool %s of an earlier run replayed: %d batches", path, batches)
+        finally:
+            target.close()
+            old.close()
+    spool = Spool(spool_path(directory, instance, generation), cfg.spool_max_mib * 2**20)
+    restarted = int(ctx.pipeline.control.process_record(ctx.process)["restarts"]) > 0
+    return FailoverStore(lambda: PgTradeStore(cfg.url, symbols, host, instance, generation, config_json),
+                         spool, ctx.log, fail_if_unreachable=not restarted)
+
+
+class SpoolCounters:
+    """Drain the spool on every pass and publish its counters and levels (this process's block)."""
+
+    def __init__(self, block: np.ndarray, store: FailoverStore) -> None:
+        self.block = block
+        self.store = store
+        self.seen = (0, 0, 0, 0)
+
+    def drain(self, final: bool) -> None:
+        store = self.store
+        # at the end of the run, give a server that is back a few seconds to take the whole spool
+        rows = store.drain(FINAL_DRAIN_S if final else DRAIN_BUDGET_S)
+        counter_add(self.block, C_ROWS_ORDERS, rows[0])
+        counter_add(self.block, C_ROWS_TRADES, rows[1])
+        now = (store.failovers, store.spooled, store.replayed, store.skipped)
+        for counter, before, after in zip(
+                (C_STORE_FAILOVERS, C_SPOOLED, C_SPOOL_REPLAYED, C_METRICS_SKIPPED), self.seen, now, strict=True):
+            counter_add(self.block, counter, after - before)
+        self.seen = now
+        spool = store.spool
+        self.block[W_COUNTERS + C_SPOOL_PENDING] = spool.pending
+        age_ms = (time.time_ns() - spool.oldest_ns) // 1_000_000 if spool.pending else 0
+        self.block[W_COUNTERS + C_SPOOL_AGE_MS] = age_ms
+
+
 def run(ctx: WorkerContext) -> int:
     cfg = ctx.config.persistence
     pipeline = ctx.pipeline
@@ -209,10 +282,7 @@ def run(ctx: WorkerContext) -> int:
     try:
         config_json = json.dumps(msgspec.to_builtins(ctx.config))
         if cfg.url:
-            from hft.persistence.pg import PgTradeStore
-
-            store = PgTradeStore(cfg.url, symbols, cfg.host or socket.gethostname(), ctx.config.instance,
-                                 pipeline.control.generation, config_json)
+            store = open_server_store(ctx, symbols, config_json)
         else:
             store = TradeStore(cfg.db_path, symbols, run_id=pipeline.control.generation,
                                max_db_bytes=cfg.max_db_mib * 2**20, config_json=config_json)
@@ -227,9 +297,12 @@ def run(ctx: WorkerContext) -> int:
     flush_s = cfg.flush_ms / 1000.0
     ctx.mark_running()
     ctx.log.info("persistence running: %s", store.where)
+    spool_counts = SpoolCounters(block, store) if isinstance(store, FailoverStore) else None
     try:
         while True:
             stopping = ctx.stop_reached() or ctx.should_exit()
+            if spool_counts is not None:
+                spool_counts.drain(final=stopping)
             n_orders, n_execs, order_cursor = writer.peek()
             now = monotonic_ns()
             heartbeat(block, now)

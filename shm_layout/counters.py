@@ -92,9 +92,24 @@ COUNTER_NAMES = (
     "snapshot_throttled",  # feed: pauses the venue asked for (HTTP 429/418, request weight near the limit)
     "stuck_books",  # feed: synced books that stopped advancing (update ids ran far ahead): resynced
     "outliers",  # feed: frames outside the sanity bounds (price band, size cap, venue-time drift): dropped
+    # persistence with a database server: the local spool while the server is away
+    "store_failovers",  # persistence: times the server was lost (writes then go to the spool)
+    "spooled",  # persistence: batches written to the spool
+    "spool_replayed",  # persistence: spooled batches replayed into the server
+    "spool_pending",  # persistence: batches waiting in the spool now (a gauge)
+    "spool_age_ms",  # persistence: age of the oldest batch waiting in the spool (a gauge; 0: empty)
+    "metrics_skipped",  # persistence: performance samples and snapshots skipped while the server was away
 )
+# counters that are levels, not totals: exported to Prometheus as gauges
+GAUGE_COUNTERS = frozenset({"spool_pending", "spool_age_ms"})
 assert len(COUNTER_NAMES) <= N_COUNTERS
 C = {name: index for index, name in enumerate(COUNTER_NAMES)}
+C_STORE_FAILOVERS = C["store_failovers"]
+C_SPOOLED = C["spooled"]
+C_SPOOL_REPLAYED = C["spool_replayed"]
+C_SPOOL_PENDING = C["spool_pending"]
+C_SPOOL_AGE_MS = C["spool_age_ms"]
+C_METRICS_SKIPPED = C["metrics_skipped"]
 C_MSGS_IN = C["msgs_in"]
 C_MSGS_OUT = C["msgs_out"]
 C_OVERRUNS = C["overruns"]

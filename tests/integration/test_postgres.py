@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 from tests.integration.test_persistence_crash import CRASH_CONFIG, persistence_pid
-from tests.integration.test_pipeline import start_hft, stop_run, wait_running
+from tests.integration.test_pipeline import reading, start_hft, stop_run, wait_running
 
 KILLS = 3
 
@@ -91,3 +91,43 @@ def test_two_pipelines_when_writing_to_one_database_then_both_complete_and_apart
     for (host, name), (stdout, stderr) in outputs.items():
         assert procs[(host, name)].returncode == 0, stderr[-3000:]
         assert_every_record_once_in(pg_database, host, name, json.loads(stdout))
+
+
+def test_server_stopped_during_a_run_when_back_then_spool_replayed_and_every_record_once(
+    instance: str, tmp_path: Path, pg_server, pg_database: str
+) -> None:
+    config = pg_config(tmp_path, pg_database, "spool", host="host-a")
+    with config.open("a") as out:
+        out.write(f'db_path = "{tmp_path / "runs" / "unused.db"}"\n')  # the spool lives beside it
+    proc = start_hft("run", "--config", str(config), "--duration", "300", "--instance", instance, "--json")
+    try:
+        wait_running(instance, proc)
+        time.sleep(1.0)
+        pg_server.stop()
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                counters = reading(instance)["processes"]["persistence"]["counters"]
+                if counters["spool_pending"] >= 3:
+                    break
+                time.sleep(0.2)
+            assert counters["store_failovers"] == 1 and counters["spool_pending"] >= 3, counters
+            assert counters["spool_age_ms"] > 0
+            assert reading(instance)["processes"]["persistence"]["restarts"] == 0  # no crash loop
+            assert list((tmp_path / "runs").glob(f"spool-{instance}-*.db"))
+        finally:
+            pg_server.start()
+        deadline = time.monotonic() + 30
+        while reading(instance)["processes"]["persistence"]["counters"]["spool_pending"] and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+        counters = reading(instance)["processes"]["persistence"]["counters"]
+        assert counters["spool_pending"] == 0 and counters["spool_replayed"] >= 3, counters
+        stdout, stderr = stop_run(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert_every_record_once_in(pg_database, "host-a", instance, json.loads(stdout))
+    assert not list((tmp_path / "runs").glob("spool-*.db"))  # drained and removed
