@@ -33,6 +33,17 @@ PG_RUNS = """CREATE TABLE IF NOT EXISTS runs (
 )"""
 
 
+# per-connection staging tables for COPY (emptied at every commit)
+UPDATE_COLUMNS = "status, reason, filled, filled_fp, avg_price, last_exec_id, run_id, order_id, newer_than"
+STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS stage_orders (LIKE orders) ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE IF NOT EXISTS stage_executions (LIKE executions) ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE IF NOT EXISTS stage_updates (status TEXT, reason TEXT, filled DOUBLE PRECISION, "
+    "filled_fp BIGINT, avg_price DOUBLE PRECISION, last_exec_id BIGINT, run_id BIGINT, order_id BIGINT, "
+    "newer_than BIGINT) ON COMMIT DELETE ROWS",
+)
+
+
 def pg_schema() -> list[str]:
     """The SQLite schema in PostgreSQL's words (one definition of the tables, two dialects)."""
     out = []
@@ -87,12 +98,46 @@ class PgTradeStore(StoreBase):
                 self.run_id = int(self.db.execute(
                     "SELECT run_id FROM runs WHERE host = %s AND instance = %s AND generation = %s",
                     (host, instance, generation)).fetchone()[0])
+            with self.db.transaction():
+                for statement in STAGING:
+                    self.db.execute(statement)
         except psycopg.Error as exc:
             self.db.close()
             raise StoreError(f"cannot open the schema in {self.where}: {_first_line(exc)}") from None
         except StoreError:
             self.db.close()
             raise
+
+    def _insert_new(self, table: str, columns: str, rows: list[tuple]) -> None:
+        """COPY straight into the table (row-by-row INSERTs ran ~22 k reports/s); should a key already be there
+        (a batch written twice: the cursors make that impossible, this is the safety net), the COPY's savepoint
+        is rolled back and the rows go through the staging table and an INSERT that skips existing keys."""
+        if not rows:
+            return
+        try:
+            with self.db.transaction(), self.db.cursor() as cursor:  # a savepoint inside the batch's transaction
+                self._copy(cursor, table, columns, rows)
+        except psycopg.errors.UniqueViolation:
+            with self.db.cursor() as cursor:
+                self._copy(cursor, f"stage_{table}", columns, rows)
+                cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM stage_{table} "
+                               "ON CONFLICT DO NOTHING")
+
+    @staticmethod
+    def _copy(cursor: psycopg.Cursor, table: str, columns: str, rows: list[tuple]) -> None:
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _update_orders(self, updates: list[tuple]) -> None:
+        if updates:
+            with self.db.cursor() as cursor:
+                self._copy(cursor, "stage_updates", UPDATE_COLUMNS, updates)
+                cursor.execute(
+                    "UPDATE orders o SET status = u.status, reason = u.reason, filled = u.filled, "
+                    "filled_fp = u.filled_fp, avg_price = u.avg_price, last_exec_id = u.last_exec_id "
+                    "FROM stage_updates u WHERE o.run_id = u.run_id AND o.order_id = u.order_id "
+                    "AND o.last_exec_id < u.newer_than")
 
     def _execute(self, sql: str, params: tuple = ()) -> None:
         self.db.execute(sql.replace("?", "%s"), params)

@@ -30,7 +30,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +195,50 @@ SCHEMA = (
 )
 
 
+# every table holding a run's rows, the runs row last (a run is removed in this order)
+RUN_TABLES = ("orders", "executions", "positions", "performance_metrics", "strategy_snapshots", "ring_cursors", "runs")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(db: str | os.PathLike[str]) -> bool:
+    """A ``postgresql://`` URL rather than a SQLite path (without importing the driver: it is an extra)."""
+    return str(db).startswith(POSTGRES_SCHEMES)
+
+
+def connect_postgres(url: str, read_only: bool = False, timeout_s: float = 10.0):  # -> psycopg.Connection
+    """Open a connection to ``url`` for a reader (``read_only``: one REPEATABLE READ snapshot until it is closed,
+    so every query sees the same rows while pipelines write) or an importer (autocommit). Raise ``StoreError`` in
+    one line that never shows the password: the driver is missing, the URL is malformed, the server refuses."""
+    try:
+        import psycopg
+
+        from hft.persistence.pg import redacted
+    except ImportError:
+        raise StoreError("a postgresql:// database needs the psycopg driver: pip install 'hft[postgres]'") from None
+    try:
+        db = psycopg.connect(url, connect_timeout=max(1, int(timeout_s)), autocommit=not read_only)
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot connect to {redacted(url)}: {_scrubbed(exc, url)}") from None
+    if read_only:
+        db.read_only = True
+        db.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    return db
+
+
+def _scrubbed(exc: Exception, url: str) -> str:
+    """The first line of a driver's error, with the URL's password (if it appears) masked."""
+    from urllib.parse import unquote, urlsplit
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        text = text.replace(secret, "***")
+    return text
+
+
 class StoreError(RuntimeError):
     """The database cannot be opened or written (read-only, full, corrupt): the process stops cleanly."""
 
@@ -347,14 +391,9 @@ class StoreBase:
         updates = list(pending.values())
         try:
             self._begin()
-            self._executemany(f"INSERT INTO orders ({ORDER_COLUMNS}) VALUES ({_marks(ORDER_COLUMNS)}) "
-                              "ON CONFLICT DO NOTHING", order_rows)
-            self._executemany(f"INSERT INTO executions ({EXECUTION_COLUMNS}) VALUES ({_marks(EXECUTION_COLUMNS)}) "
-                              "ON CONFLICT DO NOTHING", executions)
-            self._executemany(
-                "UPDATE orders SET status = ?, reason = ?, filled = ?, filled_fp = ?, avg_price = ?, "
-                "last_exec_id = ? WHERE run_id = ? AND order_id = ? AND last_exec_id < ?", updates,
-            )
+            self._insert_new("orders", ORDER_COLUMNS, order_rows)
+            self._insert_new("executions", EXECUTION_COLUMNS, executions)
+            self._update_orders(updates)
             self._executemany(
                 "INSERT INTO positions (run_id, symbol, position, entry_price, mark_price, realized_pnl, "
                 "unrealized_pnl, fees, position_fp, last_exec_id, ts_exch) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
@@ -371,6 +410,18 @@ class StoreBase:
             self._rollback()
             raise StoreError(f"{self.where}: write failed: {exc}{self._hint(exc)}") from exc
         return len(order_rows), fills
+
+    def _insert_new(self, table: str, columns: str, rows: list[tuple]) -> None:
+        """Insert ``rows``, skipping any whose key is already there (a replayed batch adds nothing)."""
+        self._executemany(f"INSERT INTO {table} ({columns}) VALUES ({_marks(columns)}) ON CONFLICT DO NOTHING", rows)
+
+    def _update_orders(self, updates: list[tuple]) -> None:
+        """Set orders' latest state (``ORDER_UPDATE_COLUMNS`` then run_id, order_id, last_exec_id again), never
+        back to an older report's."""
+        self._executemany(
+            "UPDATE orders SET status = ?, reason = ?, filled = ?, filled_fp = ?, avg_price = ?, "
+            "last_exec_id = ? WHERE run_id = ? AND order_id = ? AND last_exec_id < ?", updates,
+        )
 
     def _write_cursors(self, cursors: dict[str, int]) -> None:
         self._executemany(
@@ -432,6 +483,67 @@ class StoreBase:
             if symbol in self.names:
                 out.append((self.names.index(symbol), int(position_fp), entry_price))
         return out
+
+    # -------------------------------------------------------------------------------------------- whole runs
+    # (a backtest and a sweep write runs that are not a pipeline's: these serve them on either store)
+
+    def sample_totals(self, sample_id: int) -> tuple[float, float] | None:
+        """``(realized_pnl, fees)`` of one of this run's performance samples (None: no such sample)."""
+        row = self._one("SELECT realized_pnl, fees FROM performance_metrics WHERE run_id = ? AND sample_id = ?",
+                        (self.run_id, sample_id))
+        return (float(row[0]), float(row[1])) if row else None
+
+    def update_sample(self, sample_id: int, values: dict[str, float | int | None]) -> None:
+        """Overwrite a sample's run-wide figures (``sharpe``, ``max_drawdown``, ``win_rate``, ``avg_trade_pnl``,
+        ``trade_count``): a backtest knows them for the whole curve only at its end."""
+        try:
+            self._begin()
+            self._execute(
+                "UPDATE performance_metrics SET sharpe = ?, max_drawdown = ?, win_rate = ?, avg_trade_pnl = ?, "
+                "trade_count = ? WHERE run_id = ? AND sample_id = ?",
+                (values["sharpe"], values["max_drawdown"], values["win_rate"], values["avg_trade_pnl"],
+                 values["trade_count"], self.run_id, sample_id))
+            self._commit()
+        except self._error as exc:
+            self._rollback()
+            raise StoreError(f"{self.where}: write failed: {exc}") from exc
+
+    def import_rows(self, tables: Iterable[tuple[str, list[tuple]]], started_at: str | None = None) -> int:
+        """Insert whole rows of another database's run as this run's, in ONE transaction; return the row count.
+
+        ``tables`` yields ``(table, rows)`` (a table may come several times, in chunks); each row holds every
+        column in the schema's order, its first the run_id, which becomes this run's. ``started_at`` keeps the
+        original run's start. A sweep merges its tasks' runs so; the runs row is this store's own."""
+        count = 0
+        try:
+            self._begin()
+            for table, rows in tables:
+                if rows:
+                    marks = ",".join("?" * len(rows[0]))
+                    self._executemany(f"INSERT INTO {table} VALUES ({marks})",
+                                      [(self.run_id, *row[1:]) for row in rows])
+                    count += len(rows)
+            if started_at is not None:
+                self._execute("UPDATE runs SET started_at = ? WHERE run_id = ?", (started_at, self.run_id))
+            self._commit()
+        except self._error as exc:
+            self._rollback()
+            raise StoreError(f"{self.where}: write failed: {exc}") from exc
+        return count
+
+    def discard_run(self) -> None:
+        """Delete every row of this run, its runs row included, in one transaction: a failed backtest (or a
+        merge that failed half-way) must not read as a result."""
+        self._rollback()
+        try:
+            self._begin()
+            for table in RUN_TABLES:
+                self._execute(f"DELETE FROM {table} WHERE run_id = ?", (self.run_id,))
+            self._commit()
+        except self._error as exc:
+            self._rollback()
+            raise StoreError(f"{self.where}: could not remove run {self.run_id}: {exc}") from exc
+
 
 class TradeStore(StoreBase):
     """One SQLite connection owned by the persistence process."""
