@@ -425,14 +425,35 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from hft.report import ReportError, load_report, render_text, report_json, write_plot
+    from hft.persistence.store import is_postgres
+    from hft.report import (
+        ReportError,
+        load_overview,
+        load_report,
+        overview_json,
+        render_overview,
+        render_text,
+        report_json,
+        write_plot,
+    )
 
-    db_path = args.db if args.db else load_config(args.config).persistence.db_path
+    if args.db:
+        db_path = args.db
+    else:  # the config's database: its PostgreSQL URL when it has one, else its SQLite file
+        persistence = load_config(args.config).persistence
+        db_path = persistence.url or persistence.db_path
     if args.compare is not None:
         return cmd_compare(args, db_path)
     try:
+        if is_postgres(db_path) and args.run is None:
+            if args.png:
+                raise ReportError("--png draws one run's equity curve: pass --run N with it")
+            overview = load_overview(db_path)
+            print(json.dumps(overview_json(overview), indent=2) if args.json else render_overview(overview))
+            return 0
         report = load_report(db_path, args.run)
-        plot = None if args.no_plot else write_plot(report, args.png)
+        # over PostgreSQL there is no directory of the database to put the plot in: only where --png says
+        plot = None if args.no_plot or (is_postgres(db_path) and not args.png) else write_plot(report, args.png)
     except ReportError as exc:
         print(f"hft report: {exc}", file=sys.stderr)
         return 2
@@ -518,11 +539,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="one run's PnL, Sharpe, drawdown and per-symbol table, plus an equity plot")
     report.add_argument("db", nargs="?", metavar="DB",
-                        help="SQLite database (default: the config's persistence.db_path)")
+                        help="SQLite file or postgresql:// URL (default: the config's persistence.url, else its "
+                             "db_path); over PostgreSQL, without --run: every run per host, instance and strategy")
     report.add_argument("--config", help="TOML config file naming the database (default: built-in defaults)")
     report.add_argument("--run", type=int, default=None, metavar="N", help="run id (default: the latest run)")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
-    report.add_argument("--png", metavar="PATH", help="plot file (default: <db stem>-run<N>.png next to the database)")
+    report.add_argument("--png", metavar="PATH", help="plot file (default: <db stem>-run<N>.png next to the database; "
+                                                      "over PostgreSQL only with --png)")
     report.add_argument("--no-plot", action="store_true", help="do not write the plot")
     report.add_argument("--compare", nargs="*", metavar="RUN", default=None,
                         help="runs side by side: PnL, Sharpe, drawdown, fills, fees, maker share (no RUN: every run)")
