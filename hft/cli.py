@@ -162,7 +162,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from hft.strategy.loader import StrategyError
 
     config = backtest_base_config(args)
-    db_path = args.db or config.persistence.db_path
+    db_path = args.db or config.persistence.url or config.persistence.db_path
     try:
         result = run_backtest(config, args.inputs, db_path, parse_params(args.param),
                               logging.getLogger("hft.backtest"), args.sample_ms)
@@ -209,7 +209,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     config = backtest_base_config(args)
     sets = parse_grid(args.grid, args.sets)
-    db_path = args.db or config.persistence.db_path
+    db_path = args.db or config.persistence.url or config.persistence.db_path
     bar = None
     if not args.json:
         from tqdm import tqdm
@@ -224,7 +224,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     try:
         sweep = run_sweep(config, args.inputs, sets, db_path, args.workers, args.scheduler, args.sample_ms,
-                          progress)
+                          progress, args.name)
     except (BacktestError, StrategyError, StoreError) as exc:
         print(f"hft sweep: {exc}", file=sys.stderr)
         return 2
@@ -582,7 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="recordings (hft record, hftbacktest, cryptofeed) or event files (hft convert), "
                                "in time order; consecutive recordings continue one book")
     backtest.add_argument("--config", help="TOML config file (default: the recording's symbols, imbalance)")
-    backtest.add_argument("--db", help="SQLite path (default: from config, runs/hft.db)")
+    backtest.add_argument("--db", help="SQLite path or postgresql:// URL (default: the config's persistence.url, "
+                                       "else its db_path, runs/hft.db)")
     backtest.add_argument("--param", action="append", metavar="NAME=VALUE",
                           help="a strategy parameter over the config's (instance.name with several instances)")
     backtest.add_argument("--sample-ms", type=int, default=None,
@@ -600,7 +601,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, default=None, help="local pool size (default: the CPU count)")
     sweep.add_argument("--scheduler", metavar="tcp://HOST:8786",
                        help="run on this Dask distributed scheduler's workers instead of a local pool")
-    sweep.add_argument("--db", help="SQLite path every run is merged into (default: from config)")
+    sweep.add_argument("--db", help="SQLite path or postgresql:// URL every run is merged into (default: the "
+                                    "config's persistence.url, else its db_path)")
+    sweep.add_argument("--name", default="sweep",
+                       help="over PostgreSQL: the instance name the runs carry (default: sweep)")
     sweep.add_argument("--sample-ms", type=int, default=None, help="equity sample interval on the venue clock")
     sweep.add_argument("--json", action="store_true", help="print the results as JSON (no progress bar)")
     sweep.set_defaults(func=cmd_sweep)

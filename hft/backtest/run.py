@@ -4,8 +4,10 @@
 process's memory, the broker's state and parameters as ``procs.broker`` makes them for a lock-step replay), then
 drives ``hft.backtest.core`` over chunks of frames: decoded from recordings by the feed engine on the way
 (``FrameSource``) or loaded from event files (``hft convert``). Orders, reports, positions and equity samples go to
-the same SQLite schema as a pipeline run, as one run row whose config says it was a backtest and with which
-parameters, so ``hft report`` reads it unchanged.
+the same schema as a pipeline run, as one run row whose config says it was a backtest and with which parameters,
+so ``hft report`` reads it unchanged: a SQLite file, or a PostgreSQL database (``postgresql://`` URL) where the
+run is registered as host (``persistence.host``, else this machine's name), instance ``backtest`` and a
+generation of its start time in ns.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -62,7 +65,7 @@ from hft.broker.params import broker_params
 from hft.broker.state import new_broker_state
 from hft.config import Config
 from hft.persistence.metrics import performance
-from hft.persistence.store import StoreError, TradeStore
+from hft.persistence.store import StoreBase, StoreError, TradeStore, is_postgres
 from hft.risk.config import build_limits
 from hft.risk.engine import make_risk_state
 from hft.strategy.api import DENIAL_NAMES
@@ -75,6 +78,7 @@ from shm_layout.ring import LocalRing
 ORDER_RING = 1 << 16  # orders one frame's callbacks may send before the broker takes them
 SINK = 1 << 16  # orders / reports held before they go to the database
 SAMPLE_SINK = 4096
+BACKTEST_INSTANCE = "backtest"  # the instance of a backtest's run in PostgreSQL
 W_KILL = 0  # the backtest's control words (nobody raises the kill switch: it is there for the risk check)
 W_ABORT = 1
 
@@ -187,7 +191,7 @@ class Backtest:
         self.compile_seconds = time.perf_counter() - started
         self.price_scale = np.array([10.0 ** -s.price_decimals for s in symbols])
         self.money_scale = np.array([10.0 ** -(s.price_decimals + s.size_decimals) for s in symbols])
-        self.store: TradeStore | None = None
+        self.store: StoreBase | None = None
         # what the equity samples need of the fills: venue time and PnL of every closing fill, in order
         self.closing_ts: list[np.ndarray] = []
         self.closing_pnl: list[np.ndarray] = []
@@ -338,15 +342,16 @@ class Backtest:
         kinds = {is_event_file(p) for p in inputs}
         if len(kinds) > 1:
             raise BacktestError("give recordings or event files, not both")
-        run_id = secrets.randbits(62) + 1
         run_config = {"kind": "backtest", "inputs": inputs, "params": params or {},
                       "config": msgspec.to_builtins(self.config)}
         try:
-            self.store = TradeStore(db_path, [(s.name, s.price_decimals, s.size_decimals) for s in self.config.symbols],
-                                    run_id=run_id, config_json=json.dumps(run_config))
+            self.store = open_run_store(db_path, [(s.name, s.price_decimals, s.size_decimals)
+                                                  for s in self.config.symbols],
+                                        json.dumps(run_config), self.config.persistence.host)
         except StoreError as exc:
             raise BacktestError(str(exc)) from None
-        result = BacktestResult(run_id=run_id, db_path=str(db_path), inputs=list(inputs), params=params or {},
+        where = self.store.where if is_postgres(db_path) else str(db_path)  # a URL without its password
+        result = BacktestResult(run_id=self.store.run_id, db_path=where, inputs=list(inputs), params=params or {},
                                 compile_seconds=self.compile_seconds)
         started = time.perf_counter()
         try:
@@ -397,15 +402,8 @@ class Backtest:
 
     def _discard_run(self) -> None:
         """A backtest that failed leaves nothing behind: a partial run would read as a result."""
-        db = self.store.db
         try:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            db.execute("BEGIN IMMEDIATE")
-            for table in ("orders", "executions", "positions", "performance_metrics", "strategy_snapshots",
-                          "ring_cursors", "runs"):
-                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (self.store.run_id,))
-            db.execute("COMMIT")
+            self.store.discard_run()
         except Exception as exc:  # the original error matters more; say this one in the log
             self.log.error("could not remove the failed run %d from the database: %s", self.store.run_id, exc)
 
@@ -416,18 +414,26 @@ class Backtest:
         closing_pnl = np.concatenate(self.closing_pnl) if self.closing_pnl else np.zeros(0)
         equity = np.array(self.equity)
         last = self.equity[-1]
-        realized = float(self.store.db.execute(
-            "SELECT realized_pnl FROM performance_metrics WHERE run_id = ? AND sample_id = ?",
-            (self.store.run_id, self.sample_id - 1)).fetchone()[0])
-        fees = float(self.store.db.execute(
-            "SELECT fees FROM performance_metrics WHERE run_id = ? AND sample_id = ?",
-            (self.store.run_id, self.sample_id - 1)).fetchone()[0])
-        result = performance(equity, np.array(self.equity_ts, np.int64), closing_pnl, realized, last - realized, fees)
-        self.store.db.execute(
-            "UPDATE performance_metrics SET sharpe = ?, max_drawdown = ?, win_rate = ?, avg_trade_pnl = ?, "
-            "trade_count = ? WHERE run_id = ? AND sample_id = ?",
-            (result.sharpe, result.max_drawdown, result.win_rate, result.avg_trade_pnl, result.trade_count,
-             self.store.run_id, self.sample_id - 1))
+        try:
+            realized, fees = self.store.sample_totals(self.sample_id - 1)
+            result = performance(equity, np.array(self.equity_ts, np.int64), closing_pnl, realized, last - realized,
+                                 fees)
+            self.store.update_sample(self.sample_id - 1, msgspec.structs.asdict(result))
+        except StoreError as exc:
+            raise BacktestError(str(exc)) from None
+
+
+def open_run_store(db_path: str, symbols: list[tuple[str, int, int]], config_json: str, host: str = "",
+                   instance: str = BACKTEST_INSTANCE) -> StoreBase:
+    """A new run in ``db_path``: a SQLite file (a random run id) or a ``postgresql://`` URL (the run registered as
+    ``(host or this machine's name, instance, start time in ns)``, its id the database's)."""
+    if is_postgres(db_path):
+        try:
+            from hft.persistence.pg import PgTradeStore
+        except ImportError:
+            raise StoreError("a postgresql:// database needs the psycopg driver: pip install 'hft[postgres]'") from None
+        return PgTradeStore(db_path, symbols, host or socket.gethostname(), instance, time.time_ns(), config_json)
+    return TradeStore(db_path, symbols, run_id=secrets.randbits(62) + 1, config_json=config_json)
 
 
 def run_backtest(config: Config, inputs: list[str], db_path: str, params: dict | None = None,

@@ -3,16 +3,22 @@
 Every task is one ``run_backtest`` of the same config and inputs with its own parameters, written into a
 database of its own on the worker (a temporary SQLite file), whose rows come back to the client and are merged
 into the sweep's database: workers on other machines need the inputs and the strategy file at the same paths, not
-the client's disk. Every parameter set is checked against the strategy's declared parameters before any task
-starts (a typo fails the sweep at once); a task that fails at run time is reported with its parameters and the
-others carry on.
+the client's disk. The sweep's database is a SQLite file or a PostgreSQL database (``postgresql://`` URL): there
+each run is registered as the host that ran it (``persistence.host``, else the worker's machine name), the
+sweep's name as instance (``--name``, default ``sweep``) and a generation of the time it was merged in ns, so the
+sweeps of many machines land in one place, apart.
+
+Every parameter set is checked against the strategy's declared parameters before any task starts (a typo fails
+the sweep at once); a task that fails at run time is reported with its parameters and the others carry on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
+import socket
 import sqlite3
 import tempfile
 import time
@@ -22,21 +28,24 @@ from pathlib import Path
 
 import msgspec
 
-from hft.backtest.run import BacktestError, run_backtest, with_params
+from hft.backtest.run import BacktestError, open_run_store, run_backtest, with_params
 from hft.config import Config, ConfigError, decode_config, encode_config
+from hft.persistence.store import SCHEMA_VERSION, StoreError, connect_postgres, is_postgres
 
 RESULT_TABLES = ("runs", "orders", "executions", "positions", "performance_metrics", "strategy_snapshots")
 
 
 @dataclass
 class TaskOutcome:
-    """One parameter set's result: its run (rows in ``database``, bytes of a SQLite file) or its error."""
+    """One parameter set's result: its run (rows in ``database``, bytes of a SQLite file) or its error; ``host``
+    is the machine that ran it."""
 
     params: dict
     result: dict | None = None
     error: str | None = None
     database: bytes | None = field(default=None, repr=False)
     seconds: float = 0.0
+    host: str = ""
 
 
 @dataclass
@@ -79,27 +88,52 @@ def run_task(config_raw: bytes, inputs: list[str], params: dict, sample_interval
         try:
             result = run_backtest(config, inputs, str(db), params, logging.getLogger("hft.sweep"), sample_interval_ms)
         except Exception as exc:  # reported with its parameters; the other tasks carry on
-            return TaskOutcome(params, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - started)
+            return TaskOutcome(params, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - started,
+                               host=socket.gethostname())
         conn = sqlite3.connect(db)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.close()
         return TaskOutcome(params, result=result.as_dict(), database=db.read_bytes(),
-                           seconds=time.perf_counter() - started)
+                           seconds=time.perf_counter() - started, host=socket.gethostname())
 
 
 def prepare_database(target: str | os.PathLike[str], symbols: list[tuple[str, int, int]]) -> None:
-    """Create the sweep's database with the schema (or check an existing one's version) before any task runs."""
+    """Create the sweep's database with the schema (or check an existing one's version) before any task runs; a
+    PostgreSQL server is reached and its schema version checked (the first merged run creates the schema)."""
+    if is_postgres(target):
+        check_postgres(str(target))
+        return
     from hft.persistence.store import TradeStore
 
     TradeStore(target, symbols, register_run=False).close()
 
 
-def merge_run(target: str | os.PathLike[str], outcome: TaskOutcome) -> None:
-    """Copy one task's run into the sweep's database, in one transaction."""
+def check_postgres(url: str) -> None:
+    """Raise ``StoreError`` (one line, no password) when ``url`` cannot be reached or holds another schema version."""
+    from hft.persistence.pg import redacted
+
+    db = connect_postgres(url)
+    try:
+        exists = db.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()[0]
+        versions = {row[0] for row in db.execute("SELECT version FROM schema_version")} if exists else set()
+    except Exception as exc:  # psycopg.Error: the driver is imported only for a URL
+        raise StoreError(f"cannot read {redacted(url)}: {str(exc).strip().splitlines()[0]}") from None
+    finally:
+        db.close()
+    if versions and SCHEMA_VERSION not in versions:
+        raise StoreError(f"{redacted(url)} has schema version {max(versions)}, this build writes {SCHEMA_VERSION}: "
+                         "use another database")
+
+
+def merge_run(target: str | os.PathLike[str], outcome: TaskOutcome, name: str = "sweep", host: str = "") -> int:
+    """Copy one task's run into the sweep's database, in one transaction; return its run id there (a PostgreSQL
+    database gives it a new one: the run is registered as ``(host or the task's machine, name, now in ns)``)."""
     with tempfile.NamedTemporaryFile(suffix=".db", delete=False) as handle:
         handle.write(outcome.database or b"")
         source = handle.name
     try:
+        if is_postgres(target):
+            return _merge_into_postgres(str(target), source, name, host or outcome.host or socket.gethostname())
         conn = sqlite3.connect(target, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("ATTACH DATABASE ? AS task", (source,))
@@ -107,10 +141,42 @@ def merge_run(target: str | os.PathLike[str], outcome: TaskOutcome) -> None:
         for table in RESULT_TABLES:
             conn.execute(f"INSERT INTO main.{table} SELECT * FROM task.{table}")
         conn.execute("COMMIT")
+        (run_id,) = conn.execute("SELECT run_id FROM task.runs").fetchone()
         conn.execute("DETACH DATABASE task")
         conn.close()
+        return int(run_id)
     finally:
         os.unlink(source)
+
+
+MERGE_CHUNK = 10_000  # rows read from the task's database and sent to the server at a time
+
+
+def _merge_into_postgres(url: str, source: str, instance: str, host: str) -> int:
+    """The task's run (the one run of the SQLite file ``source``) as a new run of the PostgreSQL database."""
+    task = sqlite3.connect(source)
+    try:
+        (task_run, started_at, config_json) = task.execute("SELECT run_id, started_at, config FROM runs").fetchone()
+        store = open_run_store(url, [], config_json, host, instance)
+        try:
+            def rows() -> Iterator[tuple[str, list[tuple]]]:
+                for table in RESULT_TABLES:
+                    if table == "runs":  # the store registered its own
+                        continue
+                    cursor = task.execute(f"SELECT * FROM {table} WHERE run_id = ?", (task_run,))
+                    while chunk := cursor.fetchmany(MERGE_CHUNK):
+                        yield table, chunk
+
+            store.import_rows(rows(), started_at)
+        except BaseException:
+            with contextlib.suppress(StoreError):  # the merge's own error says more
+                store.discard_run()  # a half-merged run must not read as a result
+            raise
+        finally:
+            store.close()
+        return store.run_id
+    finally:
+        task.close()
 
 
 def _local(config_raw: bytes, inputs: list[str], sets: list[dict], workers: int,
@@ -157,8 +223,9 @@ def _dask(scheduler: str, config_raw: bytes, inputs: list[str], sets: list[dict]
 
 def run_sweep(config: Config, inputs: list[str], sets: list[dict], db_path: str, workers: int | None = None,
               scheduler: str | None = None, sample_interval_ms: int | None = None,
-              progress: Callable[[TaskOutcome], None] | None = None) -> SweepResult:
-    """Backtest every parameter set of ``sets`` on ``inputs``; merge every run into ``db_path``."""
+              progress: Callable[[TaskOutcome], None] | None = None, name: str = "sweep") -> SweepResult:
+    """Backtest every parameter set of ``sets`` on ``inputs``; merge every run into ``db_path`` (over PostgreSQL
+    under the instance ``name``)."""
     if not sets:
         raise ConfigError("the sweep has no parameter sets")
     if not inputs:
@@ -166,6 +233,8 @@ def run_sweep(config: Config, inputs: list[str], sets: list[dict], db_path: str,
     missing = [p for p in inputs if not Path(p).is_file()]
     if missing:
         raise BacktestError(f"no such input: {', '.join(missing)}")
+    if not name.strip():
+        raise ConfigError("the sweep's name (--name) must not be empty")
     check_params(config, sets)
     inputs = [os.path.abspath(p) for p in inputs]
     config_raw = encode_config(config)
@@ -179,16 +248,22 @@ def run_sweep(config: Config, inputs: list[str], sets: list[dict], db_path: str,
         stream = _local(config_raw, inputs, sets, workers, sample_interval_ms)
         where = "local pool"
     outcomes = []
+    db_name = str(db_path)
+    if is_postgres(db_path):
+        from hft.persistence.pg import redacted
+
+        db_name = redacted(db_path)
     for outcome in stream:
-        if outcome.error is None:
-            merge_run(db_path, outcome)
+        if outcome.error is None:  # the run's id and database are the sweep's now, not the task's temporary file's
+            run_id = merge_run(db_path, outcome, name, config.persistence.host)
+            outcome.result = {**outcome.result, "run_id": run_id, "db_path": db_name}
             outcome.database = None
         outcomes.append(outcome)
         if progress is not None:
             progress(outcome)
     order = {msgspec.json.encode(params): k for k, params in enumerate(sets)}
     outcomes.sort(key=lambda o: order.get(msgspec.json.encode(o.params), 0))
-    return SweepResult(outcomes, str(db_path), time.perf_counter() - started, workers, where)
+    return SweepResult(outcomes, db_name, time.perf_counter() - started, workers, where)
 
 
 def format_sweep(sweep: SweepResult) -> str:
