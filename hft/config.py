@@ -6,6 +6,7 @@ errors: a typo in a risk limit must not silently fall back to a default.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -286,6 +287,8 @@ class PersistenceConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
                 "for the SQLite file persistence.db_path")
         require(len(self.host) <= 255, "persistence.host: at most 255 characters")
         require(self.spool_max_mib > 0, "persistence.spool_max_mib must be > 0")
+        require(not self.url or importlib.util.find_spec("psycopg") is not None,
+                "persistence.url needs the PostgreSQL driver: pip install -e '.[postgres]'")
         require(self.batch_size > 0, "persistence.batch_size must be positive")
         require(self.flush_ms > 0, "persistence.flush_ms must be positive")
 

@@ -61,10 +61,6 @@ def pg_schema() -> list[str]:
     return out
 
 
-def is_postgres_url(url: str) -> bool:
-    return url.startswith(("postgresql://", "postgres://"))
-
-
 class PgTradeStore(StoreBase):
     """One PostgreSQL connection owned by the persistence process (or a backtest)."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 
 from tests.integration.test_persistence_crash import CRASH_CONFIG, persistence_pid
-from tests.integration.test_pipeline import reading, start_hft, stop_run, wait_running
+from tests.integration.test_pipeline import hft, reading, start_hft, stop_run, wait_running
 
 KILLS = 3
 
@@ -88,9 +88,24 @@ def test_two_pipelines_when_writing_to_one_database_then_both_complete_and_apart
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
+    summaries = {}
     for (host, name), (stdout, stderr) in outputs.items():
         assert procs[(host, name)].returncode == 0, stderr[-3000:]
-        assert_every_record_once_in(pg_database, host, name, json.loads(stdout))
+        summaries[(host, name)] = json.loads(stdout)
+        assert_every_record_once_in(pg_database, host, name, summaries[(host, name)])
+    # one report covers both: a line per host and per instance, and the total is their sum
+    done = hft("report", pg_database, "--json")
+    assert done.returncode == 0, done.stderr
+    overview = json.loads(done.stdout)
+    assert overview["runs"] == 2
+    by_host = {line["host"]: line for line in overview["hosts"]}
+    by_instance = {(line["host"], line["instance"]): line for line in overview["instances"]}
+    assert set(by_host) == {"host-a", "host-b"} and set(by_instance) == set(summaries)
+    for (host, name), summary in summaries.items():
+        assert by_instance[(host, name)]["orders"] == by_host[host]["orders"] == summary["orders"]
+        assert by_instance[(host, name)]["fills"] == summary["fills"]
+    assert overview["total"]["orders"] == sum(summary["orders"] for summary in summaries.values())
+    assert overview["total"]["fills"] == sum(summary["fills"] for summary in summaries.values())
 
 
 def test_server_stopped_during_a_run_when_back_then_spool_replayed_and_every_record_once(
