@@ -118,6 +118,7 @@ def test_server_stopped_during_a_run_when_back_then_spool_replayed_and_every_rec
     try:
         wait_running(instance, proc)
         time.sleep(1.0)
+        waits_before = reading(instance)["processes"]["broker"]["counters"]["backpressure_waits"]
         pg_server.stop()
         try:
             deadline = time.monotonic() + 30
@@ -130,6 +131,8 @@ def test_server_stopped_during_a_run_when_back_then_spool_replayed_and_every_rec
             assert counters["spool_age_ms"] > 0
             assert reading(instance)["processes"]["persistence"]["restarts"] == 0  # no crash loop
             assert list((tmp_path / "runs").glob(f"spool-{instance}-*.db"))
+            # the broker never waited on the executions ring while the server was away
+            assert reading(instance)["processes"]["broker"]["counters"]["backpressure_waits"] == waits_before
         finally:
             pg_server.start()
         deadline = time.monotonic() + 30
