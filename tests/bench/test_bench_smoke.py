@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,20 @@ DATA = REPO.parent / "shared" / "data" / "binance-spot" / "hftbacktest_spot_btcu
 
 
 def run_bench(*args: str) -> dict:
-    result = subprocess.run([sys.executable, *args, "--json-only"], capture_output=True, text=True, timeout=300,
-                            check=False, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)
+    return run_bench_process(*args)[0]
+
+
+def run_bench_process(*args: str) -> tuple[dict, int]:
+    """The bench's JSON report and its process id."""
+    with subprocess.Popen([sys.executable, *args, "--json-only"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, cwd=REPO) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, stderr[-3000:]
+    return json.loads(stdout), proc.pid
 
 
 def test_strategy_bench_when_run_briefly_then_every_section_measures_the_examples_and_nothing_is_left() -> None:
@@ -45,9 +57,30 @@ def test_feed_bench_when_run_then_reports_every_kind_and_the_target() -> None:
 
 
 def test_persistence_bench_when_run_briefly_then_every_report_committed_and_nothing_is_left() -> None:
-    report = run_bench(str(REPO / "bench" / "persistence.py"), "--reports", "3000", "--paced", "2000")
-    for name in ("store", "ring_unpaced", "ring_paced_2000"):
-        assert report[name]["reports_per_s"] > 0
-    assert report["ring_unpaced"]["reports"] == 3000
-    assert 0 <= report["ring_paced_2000"]["producer_blocked_share"] <= 1
+    """Both stores: SQLite, and PostgreSQL on a throwaway server the bench starts and removes (skipped, saying why,
+    only where the server binaries are missing)."""
+    report, pid = run_bench_process(str(REPO / "bench" / "persistence.py"), "--reports", "3000", "--paced", "2000")
+    stores = ["", "pg_"] if "skipped" not in report["postgres"] else [""]
+    for prefix in stores:
+        for name in ("store", "ring_unpaced", "ring_paced_2000"):
+            assert report[prefix + name]["reports_per_s"] > 0
+        assert report[prefix + "ring_unpaced"]["reports"] == 3000
+        assert 0 <= report[prefix + "ring_paced_2000"]["producer_blocked_share"] <= 1
+        assert report[prefix + "store"]["client_cpu_us_per_report"] > 0
+    if "pg_" in stores:
+        assert report["pg_store"]["server_cpu_us_per_report"] >= 0  # the bench's own server: its backend measured
+        assert report["postgres"]["settings"]["fsync"] == "on"  # measured durable, as a production server runs
+    assert {"measured", "met"} <= set(report["targets"]["postgresql: >= 100,000 reports/s (store)"])
     assert not [name for name in os.listdir("/dev/shm") if name.startswith("hft.pbench")]
+    assert not _server_dirs_of(pid)  # the throwaway server is stopped and its directory removed
+
+
+def _server_dirs_of(pid: int) -> list[Path]:
+    """The directories of the PostgreSQL servers process ``pid`` started with tests/pg.py (other test sessions
+    running meanwhile have their own)."""
+    found = []
+    for owner in Path(tempfile.gettempdir()).glob("hft-pg-*/owner.pid"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(owner.read_text().split()[0]) == pid:
+                found.append(owner.parent)
+    return found
