@@ -20,8 +20,10 @@ from shm_layout.counters import (
     C_MSGS_IN,
     C_MSGS_OUT,
     COUNTER_NAMES,
+    GAUGE_COUNTERS,
     PSTATE_RUNNING,
     PSTATE_STARTING,
+    W_COUNTERS,
     W_HEARTBEAT,
     W_STATE,
     C,
@@ -137,8 +139,13 @@ def test_scrape_when_counters_written_then_every_counter_of_every_process_exact(
     assert counter("strategy", "risk_rejects") == 2
     assert counter("broker", "fills") == 0
     series = [key for key in scrape.samples if key[0] == "hft_process_counter_total"]
-    assert len(series) == len(PROCESS_NAMES) * len(COUNTER_NAMES)
-    assert scrape.label_values("hft_process_counter_total", "counter") == set(COUNTER_NAMES)
+    totals = set(COUNTER_NAMES) - GAUGE_COUNTERS  # the levels (spool batches and age) are gauges
+    assert len(series) == len(PROCESS_NAMES) * len(totals)
+    assert scrape.label_values("hft_process_counter_total", "counter") == totals
+    assert scrape.label_values("hft_process_gauge", "gauge") == set(GAUGE_COUNTERS)
+    persistence = pipeline.control.process_words(PROCESS_NAMES.index("persistence"))
+    persistence[W_COUNTERS + C["spool_pending"]] = 4  # a level: set, not added
+    assert Scrape(server.url).value("hft_process_gauge", process="persistence", gauge="spool_pending") == 4
 
 
 def test_scrape_when_processes_run_then_up_state_heartbeat_restarts_kill_switch_and_run_state(
