@@ -151,7 +151,7 @@ PINNED: dict[str, tuple[int, dict[str, tuple[int, str, tuple[int, ...]]]]] = {
         "cached_min_tail": (56, "<i8", ()),
         "consumers": (64, "RING_CONSUMER", (8,)),
     }),
-    "PROCESS_BLOCK": (8896, {
+    "PROCESS_BLOCK": (9024, {
         "heartbeat_ns": (0, "<i8", ()),
         "pid": (8, "<i8", ()),
         "state": (16, "<i8", ()),
@@ -159,10 +159,10 @@ PINNED: dict[str, tuple[int, dict[str, tuple[int, str, tuple[int, ...]]]]] = {
         "core": (32, "<i8", ()),
         "restarts": (40, "<i8", ()),
         "spare": (48, "<i8", (2,)),
-        "counters": (64, "<i8", (64,)),
-        "histograms": (576, "<i8", (2, 520)),
+        "counters": (64, "<i8", (80,)),
+        "histograms": (704, "<i8", (2, 520)),
     }),
-    "CONTROL": (137920, {
+    "CONTROL": (138944, {
         "supervisor_pid": (0, "<i8", ()),
         "run_state": (8, "<i8", ()),
         "stop_requested": (16, "<i8", ()),
@@ -175,7 +175,7 @@ PINNED: dict[str, tuple[int, dict[str, tuple[int, str, tuple[int, ...]]]]] = {
         "spare1": (72, "<i8", (7,)),
         "symbols": (128, "SYMBOL_INFO", (16,)),
         "processes": (1152, "PROCESS_BLOCK", (8,)),
-        "strategy_state": (72320, "<i8", (8200,)),
+        "strategy_state": (73344, "<i8", (8200,)),
     }),
 }
 
