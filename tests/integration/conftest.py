@@ -9,5 +9,3 @@ import pytest
 def _compiled_pipeline(warm_pipeline: None) -> None:
     """Every test here starts pipeline processes: their code must be compiled already."""
 
-
-from tests.pg import pg_database, pg_server  # noqa: E402, F401 (fixtures: test_postgres.py's real server)

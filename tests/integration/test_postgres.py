@@ -14,7 +14,7 @@ import psycopg
 from tests.integration.test_persistence_crash import CRASH_CONFIG, persistence_pid
 from tests.integration.test_pipeline import hft, reading, start_hft, stop_run, wait_running
 
-KILLS = 3
+KILLS = 2
 
 
 def pg_config(tmp_path: Path, url: str, name: str, host: str = "") -> Path:
