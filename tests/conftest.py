@@ -23,8 +23,8 @@ from tests.pg import pg_database, pg_server  # noqa: F401 (fixtures: one real Po
 # A property test's examples are derived from its name, the same in every run, so CI never fails on an example
 # nobody has seen before (a random run found a subnormal equity curve once); `HYPOTHESIS_RANDOM=1 python -m
 # pytest` explores fresh examples, and what it finds becomes a fix and, where it matters, a narrower strategy.
-# 50 examples each (hypothesis's default is 100): the suite must stay under 10 minutes on 2 cores.
-settings.register_profile("repeatable", derandomize=True, max_examples=50)
+# 30 examples each (hypothesis's default is 100): the suite must stay under 10 minutes on 2 cores.
+settings.register_profile("repeatable", derandomize=True, max_examples=30)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile("explore" if os.environ.get("HYPOTHESIS_RANDOM") == "1" else "repeatable")
 
