@@ -9,6 +9,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.integration.test_pipeline import (
@@ -38,6 +39,20 @@ def persistence_pid(instance: str) -> int:
     return int(process["pid"]) if process["state"] == "running" else 0
 
 
+def kill_persistence(instance: str, kills: int, pause_s: Callable[[], float]) -> list[int]:
+    """SIGKILL the running persistence process ``kills`` times, ``pause_s()`` apart, each time a new one (the
+    supervisor's restart); return the pids killed (fewer when 30 s were not enough)."""
+    killed: list[int] = []
+    deadline = time.monotonic() + 30
+    while len(killed) < kills and time.monotonic() < deadline:
+        time.sleep(pause_s())
+        pid = persistence_pid(instance)
+        if pid and pid not in killed:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    return killed
+
+
 def test_sigkill_persistence_repeatedly_then_every_record_is_in_the_db_exactly_once(
     instance: str, tmp_path: Path
 ) -> None:
@@ -49,14 +64,7 @@ def test_sigkill_persistence_repeatedly_then_every_record_is_in_the_db_exactly_o
                      "--json")
     try:
         wait_running(instance, proc)
-        killed = []
-        deadline = time.monotonic() + 30
-        while len(killed) < KILLS and time.monotonic() < deadline:
-            time.sleep(rng.uniform(0.3, 2.0))
-            pid = persistence_pid(instance)
-            if pid and pid not in killed:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+        killed = kill_persistence(instance, KILLS, lambda: rng.uniform(0.3, 2.0))
         assert len(killed) == KILLS, f"could only kill {killed}"
         time.sleep(1.0)
         stdout, stderr = stop_run(proc)

@@ -4,14 +4,12 @@ SIGKILL of the persistence process, and two pipelines (two instances) side by si
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from pathlib import Path
 
 import psycopg
 
-from tests.integration.test_persistence_crash import CRASH_CONFIG, persistence_pid
+from tests.integration.test_persistence_crash import CRASH_CONFIG, kill_persistence
 from tests.integration.test_pipeline import hft, reading, start_hft, stop_run, wait_running
 
 KILLS = 2
@@ -48,14 +46,7 @@ def test_sigkill_persistence_when_writing_to_postgres_then_every_record_once(
     proc = start_hft("run", "--config", str(config), "--duration", "300", "--instance", instance, "--json")
     try:
         wait_running(instance, proc)
-        killed: list[int] = []
-        deadline = time.monotonic() + 30
-        while len(killed) < KILLS and time.monotonic() < deadline:
-            time.sleep(0.8)
-            pid = persistence_pid(instance)
-            if pid and pid not in killed:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+        killed = kill_persistence(instance, KILLS, lambda: 0.8)
         assert len(killed) == KILLS
         time.sleep(1.0)
         stdout, stderr = stop_run(proc)
