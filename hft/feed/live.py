@@ -125,7 +125,6 @@ class LinkCounts:
     connect_failures: int = 0
     reconnects: int = 0
     no_data_reconnects: int = 0
-    huge_frames: int = 0  # data messages over the cap, dropped while receiving (also the engine's huge_frame)
 
 
 class LiveFeed:
@@ -228,7 +227,6 @@ class LiveFeed:
                 self.got_data = True
                 if frames.dropped_messages != dropped:  # this message was over the cap: only counted
                     dropped = frames.dropped_messages
-                    self.counts.huge_frames += 1
                     engine.on_frame_too_large()
                 elif opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                     n = engine.on_frame(data, ts_recv, ts_recv + self.wall_offset_ns)
