@@ -34,9 +34,11 @@ frame carries one more key in its ``data`` object, ``"sim_send_ns":"<19 digits>"
 (``time.monotonic_ns``, the clock of every pipeline stamp) at which the frame was handed to the socket. The key
 goes inside ``data`` because the feed's fast path accepts unknown keys there (and skips them) but declines any
 extra top-level key; it is a fixed-width zero-padded *string* because a JSON number may not have leading zeros.
-The frame is built once with nineteen zeros and :meth:`_SimConnection.send_data` writes the time over them just
-before the batch goes to the transport, so the stamp is the socket write, not the moment the model made the
-frame. The feed side that reads it back is :mod:`hft.feed.wireclock`. Off (the default), nothing changes.
+The frame is built once with nineteen zeros; :meth:`_SimConnection.send_data` joins the batch, finds the slots,
+then reads the clock and writes the digits over them and hands the buffer to the transport, so the stamp is the
+socket write (a few microseconds before it: ``GET /sim/stats`` reports stamp -> write returned as
+``send_write_ns``), not the moment the model made the frame. The feed side that reads it back is
+:mod:`hft.feed.wireclock`. Off (the default), nothing changes.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ TICK_S = 0.005  # producer cadence: trades and bookTickers leave at most this la
 MAX_STEP_NS = 1_000_000_000  # the producer never generates more than 1 s of virtual time in one tick
 DEFAULT_MAX_PENDING = 50_000  # frames queued for one client before it is disconnected as too slow
 CLOSE_TIMEOUT_S = 0.5  # wait this long for a client's close frame before dropping the TCP connection
+WRITE_SAMPLES = 65536  # socket writes whose duration /sim/stats summarizes (send stamps on)
 SEND_BATCH = 256  # frames written to a socket per drain
 HISTORY_INTERVAL_S = 0.2  # cadence of the book copies kept for stale snapshots
 HISTORY_LEN = int(MAX_STALE_AGE_MS / 1000 / HISTORY_INTERVAL_S) + 2  # enough copies to go MAX_STALE_AGE_MS back
@@ -252,20 +255,30 @@ def stamp_slot(frame: bytes) -> bytes:
     return frame[:-2] + _STAMP_SLOT + frame[-2:]
 
 
-def _stamp_chunks(chunks: list[bytes], digits: bytes) -> list[bytes]:
-    """Write ``digits`` over the blank send stamp of every outgoing WebSocket frame that has one.
+def stamp_slots(chunks: list[bytes]) -> tuple[bytearray, list[int]]:
+    """Join the outgoing WebSocket frames into one buffer; return it and where each blank send stamp's digits are.
 
-    A server frame is unmasked, so its payload lies verbatim at the end of the chunk websockets serialized;
-    the stamp's width is fixed, so the frame's length (already in its header) does not change.
+    A server frame is unmasked, so its payload lies verbatim at the end of the chunk websockets serialized; the
+    stamp's width is fixed, so a frame's length (already in its header) does not change when it is written.
+    All the work happens here, before the clock is read: what is left between the stamp and the socket write is
+    a slice assignment per frame (:func:`write_stamps`).
     """
-    out = []
+    data = bytearray().join(chunks)
+    slots = []
+    offset = 0
     for chunk in chunks:
         at = chunk.rfind(_STAMP_BLANK, max(0, len(chunk) - _STAMP_SEARCH))
         if at >= 0:
-            start = at + len(SEND_STAMP_KEY)
-            chunk = chunk[:start] + digits + chunk[start + SEND_STAMP_DIGITS :]
-        out.append(chunk)
-    return out
+            slots.append(offset + at + len(SEND_STAMP_KEY))
+        offset += len(chunk)
+    return data, slots
+
+
+def write_stamps(data: bytearray, slots: list[int], stamp_ns: int) -> None:
+    """Write ``stamp_ns`` (19 zero-padded digits) into every slot of ``data``."""
+    digits = b"%019d" % stamp_ns
+    for at in slots:
+        data[at : at + SEND_STAMP_DIGITS] = digits
 
 
 def _json_response(status: int, payload: Any) -> Response:
@@ -302,6 +315,9 @@ class _SimConnection(ServerConnection):
         super().__init__(*args, **kwargs)
         self.sim_body: bytes | None = None
         self.sim_stamp = False  # set by the exchange when send stamps are on: send_data fills the slots
+        # with stamps on: (stamp, write returned) of the latest writes, CLOCK_MONOTONIC ns: the simulator's own
+        # share of wire -> receive (GET /sim/stats "send_write_ns"); one deque per exchange, bounded
+        self.sim_writes: deque[int] | None = None
         self._sim_head: bytearray | None = bytearray()
         self._sim_continued = False
 
@@ -348,11 +364,19 @@ class _SimConnection(ServerConnection):
         chunks = self.protocol.data_to_send()
         if not chunks:
             return
-        if self.sim_stamp:
-            chunks = _stamp_chunks(chunks, b"%019d" % time.monotonic_ns())
         transport = self.transport
         if all(chunks):
-            transport.writelines(chunks)
+            if not self.sim_stamp:
+                transport.writelines(chunks)
+                return
+            # the stamp is the socket write: everything but the digits is done before the clock is read, and
+            # asyncio sends at once when nothing is buffered (GET /sim/stats "send_write_ns": stamp -> returned)
+            data, slots = stamp_slots(chunks)
+            stamped_at = time.monotonic_ns()
+            write_stamps(data, slots, stamped_at)
+            transport.write(data)
+            if self.sim_writes is not None:
+                self.sim_writes.append(time.monotonic_ns() - stamped_at)
             return
         for chunk in chunks:
             if chunk:
@@ -418,6 +442,7 @@ class SimExchange:
         self._exchange_info = self._build_exchange_info()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next_client_id = 1
+        self._writes: deque[int] = deque(maxlen=WRITE_SAMPLES)  # stamp -> socket write returned, ns (stamps on)
         self._skip: dict[str, int] = {}  # canonical depth stream -> frames still to withhold from everyone
         self._stall_until = 0.0  # loop time before which no client is written to
         self._stale = _RestQueue()  # parameter: age in ms
@@ -648,6 +673,7 @@ class SimExchange:
     async def _handler(self, ws: ServerConnection) -> None:
         raw, names = getattr(ws, "sim_subscription", (False, []))
         ws.sim_stamp = self.stamp_send  # type: ignore[attr-defined]
+        ws.sim_writes = self._writes  # type: ignore[attr-defined]
         client = _Client(ws, raw, names, self.model, self._next_client_id)
         self._next_client_id += 1
         self._clients.add(client)
@@ -948,6 +974,12 @@ class SimExchange:
         body["faults_injected"] = dict(self.stats.faults_injected)
         body["model_events"] = self.model.events
         body["virtual_ns"] = self.model.now_ns
+        writes = sorted(self._writes)
+        body["send_write_ns"] = {  # the latest WRITE_SAMPLES writes with send stamps on (empty when off)
+            "count": len(writes),
+            "p50": writes[len(writes) // 2] if writes else None,
+            "p99": writes[min(len(writes) - 1, len(writes) * 99 // 100)] if writes else None,
+        }
         body["clients"] = [
             {
                 "id": c.id,
