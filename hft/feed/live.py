@@ -5,10 +5,10 @@ The venue (``hft.venue.Venue``) says where to connect and how to fetch a snapsho
 and keeps the books; the caller publishes what the engine produced and counts what this loop reports. Nothing
 here knows shared memory, so the lifecycle is tested on its own against the simulator.
 
-Why a size cap while receiving: websocket-client reads a whole frame into memory before returning it, so a
-hostile 200 MB text frame cost the feed 566 MB before the engine's size check could refuse it. ``CappedFrameBuffer``
-reads each frame's header first; a data message longer than ``max_message_bytes`` (fragments summed) is read
-and thrown away in 64 KiB pieces, counted as a huge frame, and the stream goes on: no reconnect, no copy.
+Receiving is ``hft.feed.wsreader.WsFrameReader``'s: every byte the socket holds in one call, every complete frame
+decoded and published before the next wait, the size cap enforced on each frame's header. How the loop waits
+for bytes follows the feed's placement (``processes.feed.wait``): ``spin-sleep`` blocks in ``poll`` (a feed that
+shares its core), ``spin-yield`` and ``busy-spin`` poll the non-blocking socket (a core of its own).
 """
 
 from __future__ import annotations
@@ -19,99 +19,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import websocket
-from websocket._abnf import ABNF, frame_buffer  # the class websocket-client reads frames with (no public hook)
 
+from hft.feed.drain import IO_END, IO_READ_NS, IO_START, IO_WALL_OFFSET, new_cursor
 from hft.feed.engine import SNAP_OUTLIER, SNAP_STALE, FeedEngine
+from hft.feed.publish import FeedOutlet
 from hft.feed.rest import SnapshotFetcher
+from hft.feed.wsreader import DROPPED, MESSAGE_OPCODES, OPCODE_CLOSE, OPCODE_PING, WsFrameReader, wait_idle
 from hft.venue import Venue
 from shm_layout.atomics import monotonic_ns
 
-RECV_TIMEOUT_S = 0.1  # a receive returns at least this often, so the watchdog, snapshots and stop are checked
+RECV_TIMEOUT_S = 0.1  # a blocking wait returns at least this often, so the watchdog, snapshots and stop are checked
+CHORES_EVERY_NS = 1_000_000  # while frames stream or the loop spins: the chores (watchdog, snapshots) this often
+WAIT_MODES = {"spin-sleep": "block", "spin-yield": "yield", "busy-spin": "spin"}  # processes.feed.wait -> socket wait
 CONNECT_TIMEOUT_S = 10.0
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
-DISCARD_CHUNK = 64 * 1024
-MAX_CONTROL_PAYLOAD = 125  # RFC 6455 5.5: ping, pong and close carry at most 125 bytes
-
-DATA_OPCODES = (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CONT)
 SNAPSHOT_FAILURES = {SNAP_STALE: "stale", SNAP_OUTLIER: "outlier"}  # else "bad_snapshot"
-
-
-class CappedFrameBuffer(frame_buffer):
-    """websocket-client's frame reader with a message-size cap checked on each frame's header.
-
-    A data frame that would take the message (the frames of one fragmented message summed) over
-    ``max_message_bytes`` is discarded while it is read (its payload is never held) and returned empty, and so are
-    the message's later fragments; ``dropped_messages`` counts each dropped message when its last frame passes,
-    so the caller drops the (empty or partial) message ``recv_data`` hands back. A read that times out mid-frame
-    resumes where it stopped (the parent class keeps the header; ``discard_left`` keeps the skip).
-    A control frame longer than RFC 6455 allows is a protocol error (the connection is closed).
-    """
-
-    def __init__(self, recv_fn: Callable[[int], bytes], skip_utf8_validation: bool, max_message_bytes: int) -> None:
-        super().__init__(self._recv_stamped, skip_utf8_validation)
-        self._recv_socket = recv_fn
-        self.last_bytes_at = time.monotonic()  # when the socket last gave bytes: liveness, even mid-frame
-        self.max_message_bytes = max_message_bytes
-        self.message_bytes = 0  # payload bytes of the data message being received
-        self.dropping = False  # the data message being received is over the cap
-        self.discard_left: int | None = None  # payload bytes of the current frame still to throw away
-        self.dropped_messages = 0
-
-    def _recv_stamped(self, bufsize: int) -> bytes:
-        chunk = self._recv_socket(bufsize)
-        self.last_bytes_at = time.monotonic()
-        return chunk
-
-    def recv_frame(self) -> ABNF:
-        if self.needs_header():
-            self.recv_header()
-        if self.needs_length():
-            self.recv_length()
-        fin, opcode = self.header[0], self.header[4]
-        length = self.length
-        if opcode not in DATA_OPCODES:
-            if length > MAX_CONTROL_PAYLOAD:
-                raise websocket.WebSocketProtocolException(f"control frame of {length} bytes")
-            return super().recv_frame()
-        if self.discard_left is None and not self.dropping and self.message_bytes + length <= self.max_message_bytes:
-            frame = super().recv_frame()  # may time out mid-payload: counted once it returns
-            self.message_bytes = 0 if fin else self.message_bytes + length
-            return frame
-        # over the cap: throw the payload away as it arrives
-        if self.needs_mask():
-            self.recv_mask()
-        if self.discard_left is None:
-            self.discard_left = length
-        self._discard()
-        self.clear()
-        self.discard_left = None
-        self.dropping = not fin
-        self.message_bytes = 0
-        if fin:
-            self.dropped_messages += 1
-        return ABNF(fin, 0, 0, 0, opcode, 0, b"")
-
-    def _discard(self) -> None:
-        buffered = b"".join(self.recv_buffer)
-        self.recv_buffer = []
-        take = min(len(buffered), self.discard_left)
-        self.discard_left -= take
-        if take < len(buffered):  # the next frame's first bytes
-            self.recv_buffer = [buffered[take:]]
-        while self.discard_left > 0:
-            chunk = self.recv(min(DISCARD_CHUNK, self.discard_left))
-            self.discard_left -= len(chunk)
-
-
-class CappedWebSocket(websocket.WebSocket):
-    """A ``websocket.WebSocket`` whose frames are read by ``CappedFrameBuffer``."""
-
-    def __init__(self, max_message_bytes: int, **options: object) -> None:
-        super().__init__(**options)
-        self.frame_buffer = CappedFrameBuffer(self._recv, bool(options.get("skip_utf8_validation")),
-                                              max_message_bytes)
 
 
 class NoDataError(OSError):
@@ -142,6 +67,9 @@ class LiveFeed:
         depth_limit: int,
         no_data_timeout_s: float,
         max_message_bytes: int | None = None,
+        wait: str = "spin-sleep",
+        outlet: FeedOutlet | None = None,
+        trace: np.ndarray | None = None,
     ) -> None:
         self.venue = venue
         self.url = venue.stream_url(symbols)
@@ -152,13 +80,20 @@ class LiveFeed:
         self.max_message_bytes = max_message_bytes or engine.max_frame_bytes
         self.fetcher = SnapshotFetcher(venue, depth_limit, log, max_bytes=engine.max_snapshot_bytes)
         self.counts = LinkCounts()
+        self.wait_mode = WAIT_MODES[wait]
+        # with an outlet, the frames of each read are decoded and published in one jitted call (hft.feed.drain);
+        # ``publish`` then only sees what the Python path handles (snapshots, odd frames, disconnects)
+        self.outlet = outlet
+        self.trace = trace if trace is not None else np.zeros((0, 4), np.int64)
+        self.cursor = new_cursor(0, self.max_message_bytes)
         self.got_data = False  # on the current connection
         self.wall_offset_ns = 0
+        self.read_ns = 0  # when the receive that completed the frame being handled returned (CLOCK_MONOTONIC)
 
     def connect(self) -> websocket.WebSocket:
         # UTF-8 is checked by the frame decoder instead (the fast path takes ASCII only; anything else goes
         # through msgspec, which validates it): websocket-client's pure-Python check cost ~30 us a frame
-        ws = CappedWebSocket(self.max_message_bytes, enable_multithread=False, skip_utf8_validation=True)
+        ws = websocket.WebSocket(enable_multithread=False, skip_utf8_validation=True)
         ws.settimeout(CONNECT_TIMEOUT_S)
         ws.connect(self.url)
         return ws
@@ -177,7 +112,6 @@ class LiveFeed:
             # frames are stamped on the monotonic clock (ts_recv); the venue-time drift bound and the bookTicker
             # stamps take the wall clock (ts_local), fixed per connection so that it never steps within one
             self.wall_offset_ns = time.time_ns() - monotonic_ns()
-            ws.settimeout(RECV_TIMEOUT_S)
             self.got_data = False
             try:
                 self._receive(ws, stopping, housekeeping)
@@ -203,34 +137,63 @@ class LiveFeed:
             time.sleep(0.05)
         return backoff * 2
 
-    def _receive(self, ws: CappedWebSocket, stopping: Callable[[], bool], housekeeping: Callable[[], None]) -> None:
-        engine, frames = self.engine, ws.frame_buffer
-        dropped = frames.dropped_messages
-        silence_s = self.no_data_timeout_s
-        last_data = time.monotonic()
-        while not stopping():
-            try:
-                opcode, data = ws.recv_data()  # answers server pings itself
-            except websocket.WebSocketTimeoutException:
-                data = None
-            if data is None:
-                # silence: no byte for silence_s (a long frame still arriving, even one thrown away, is not)
-                if silence_s > 0 and time.monotonic() - max(last_data, frames.last_bytes_at) > silence_s:
-                    # a server that stops sending looks synced and fresh: say so, and start again
-                    self.counts.no_data_reconnects += 1
-                    raise NoDataError(f"no data for {silence_s:g} s (source.no_data_timeout_s)")
+    def _receive(self, ws: websocket.WebSocket, stopping: Callable[[], bool],
+                 housekeeping: Callable[[], None]) -> None:
+        """Read, decode and publish until the connection breaks or ``stopping()``.
+
+        Each pass takes what the socket holds in one receive and hands on every complete frame in it before
+        anything else; the chores (stop, watchdog, snapshots, housekeeping) run when the socket is idle, and at
+        least every ``CHORES_EVERY_NS`` while frames stream."""
+        engine, publish = self.engine, self.publish
+        reader = WsFrameReader(ws.sock, self.max_message_bytes)
+        silence_ns = int(self.no_data_timeout_s * 1e9)
+        wall_offset_ns, mode = self.wall_offset_ns, self.wait_mode
+        outlet, cursor, trace = self.outlet, self.cursor, self.trace
+        cursor[IO_WALL_OFFSET] = wall_offset_ns
+        chores_due = 0
+        while True:
+            if reader.receive():
+                self.read_ns = reader.read_ns
+                while True:
+                    if outlet is not None and reader.between_messages():
+                        cursor[IO_START], cursor[IO_END] = reader.span
+                        cursor[IO_READ_NS] = reader.read_ns
+                        if engine.drain(reader.array, cursor, outlet, trace):
+                            self.got_data = True
+                        reader.consumed(int(cursor[IO_START]))
+                    frame = reader.next_frame()  # what the jitted drain left: none, or one for the Python path
+                    if frame is None:
+                        break
+                    opcode, payload = frame
+                    if opcode in MESSAGE_OPCODES:
+                        ts_recv = monotonic_ns()
+                        n = engine.on_frame(payload, ts_recv, ts_recv + wall_offset_ns)
+                        publish(n, ts_recv, monotonic_ns())
+                    elif opcode == DROPPED:  # over the size cap: counted, its bytes skipped as they arrive
+                        engine.on_frame_too_large()
+                    elif opcode == OPCODE_PING:  # answered at once (Binance drops a client that does not)
+                        ws.sock.settimeout(CONNECT_TIMEOUT_S)  # websocket-client's send, blocking briefly
+                        ws.pong(payload)
+                        ws.sock.setblocking(False)
+                    elif opcode == OPCODE_CLOSE:
+                        raise websocket.WebSocketConnectionClosedException("server closed the stream")
+                    self.got_data = True
+                now = monotonic_ns()
+                if now < chores_due:
+                    continue
             else:
-                last_data = time.monotonic()
-                ts_recv = monotonic_ns()
-                if opcode == websocket.ABNF.OPCODE_CLOSE:
-                    raise websocket.WebSocketConnectionClosedException("server closed the stream")
-                self.got_data = True
-                if frames.dropped_messages != dropped:  # this message was over the cap: only counted
-                    dropped = frames.dropped_messages
-                    engine.on_frame_too_large()
-                elif opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                    n = engine.on_frame(data, ts_recv, ts_recv + self.wall_offset_ns)
-                    self.publish(n, ts_recv, monotonic_ns())
+                readable = wait_idle(reader, mode, RECV_TIMEOUT_S)
+                now = monotonic_ns()
+                if now < chores_due and (readable or mode != "block"):
+                    continue  # bytes are waiting (or the loop spins): the chores are not due
+            chores_due = now + CHORES_EVERY_NS
+            if stopping():
+                return
+            # silence: no byte for the timeout (a long frame still arriving, even one being skipped, is not)
+            if silence_ns > 0 and now - reader.read_ns > silence_ns:
+                # a server that stops sending looks synced and fresh: say so, and start again
+                self.counts.no_data_reconnects += 1
+                raise NoDataError(f"no data for {self.no_data_timeout_s:g} s (source.no_data_timeout_s)")
             self._snapshots()
             housekeeping()
 

@@ -1,6 +1,7 @@
-"""The size cap is enforced while a frame is received, not after: a message over ``max_message_bytes`` is read
-and thrown away in pieces (never held whole), counted, and the stream goes on. Over a real socket pair, with
-the server's frames written by another thread, slowly when a test needs the reader to time out mid-frame."""
+"""The feed's WebSocket reader (``hft.feed.wsreader.WsFrameReader``) over a real socket pair, the server's frames
+written by another thread: every complete frame a receive brought is handed on, frames split across reads are
+reassembled, the size cap is enforced while receiving (a message over ``max_message_bytes`` is skipped as it
+arrives, never held, reported once), and frames no server may send are protocol errors."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import websocket
 from websocket._abnf import ABNF
 
-from hft.feed.live import CappedWebSocket
+from hft.feed.wsreader import DROPPED, OPCODE_PING, OPCODE_TEXT, WsFrameReader, wait_idle
 
 CAP = 1 << 20
 
@@ -24,11 +25,9 @@ def server_frame(data: bytes, opcode: int = ABNF.OPCODE_TEXT, fin: int = 1) -> b
 
 
 @pytest.fixture
-def pair() -> Iterator[tuple[CappedWebSocket, socket.socket]]:
+def pair() -> Iterator[tuple[WsFrameReader, socket.socket]]:
     client, server = socket.socketpair()
-    ws = CappedWebSocket(CAP, enable_multithread=False, skip_utf8_validation=True)
-    ws.sock, ws.connected = client, True
-    yield ws, server
+    yield WsFrameReader(client, CAP, capacity=4096), server
     server.close()
     client.close()
 
@@ -45,44 +44,68 @@ def send_later(sock: socket.socket, chunks: list[bytes], pause_s: float = 0.0) -
     return thread
 
 
-def receive(ws: CappedWebSocket, n: int, timeout_s: float = 0.05) -> list[tuple[int, bytes, int]]:
-    """``n`` messages as (opcode, data, messages dropped so far), retrying receive timeouts as the feed does."""
-    ws.settimeout(timeout_s)
-    got = []
+def receive(reader: WsFrameReader, n: int) -> list[tuple[int, bytes]]:
+    """``n`` frames as (opcode, payload), waiting as the feed does when it shares its core."""
+    got: list[tuple[int, bytes]] = []
     deadline = time.monotonic() + 30
     while len(got) < n and time.monotonic() < deadline:
-        try:
-            opcode, data = ws.recv_data()
-        except websocket.WebSocketTimeoutException:
+        if not reader.receive():
+            wait_idle(reader, "block", 0.01)
             continue
-        got.append((opcode, data, ws.frame_buffer.dropped_messages))
+        while (frame := reader.next_frame()) is not None:
+            got.append(frame)
     return got
 
 
+def test_many_frames_in_one_read_when_received_then_all_handed_on_from_that_read(pair) -> None:
+    reader, server = pair
+    frames = [b'{"n":%d}' % k for k in range(50)]
+    server.sendall(b"".join(server_frame(f) for f in frames))
+    time.sleep(0.05)  # all of them in the kernel before the one receive
+    assert reader.receive() > 0
+    got = []
+    while (frame := reader.next_frame()) is not None:
+        got.append(frame)
+    assert got == [(OPCODE_TEXT, f) for f in frames] and reader.receives == 1
+
+
+def test_frames_split_at_every_byte_when_received_then_reassembled(pair) -> None:
+    reader, server = pair
+    stream = server_frame(b"a" * 300) + server_frame(b"b" * 70_000) + server_frame(b"c")  # 16- and 64-bit lengths
+    got: list[tuple[int, bytes]] = []
+    for k in range(0, len(stream), 997):  # each piece read on its own, cut through headers and payloads
+        server.sendall(stream[k:k + 997])
+        while not reader.receive():
+            wait_idle(reader, "block", 0.01)
+        while (frame := reader.next_frame()) is not None:
+            got.append(frame)
+    assert [payload for _, payload in got] == [b"a" * 300, b"b" * 70_000, b"c"]
+
+
 def test_message_over_the_cap_when_received_then_dropped_without_holding_it(pair) -> None:
-    ws, server = pair
+    reader, server = pair
     huge = server_frame(b'{"stream":"x","data":"' + b"a" * (12 << 20) + b'"}')
     tracemalloc.start()
     writer = send_later(server, [server_frame(b"first"), huge, server_frame(b"after")])
-    got = receive(ws, 3)
+    got = receive(reader, 3)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     writer.join()
-    assert [(data, dropped) for _, data, dropped in got] == [(b"first", 0), (b"", 1), (b"after", 1)]
+    assert got == [(OPCODE_TEXT, b"first"), (DROPPED, b""), (OPCODE_TEXT, b"after")]
     assert peak < 2 * CAP, f"peak {peak} bytes while a 12 MiB frame went by"
 
 
-def test_message_at_the_cap_when_received_then_intact(pair) -> None:
-    ws, server = pair
+def test_message_at_the_cap_when_received_then_intact_in_a_grown_buffer(pair) -> None:
+    reader, server = pair
     payload = b"b" * CAP
-    writer = send_later(server, [server_frame(payload)])
-    got = receive(ws, 1)
+    writer = send_later(server, [server_frame(payload), server_frame(b"next")])
+    got = receive(reader, 2)
     writer.join()
-    assert got[0][1] == payload and got[0][2] == 0
+    assert got == [(OPCODE_TEXT, payload), (OPCODE_TEXT, b"next")]
 
 
-def test_fragments_when_their_sum_is_over_the_cap_then_the_whole_message_dropped(pair) -> None:
-    ws, server = pair
+def test_fragments_when_their_sum_is_over_the_cap_then_the_whole_message_dropped_once(pair) -> None:
+    reader, server = pair
     part = b"c" * (600 << 10)
     frames = [
         server_frame(part, ABNF.OPCODE_TEXT, 0), server_frame(part, ABNF.OPCODE_CONT, 0),  # 1.2 MiB: over
@@ -90,37 +113,47 @@ def test_fragments_when_their_sum_is_over_the_cap_then_the_whole_message_dropped
         server_frame(b"d" * 100, ABNF.OPCODE_TEXT, 0), server_frame(b"e" * 100, ABNF.OPCODE_CONT, 1),  # fine
     ]
     writer = send_later(server, frames)
-    got = receive(ws, 2)
+    got = receive(reader, 2)
     writer.join()
-    assert got[0][2] == 1  # the first message was dropped (what recv_data returned is partial: thrown away)
-    assert got[1][1] == b"d" * 100 + b"e" * 100 and got[1][2] == 1
+    assert got == [(DROPPED, b""), (OPCODE_TEXT, b"d" * 100 + b"e" * 100)]
 
 
-def test_frame_trickling_in_when_reads_time_out_mid_frame_then_the_skip_resumes(pair) -> None:
-    ws, server = pair
+def test_frame_trickling_in_over_the_cap_when_received_then_the_skip_resumes(pair) -> None:
+    reader, server = pair
     huge = server_frame(b"f" * (3 << 20))
     pieces = [huge[k:k + 300_000] for k in range(0, len(huge), 300_000)]
-    writer = send_later(server, [*pieces, server_frame(b"next")], pause_s=0.03)  # the reader times out at 10 ms
-    got = receive(ws, 2, timeout_s=0.01)
+    writer = send_later(server, [*pieces, server_frame(b"next")], pause_s=0.03)  # the reader waits 10 ms at a time
+    got = receive(reader, 2)
     writer.join()
-    assert [(data, dropped) for _, data, dropped in got] == [(b"", 1), (b"next", 1)]
+    assert got == [(DROPPED, b""), (OPCODE_TEXT, b"next")]
 
 
-def test_ping_between_data_when_received_then_answered_and_the_stream_goes_on(pair) -> None:
-    ws, server = pair
+def test_ping_between_data_when_received_then_handed_on_between_them(pair) -> None:
+    reader, server = pair
     writer = send_later(server, [server_frame(b"x" * (2 << 20)), server_frame(b"hi", ABNF.OPCODE_PING),
                                  server_frame(b"ok")])
-    got = receive(ws, 2)
+    got = receive(reader, 3)
     writer.join()
-    assert [data for _, data, _ in got] == [b"", b"ok"]
-    server.settimeout(5)
-    pong = server.recv(64)
-    assert pong[0] & 0x0F == ABNF.OPCODE_PONG
+    assert got == [(DROPPED, b""), (OPCODE_PING, b"hi"), (OPCODE_TEXT, b"ok")]
 
 
-def test_control_frame_longer_than_rfc_6455_allows_when_received_then_protocol_error(pair) -> None:
-    ws, server = pair
-    writer = send_later(server, [server_frame(b"p" * 100_000, ABNF.OPCODE_PING)])
-    with pytest.raises(websocket.WebSocketProtocolException):
-        receive(ws, 1)
-    writer.join(timeout=1)
+@pytest.mark.parametrize("frame, why", [
+    (server_frame(b"p" * 200, ABNF.OPCODE_PING), "control frame of 200 bytes"),
+    (server_frame(b"p", ABNF.OPCODE_PING, fin=0), "fragmented"),
+    (ABNF(1, 1, 0, 0, ABNF.OPCODE_TEXT, 0, b"z").format(), "reserved bits"),
+    (ABNF(1, 0, 0, 0, ABNF.OPCODE_TEXT, 1, b"z").format(), "a mask"),
+    (bytes((0x83, 1)) + b"z", "unknown opcode"),
+    (server_frame(b"z", ABNF.OPCODE_CONT), "continuation frame outside"),
+])
+def test_frame_no_server_may_send_when_received_then_protocol_error(pair, frame: bytes, why: str) -> None:
+    reader, server = pair
+    server.sendall(frame)
+    with pytest.raises(websocket.WebSocketProtocolException, match=why):
+        receive(reader, 1)
+
+
+def test_server_closing_the_socket_when_received_then_connection_closed(pair) -> None:
+    reader, server = pair
+    server.shutdown(socket.SHUT_WR)
+    with pytest.raises(websocket.WebSocketConnectionClosedException):
+        receive(reader, 1)
