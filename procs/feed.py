@@ -1,10 +1,7 @@
-"""The feed process: websocket-client on the combined stream, REST depth snapshots, ``hft.feed.FeedEngine``
-for decoding and book sync, and one jitted call per frame that publishes the changed snapshots (seqlock)
-and then the frame's events (md.events).
-
-Ordering invariant relied on by the strategy: for every frame, the seqlock snapshots are written *before*
-the frame's events are published on the ring, so a consumer that sees an event reads a snapshot at least as
-new as that event.
+"""The feed process: the venue's combined stream (``hft.feed.live``), REST depth snapshots, ``hft.feed.FeedEngine``
+for decoding and book sync, and ``hft.feed.publish`` for the changed snapshots (seqlock) and then the frame's
+events (md.events), the ordering the strategy relies on (written there). Live, every complete frame of a socket
+read is decoded and published in one jitted call (``hft.feed.drain``).
 """
 
 from __future__ import annotations
@@ -14,79 +11,35 @@ import time
 
 import numpy as np
 from numba import njit
+from websocket._abnf import ABNF
 
+from hft.feed.drain import IO_END, IO_TRACED, new_cursor
 from hft.feed.engine import STAT_NAMES, FeedEngine, SymbolSpec
 from hft.feed.live import LiveFeed
+from hft.feed.publish import FeedOutlet, publish_frame
 from hft.feed.specs import symbol_specs
-from hft.feed.wireclock import capture_from_env
+from hft.feed.wireclock import COLUMNS, TRACE_ROWS, WireClockCapture, capture_from_env
 from hft.recording.formats import FRAME, RecordingError, open_recordings
 from hft.venue import venue_for
 from procs.common import WorkerContext, worker_main
 from shm_layout.atomics import cpu_relax, load_acquire, monotonic_ns
 from shm_layout.counters import (
-    C_BOOK_EVENTS,
     C_ERRORS,
-    C_FRAMES,
     C_LOCKSTEP_WAITS,
-    C_MSGS_IN,
-    C_MSGS_OUT,
     C_NO_DATA_RECONNECTS,
     C_RECONNECTS,
     C_SNAPSHOT_FAILURES,
     C_SNAPSHOT_THROTTLED,
-    C_SNAPSHOTS_PUBLISHED,
     COUNTER_NAMES,
     W_COUNTERS,
     C,
     counter_add,
     heartbeat,
-    hist_record,
 )
 from shm_layout.layout import MD_EVENTS, ORDERS, PROC_FEED, RUN_RUNNING, W_RUN_STATE
-from shm_layout.records import BOOK_SNAPSHOT, PROCESS_BLOCK, RING_CONTROL, word_index
-from shm_layout.ring import CONSUMER_WORDS, W_CONSUMERS, W_HEAD, W_TAIL, ring_try_publish
-from shm_layout.seqlock import SLOT_WORDS, seqlock_write
-
-W_SNAPSHOT_TS_INIT = word_index(BOOK_SNAPSHOT, "ts_init")
-H_FRAME_TO_PUBLISH = 0
-H_FRAME_DECODE = 1
-
-
-@njit(cache=True)
-def publish_frame(
-    events: np.ndarray,
-    n_events: int,
-    snapshot_rows: np.ndarray,
-    dirty: np.ndarray,
-    snap_words: np.ndarray,
-    md_ctrl: np.ndarray,
-    md_slots: np.ndarray,
-    proc: np.ndarray,
-    ts_recv: int,
-    ts_decoded: int,
-) -> int:
-    """Publish dirty snapshots, then the frame's events; record frame->published latency. Return events out."""
-    now = monotonic_ns()
-    for symbol in range(dirty.shape[0]):
-        if dirty[symbol] != 0:
-            snapshot_rows[symbol, W_SNAPSHOT_TS_INIT] = now
-            seqlock_write(snap_words, symbol, snapshot_rows[symbol])
-            dirty[symbol] = 0
-            counter_add(proc, C_SNAPSHOTS_PUBLISHED, 1)
-    for k in range(n_events):
-        events[k].ts_init = now
-    done = 0
-    while done < n_events:  # lossy ring: never waits, takes at most a ring per call
-        done += ring_try_publish(md_ctrl, md_slots, events, done, n_events - done)
-    published = monotonic_ns()
-    counter_add(proc, C_FRAMES, 1)
-    counter_add(proc, C_MSGS_IN, 1)
-    counter_add(proc, C_MSGS_OUT, n_events)
-    counter_add(proc, C_BOOK_EVENTS, n_events)
-    hist_record(proc, H_FRAME_TO_PUBLISH, published - ts_recv)
-    hist_record(proc, H_FRAME_DECODE, ts_decoded - ts_recv)
-    heartbeat(proc, published)
-    return n_events
+from shm_layout.records import PROCESS_BLOCK, RING_CONTROL
+from shm_layout.ring import CONSUMER_WORDS, POLICY_LOSSY, W_CAPACITY, W_CONSUMERS, W_HEAD, W_POLICY, W_TAIL
+from shm_layout.seqlock import SLOT_WORDS
 
 
 def warm_up(symbols: list[SymbolSpec], md_slots: np.ndarray) -> None:
@@ -116,6 +69,17 @@ def warm_up(symbols: list[SymbolSpec], md_slots: np.ndarray) -> None:
     publish_frame(engine.events, 0, rows, np.zeros(len(rows), np.int64), np.zeros(rows.size, np.int64),
                   np.zeros(RING_CONTROL.itemsize // 8, np.int64), md_slots[:1].copy(),
                   np.zeros(PROCESS_BLOCK.itemsize // 8, np.int64), 0, 0)
+    # the jitted drain of a live read (hft.feed.drain), with arguments of exactly the live types: a frame it
+    # takes, then one it leaves to the Python path (a ping); on scratch arrays and a private lossy ring
+    ring_ctrl = np.zeros(RING_CONTROL.itemsize // 8, np.int64)
+    ring_ctrl[W_POLICY], ring_ctrl[W_CAPACITY] = POLICY_LOSSY, 64
+    outlet = FeedOutlet(engine.events, rows, engine.dirty, np.zeros(rows.size + SLOT_WORDS, np.int64), ring_ctrl,
+                        md_slots[:64].copy(), np.zeros(PROCESS_BLOCK.itemsize // 8, np.int64))
+    received = bytearray(ABNF(1, 0, 0, 0, ABNF.OPCODE_TEXT, 0, frames[1].encode()).format()
+                         + ABNF(1, 0, 0, 0, ABNF.OPCODE_PING, 0, b"").format())
+    cursor = new_cursor(0, engine.max_frame_bytes)
+    cursor[IO_END] = len(received)
+    engine.drain(np.frombuffer(received, np.uint8), cursor, outlet, np.zeros((1, len(COLUMNS)), np.int64))
 
 
 # shared-memory counter <- engine statistic, for every reason an operator must see
@@ -185,6 +149,8 @@ class FeedRunner:
         self.last_housekeeping = 0.0
         # counter -> (value when last logged, when): earlier lives' counts were logged by them
         self.logged: dict[int, tuple[int, float]] = {c: (v, -LOG_BURST_S) for c, v in self.counter_base.items()}
+        self.outlet = FeedOutlet(self.engine.events, self.snapshot_rows, self.engine.dirty, self.snap_words,
+                                 self.md.ctrl, self.md.slots, self.proc)
 
     def publish(self, n_events: int, ts_recv: int, ts_decoded: int) -> None:
         publish_frame(self.engine.events, n_events, self.snapshot_rows, self.engine.dirty, self.snap_words,
@@ -214,13 +180,18 @@ class FeedRunner:
         return self.ctx.stop_reached() or self.ctx.should_exit()
 
 
-def run_live(runner: FeedRunner) -> int:
+def run_live(runner: FeedRunner, wire_clock: WireClockCapture | None) -> int:
     """The venue's stream through ``hft.feed.live.LiveFeed`` (connection lifecycle, snapshots, watchdog); this
     process only publishes what the engine produced and mirrors the lifecycle's counts."""
     ctx = runner.ctx
     source = ctx.config.source
     live = LiveFeed(venue_for(source), [s.name for s in ctx.config.symbols], runner.engine, runner.publish,
-                    ctx.log, depth_limit=source.depth_limit, no_data_timeout_s=source.no_data_timeout_s)
+                    ctx.log, depth_limit=source.depth_limit, no_data_timeout_s=source.no_data_timeout_s,
+                    wait=ctx.config.processes.feed.wait, outlet=runner.outlet)
+    if wire_clock is not None:
+        runner.engine.on_frame, live.publish = wire_clock.wrap(runner.engine.on_frame, live.publish,
+                                                               lambda: live.read_ns)
+        live.trace = wire_clock.new_trace(TRACE_ROWS, lambda: int(live.cursor[IO_TRACED]))
 
     def housekeeping() -> None:
         counts, fetcher = live.counts, live.fetcher
@@ -301,7 +272,7 @@ def run(ctx: WorkerContext) -> int:
     # opt-in wire clock for bench/tick_to_trade.py (HFT_FEED_WIRE_CLOCK, see hft.feed.wireclock): unset, nothing
     # is wrapped and the loops below run exactly as without it
     wire_clock = capture_from_env()
-    if wire_clock is not None:
+    if wire_clock is not None and ctx.config.source.kind == "replay":
         runner.engine.on_frame, runner.publish = wire_clock.wrap(runner.engine.on_frame, runner.publish)
     ctx.mark_running()
     # market data flows only once every worker is running (warm): a strategy or broker still compiling would
@@ -311,7 +282,7 @@ def run(ctx: WorkerContext) -> int:
     try:
         if ctx.config.source.kind == "replay":
             return run_replay(runner)
-        return run_live(runner)
+        return run_live(runner, wire_clock)
     finally:
         runner.housekeeping(force=True)
         stats = {k: v for k, v in runner.engine.stats_dict().items() if v}

@@ -72,6 +72,7 @@ from numba import njit, typeof, types
 
 from hft.feed.book import DEFAULT_DEPTH_CAPACITY, book_levels_best_first
 from hft.feed.decimal import INT64_MAX, MAX_DECIMALS
+from hft.feed.drain import drain_frames as _drain_frames
 from hft.feed.fastpath import frame_kernel
 from hft.feed.messages import (
     FRAME_DECODER,
@@ -461,6 +462,14 @@ class FeedEngine:
             if n >= 0:
                 return n
         return self._on_frame_msgspec(raw, ts_recv, ts_local)
+
+    def drain(self, buf: np.ndarray, cursor: np.ndarray, outlet: object, trace: np.ndarray) -> int:
+        """Decode and publish every complete text frame of a receive buffer in one jitted call
+        (``hft.feed.drain.drain_frames``; ``outlet`` is a ``hft.feed.publish.FeedOutlet``); return how many.
+        Only the fast path runs there: it stops at the first frame it does not take, for ``on_frame``."""
+        if not self.fast_path:
+            return 0
+        return _drain_frames(self._arena, outlet, buf, cursor, trace)
 
     def _on_frame_msgspec(self, raw: bytes, ts_recv: int, ts_local: int) -> int:
         """The reference path: msgspec decode, dispatch on the stream name, one kernel call."""

@@ -1,11 +1,15 @@
-"""Opt-in wire clock of the feed: which simulator send time each received frame carried, written at exit.
+"""Opt-in wire clock of the feed: per received frame, the simulator's send time it carried and the feed's own
+stamps along its path, written at exit.
 
 The exchange simulator can stamp every frame with the CLOCK_MONOTONIC time it handed the frame to its socket
 (``hft.sim.server``, ``HFT_SIM_STAMP_SEND=1``: a ``"sim_send_ns":"<19 digits>"`` key at the end of the frame's
 ``data`` object, which the engine skips like any unknown key). Every order carries the ``ts_recv`` of the frame it
 was decided on (``ts_tick_recv``, stored in the ``orders`` table), so a map ``ts_recv -> send_ns`` is all a
 benchmark needs to measure wire-to-order (``orders.ts_init - send_ns``) next to frame-to-order
-(``orders.ts_init - ts_tick_recv``), both on one clock.
+(``orders.ts_init - ts_tick_recv``), both on one clock. Per frame the map also keeps when the socket read that
+completed it returned (``ts_read``, from ``hft.feed.wsreader``) and when its publication returned
+(``ts_published``), so wire -> order splits into send -> read (kernel and wake-up), read -> frame (framing),
+frame -> published (decode and publication) and published -> order (hop and strategy).
 
 Turned on by the environment variable ``HFT_FEED_WIRE_CLOCK=<directory>`` (a spawned feed inherits it from
 ``hft run``). Then :func:`capture_from_env` returns a :class:`WireClockCapture` whose :meth:`~WireClockCapture.wrap`
@@ -14,7 +18,9 @@ to the frame, ``publish`` publishes first and only then reads the stamp (a bound
 and an ``int`` of 19 digits, ~0.5 µs), so the parse is not inside the frame's own latency figures; the wrapper's
 extra Python call is (~0.2 µs: the feed's frame -> published p50 went from 2.7 to 2.9 µs in an A/B run at 10,000
 events/s). At exit :meth:`~WireClockCapture.dump` writes ``<directory>/wireclock-<pid>.npy``: an int64 array of
-shape ``(n, 2)``, columns ``ts_recv, send_ns``, in receive order. Off (the variable unset), nothing is wrapped:
+shape ``(n, 4)``, columns ``COLUMNS`` (``ts_recv, send_ns, ts_read, ts_published``; ``ts_read`` 0 in a replay),
+in receive order within each part (the frames of the Python path, then those of the jitted drain, whose trace
+holds at most ``TRACE_ROWS``). Off (the variable unset), nothing is wrapped:
 the feed's hot path is exactly the usual one.
 
 Single writer: the feed's receive thread.
@@ -29,13 +35,17 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["WIRE_CLOCK_ENV", "WireClockCapture", "capture_from_env", "load_wire_clock", "send_stamp"]
+from shm_layout.atomics import monotonic_ns
+
+__all__ = ["COLUMNS", "WIRE_CLOCK_ENV", "WireClockCapture", "capture_from_env", "load_wire_clock", "send_stamp"]
 
 WIRE_CLOCK_ENV = "HFT_FEED_WIRE_CLOCK"
 SEND_STAMP_KEY = b'"sim_send_ns":"'  # the simulator's key (hft.sim.server.SEND_STAMP_KEY)
 SEND_STAMP_DIGITS = 19
 _SEARCH = 64  # the stamp ends 2-3 bytes before the end of a frame
 INITIAL_CAPACITY = 1 << 16
+COLUMNS = ("ts_recv", "send_ns", "ts_read", "ts_published")
+TRACE_ROWS = 1 << 21  # frames the jitted drain records (2M: over a minute at the 50k events/s bench rate)
 
 
 def send_stamp(frame: bytes) -> int:
@@ -56,50 +66,64 @@ class WireClockCapture:
 
     def __init__(self, directory: str | os.PathLike[str], capacity: int = INITIAL_CAPACITY) -> None:
         self.directory = Path(directory)
-        self.pairs = np.zeros((max(16, capacity), 2), np.int64)
+        self.pairs = np.zeros((max(16, capacity), len(COLUMNS)), np.int64)
         self.count = 0
         self.unstamped = 0  # frames without a stamp (a simulator that does not stamp, a replay)
         self._frame: bytes | None = None
         self._ts_recv = 0
+        self._ts_read = 0
+        # rows the feed's jitted drain (hft.feed.drain) writes itself, and how many it used
+        self.trace = np.zeros((0, len(COLUMNS)), np.int64)
+        self.trace_used: Callable[[], int] = lambda: 0
 
-    def note(self, frame: bytes, ts_recv: int) -> None:
-        """Record the stamp of one frame received at ``ts_recv`` (call off the latency path)."""
+    def new_trace(self, rows: int, used: Callable[[], int]) -> np.ndarray:
+        """Allocate the jitted drain's trace (``rows`` of ``COLUMNS``); ``used()`` says how many it filled."""
+        self.trace = np.zeros((rows, len(COLUMNS)), np.int64)  # pages are committed only as rows are written
+        self.trace_used = used
+        return self.trace
+
+    def note(self, frame: bytes, ts_recv: int, ts_read: int = 0, ts_published: int = 0) -> None:
+        """Record the stamps of one frame received at ``ts_recv`` (call off the latency path)."""
         sent = send_stamp(frame) if isinstance(frame, (bytes, bytearray)) else -1
         if sent < 0:
             self.unstamped += 1
             return
         if self.count == self.pairs.shape[0]:
             self.pairs = np.concatenate((self.pairs, np.zeros_like(self.pairs)))
-        self.pairs[self.count, 0] = ts_recv
-        self.pairs[self.count, 1] = sent
+        self.pairs[self.count] = (ts_recv, sent, ts_read, ts_published)
         self.count += 1
 
     def wrap(
-        self, on_frame: Callable[..., int], publish: Callable[[int, int, int], None]
+        self, on_frame: Callable[..., int], publish: Callable[[int, int, int], None],
+        read_ns: Callable[[], int] | None = None,
     ) -> tuple[Callable[..., int], Callable[[int, int, int], None]]:
-        """Return ``(on_frame, publish)`` that also capture: the stamp is read after the frame is published."""
+        """Return ``(on_frame, publish)`` that also capture: the stamp is read after the frame is published.
+        ``read_ns()`` gives the return time of the socket read that completed the frame (live only)."""
 
         def on_frame_captured(raw: bytes, ts_recv: int, ts_local: int | None = None) -> int:
             self._frame = raw
             self._ts_recv = ts_recv
+            self._ts_read = read_ns() if read_ns is not None else 0
             return on_frame(raw, ts_recv) if ts_local is None else on_frame(raw, ts_recv, ts_local)
 
         def publish_captured(n_events: int, ts_recv: int, ts_decoded: int) -> None:
             publish(n_events, ts_recv, ts_decoded)
+            published = monotonic_ns()  # just after publish_frame's own stamp: its end, within ~0.1 us
             frame = self._frame
             if frame is not None:
                 self._frame = None
-                self.note(frame, self._ts_recv)
+                self.note(frame, self._ts_recv, self._ts_read, published)
 
         return on_frame_captured, publish_captured
 
     def dump(self, log: logging.Logger | None = None) -> Path | None:
-        """Write ``wireclock-<pid>.npy`` (int64, ``(n, 2)``: ts_recv, send_ns); return its path (None on error)."""
+        """Write ``wireclock-<pid>.npy`` (int64, ``(n, 4)``: ``COLUMNS``); return its path (None on error)."""
         path = self.directory / f"wireclock-{os.getpid()}.npy"
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, self.pairs[: self.count])
+            traced = self.trace[: self.trace_used()]
+            np.save(tmp, np.concatenate((self.pairs[: self.count], traced)))
             os.replace(tmp, path)
         except OSError as exc:
             if log is not None:
@@ -107,7 +131,8 @@ class WireClockCapture:
             return None
         if log is not None:
             log.info(
-                "wire clock: %d stamped frames (%d without a stamp) written to %s", self.count, self.unstamped, path
+                "wire clock: %d stamped frames (%d without a stamp) written to %s", self.count + self.trace_used(),
+                self.unstamped, path
             )
         return path
 
@@ -119,7 +144,7 @@ def capture_from_env() -> WireClockCapture | None:
 
 
 def load_wire_clock(directory: str | os.PathLike[str]) -> np.ndarray:
-    """Read every ``wireclock-*.npy`` of ``directory`` (one per feed process life) into one ``(n, 2)`` array."""
+    """Read every ``wireclock-*.npy`` of ``directory`` (one per feed process life) into one ``(n, 4)`` array."""
     parts = [np.load(path) for path in sorted(Path(directory).glob("wireclock-*.npy"))]
-    parts = [part.reshape(-1, 2) for part in parts if part.size]
-    return np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
+    parts = [part.reshape(-1, len(COLUMNS)) for part in parts if part.size]
+    return np.concatenate(parts) if parts else np.zeros((0, len(COLUMNS)), np.int64)
