@@ -7,6 +7,7 @@ Usage::
     python bench/tick_to_trade.py --quick                # smoke run: 1k events/s for 2 s, no replay (~30 s)
     python bench/tick_to_trade.py --rates 2000,20000 --duration 20 --json-out tt.json
     python bench/tick_to_trade.py --json-only > tt.json
+    python bench/tick_to_trade.py --rates 1000,10000 --placements feed-own-core --skip-baselines --no-replay
 
 Part 1, the pipeline (``hft run`` as a subprocess, exactly as users start it: supervisor, simulator, feed,
 strategy, broker, persistence; feed and persistence pinned to core 0, strategy and broker to core 1, the
@@ -40,6 +41,19 @@ order carries ``ts_tick_recv`` = the ``ts_recv`` of its frame and persistence st
 run's SQLite ``orders`` table, so per order: wire-to-order = ``ts_init - send_ns`` and frame-to-order =
 ``ts_init - ts_tick_recv`` (both CLOCK_MONOTONIC, exact per order, not bucketed), and wire-to-receive for every
 frame of the window (how far behind the stream the feed runs). ``--no-wire-clock`` runs without it.
+
+Wire -> order by segment (issue 14), every stamped frame of the window: the simulator's stamp -> its socket write
+returned (``GET /sim/stats`` ``send_write_ns``, per write), send -> the feed's socket read returned (the write,
+loopback and the feed's wake-up), read -> frame complete (framing, and the frames of the same read decoded
+before it), frame -> published (decode and publication), and per order published -> order (the md.events hop
+and the strategy). The floor beside it: after each pipeline run, ``bench/wire_floor.py`` reads the same
+simulator configuration's frames over a plain socket (no WebSocket library, one receive per readable event),
+pinned to the feed's core and waiting like the feed; send -> plain read is what the machine costs, and the feed's
+path is reported as ``send -> published / (floor send -> read + frame -> published)`` at p50.
+
+Placements (``--placements``, default both): ``default`` (the product's 2-core defaults, simulator unpinned) and
+``feed-own-core`` (the feed alone on core 0 busy polling its socket; strategy, broker, persistence and the
+simulator on core 1).
 "Sustained" for a rate means: no md.events overrun or lost record for any consumer and no feed reconnect (the
 simulator drops a client that falls 50,000 frames behind); the report also says whether the feed kept up with
 the wire (wire-to-receive p99 under ``KEPT_UP_NS``).
@@ -240,7 +254,31 @@ port = 0
 
 [persistence]
 db_path = "{db}"
-"""
+{placement}"""
+
+# Where the processes run. "default" is the product's 2-core default (feed + persistence on core 0, blocking
+# socket waits; strategy + broker on core 1, spin-yield; the simulator unpinned). "feed-own-core" gives the feed
+# core 0 alone, busy polling its socket, and puts everything else on core 1, the simulator included (a machine
+# with more cores would give the strategy a core of its own too).
+PLACEMENTS: dict[str, dict[str, Any]] = {
+    "default": {"toml": "", "sim_core": None, "feed_core": 0, "floor_mode": "block"},
+    "feed-own-core": {
+        "toml": """
+[processes.feed]
+core = 0
+wait = "busy-spin"
+[processes.strategy]
+core = 1
+wait = "spin-yield"
+[processes.broker]
+core = 1
+wait = "spin-yield"
+[processes.persistence]
+core = 1
+""",
+        "sim_core": 1, "feed_core": 0, "floor_mode": "spin",
+    },
+}
 
 
 
@@ -443,16 +481,22 @@ def _ring_report(reading: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wire_join(db_path: Path, wire_dir: Path, t0: int, t1: int) -> dict[str, Any]:
-    """Join the run's orders (ts_tick_recv, ts_init) with the feed's map ts_recv -> simulator send time."""
+    """Join the run's orders (ts_tick_recv, ts_init) with the feed's wire clock (per frame: simulator send time,
+    socket read returned, frame complete, published) and split wire -> order into its segments."""
     pairs = load_wire_clock(wire_dir)
     out: dict[str, Any] = {"stamped_frames": len(pairs)}
     if len(pairs) == 0:
         out["note"] = "no stamped frame was captured (wire clock off, or the feed wrote no map)"
         return out
     order = np.argsort(pairs[:, 0], kind="stable")
-    recv, sent = pairs[order, 0], pairs[order, 1]
+    recv, sent, read, published = (pairs[order, k] for k in range(4))
     in_window = (recv >= t0) & (recv <= t1)
     out["wire_to_receive_ns"] = _summary_of(recv[in_window] - sent[in_window])
+    read_known = in_window & (read > 0)
+    out["send_to_read_ns"] = _summary_of(read[read_known] - sent[read_known])  # write, loopback, wake-up
+    out["read_to_frame_ns"] = _summary_of(recv[read_known] - read[read_known])  # framing, earlier frames of the read
+    out["frame_to_published_ns"] = _summary_of(published[in_window] - recv[in_window])  # decode and publication
+    out["send_to_published_ns"] = _summary_of(published[in_window] - sent[in_window])  # the feed's whole path
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
         rows = conn.execute("SELECT ts_tick_recv, ts_init FROM orders WHERE command = 'NEW'").fetchall()
     if not rows:
@@ -468,7 +512,80 @@ def _wire_join(db_path: Path, wire_dir: Path, t0: int, t1: int) -> dict[str, Any
     out["wire_to_order_ns"] = _summary_of(init - send)
     out["frame_to_order_ns"] = _summary_of(init - tick)
     out["wire_to_frame_ns"] = _summary_of(tick - send)
+    out["published_to_order_ns"] = _summary_of(init - published[idx[matched]])  # the hop and the strategy
     return out
+
+
+def _pin_simulator(run_dir: Path, core: int | None) -> int | None:
+    """Pin the run's simulator (its pid is in the supervisor's log) to ``core``; return its pid."""
+    import re
+
+    match = re.search(r"exchange simulator \(pid (\d+)\)", _tail(run_dir, 1 << 20))
+    if match is None:
+        return None
+    pid = int(match.group(1))
+    if core is not None:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(pid, {core})
+    return pid
+
+
+def run_floor(workdir: Path, rate: float, placement: str, seconds: float, warmup_s: float) -> dict[str, Any]:
+    """The plain-socket floor (``bench/wire_floor.py``) against a simulator of the same configuration as the
+    pipeline's, pinned and waiting like the placement's feed; the pipeline is not running meanwhile. Return
+    send -> read for every stamped frame after the warm-up, and the simulator's stamp -> write returned."""
+    import urllib.request
+
+    import msgspec
+
+    from hft.supervisor import sim_config_for
+    from hft.venue import combined_stream_url
+
+    where = PLACEMENTS[placement]
+    run_dir = workdir / f"floor{int(rate)}-{placement}"
+    run_dir.mkdir(parents=True)
+    config = msgspec.convert({"source": {"sim_events_per_second": float(rate)}}, Config)
+    (run_dir / "sim.json").write_bytes(msgspec.json.encode(sim_config_for(config)))
+    port_file = run_dir / "port"
+    env = dict(os.environ)
+    env.pop("HFT_SIM_STAMP_SEND", None)
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "hft.sim.server", "--config", str(run_dir / "sim.json"), "--port", "0",
+         "--port-file", str(port_file), "--stamp-send", "--duration", str(seconds + warmup_s + 30)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        if where["sim_core"] is not None:
+            os.sched_setaffinity(sim.pid, {where["sim_core"]})
+        deadline = time.monotonic() + 30
+        while not port_file.exists():
+            if time.monotonic() > deadline or sim.poll() is not None:
+                raise RuntimeError("the floor's simulator did not start")
+            time.sleep(0.05)
+        port = int(port_file.read_text())
+        url = combined_stream_url(f"ws://127.0.0.1:{port}", [s.name for s in config.symbols])
+        out_path = run_dir / "floor.npy"
+        subprocess.run(
+            [sys.executable, str(REPO / "bench" / "wire_floor.py"), "--url", url, "--core", str(where["feed_core"]),
+             "--mode", where["floor_mode"], "--seconds", str(seconds + warmup_s), "--out", str(out_path)],
+            cwd=REPO, check=True, timeout=seconds + warmup_s + 60,
+        )  # fmt: skip
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/sim/stats", timeout=5) as answer:
+            sim_stats = json.loads(answer.read())
+    finally:
+        sim.terminate()
+        sim.wait(10)
+    pairs = np.load(out_path)
+    if len(pairs):
+        pairs = pairs[pairs[:, 1] >= pairs[0, 1] + int(warmup_s * 1e9)]
+    return {
+        "placement": placement,
+        "mode": where["floor_mode"],
+        "core": where["feed_core"],
+        "sim_core": where["sim_core"],
+        "send_to_read_ns": _summary_of(pairs[:, 1] - pairs[:, 0]) if len(pairs) else {"count": 0},
+        "sim_stamp_to_write_returned_ns": sim_stats.get("send_write_ns"),
+    }
 
 
 def run_pipeline(
@@ -480,6 +597,7 @@ def run_pipeline(
     warmup_s: float,
     wire_clock: bool,
     log: Callable[[str], None],
+    placement: str = "default",
 ) -> dict[str, Any]:
     """Run ``hft run`` once (simulator at ``rate``, or ``replay``) and measure it; return the run's section."""
     from hft.cli import replay_symbols
@@ -494,7 +612,7 @@ def run_pipeline(
     config_path.write_text(
         CONFIG_TEMPLATE.format(
             instance=instance, symbols=_symbols_toml(symbols), rate=float(rate or 2000.0),
-            order_rate=ORDER_RATE_LIMIT, db=db,
+            order_rate=ORDER_RATE_LIMIT, db=db, placement=PLACEMENTS[placement]["toml"],
         )
     )  # fmt: skip
     env = dict(os.environ)
@@ -515,6 +633,7 @@ def run_pipeline(
         "replay_file": str(replay) if replay is not None else None,
         "config": config_path.read_text(),
         "wire_clock": use_wire,
+        "placement": placement,
         "notes": [],
     }
     stdout = (run_dir / "stdout.json").open("w")
@@ -544,6 +663,8 @@ def run_pipeline(
             if child not in pids.values():
                 pids.setdefault(_label_child(child), child)
         pids["supervisor"] = proc.pid
+        if replay is None:
+            _pin_simulator(run_dir, PLACEMENTS[placement]["sim_core"])
         sampler = ProcessSampler(pids)
         sampler.sample()
         if replay is not None:
@@ -628,6 +749,7 @@ def run_pipeline(
                 "slow_disconnects": sim1["slow_disconnects"],
                 "virtual_slip_ms": round(sim1["virtual_slip_ns"] / 1e6, 1),
                 "pending_at_end": sum(c["pending"] for c in sim1.get("clients", [])),
+                "stamp_to_write_returned_ns": sim1.get("send_write_ns"),  # its latest writes
             }
     else:
         lat = last["processes"]
@@ -1340,6 +1462,19 @@ def add_targets(report: dict[str, Any]) -> None:
         targets.setdefault("chain ring, after hand-over", {})[f"{q}_10x_below_mp_queue"] = _verdict(
             ratios.get(f"mp_queue_over_ring_handoff_to_order_{q}"), TARGET_MPQ_RATIO, below=False
         )
+    # issue 14: the feed's path against the plain-socket floor, and wire -> order with the feed on its own core
+    for run in report["pipeline"]:
+        wire, floor = run.get("wire") or {}, run.get("floor") or {}
+        path, decode = wire.get("send_to_published_ns"), wire.get("frame_to_published_ns")
+        base = floor.get("send_to_read_ns")
+        if path and decode and base and path.get("count") and base.get("count"):
+            ratio = path["p50"] / (base["p50"] + decode["p50"])
+            run["feed_path_over_floor_plus_decode_p50"] = ratio
+            targets.setdefault(f"wire {run['label']}", {})["feed_within_2x_floor"] = _verdict(ratio, 2.0)
+        w2o = wire.get("wire_to_order_ns")
+        if run.get("placement") == "feed-own-core" and w2o and w2o.get("count"):
+            targets.setdefault(f"wire {run['label']}", {})["wire_to_order_p50_below_50us"] = _verdict(
+                w2o["p50"], 50_000)
     report["targets"] = targets
     sustained = [r["rate_events_per_s"] for r in report["pipeline"] if r.get("source") == "sim" and r.get("sustained")]
     kept = [r["rate_events_per_s"] for r in report["pipeline"]
@@ -1361,8 +1496,8 @@ def _us(ns: float | None) -> str:
 def _row(name: str, s: dict[str, float] | None) -> str:
     if not s or not s.get("count"):
         return f"  {name:<34}{'n=0':>8}"
-    return (f"  {name:<34}{s['count']:>8}{_us(s['p50']):>11}{_us(s['p99']):>11}{_us(s['p999']):>11}"
-            f"{_us(s['max']):>11}")  # fmt: skip
+    return (f"  {name:<34}{s['count']:>8}{_us(s['p50']):>11}{_us(s['p99']):>11}{_us(s.get('p999')):>11}"
+            f"{_us(s.get('max')):>11}")  # fmt: skip
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -1373,7 +1508,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"{m['numba']}; load average at start {m['loadavg_at_start'][0]:.2f}, at end "
         f"{report.get('loadavg_at_end', [float('nan')])[0]:.2f}",
         "",
-        "PIPELINE (hft run; feed+persistence core 0, strategy+broker core 1; latency in µs)",
+        "PIPELINE (hft run; default placement: feed+persistence core 0, strategy+broker core 1; latency in µs)",
         f"  {'figure':<34}{'n':>8}{'p50':>11}{'p99':>11}{'p99.9':>11}{'max':>11}",
     ]
     for run in report["pipeline"]:
@@ -1404,6 +1539,22 @@ def format_table(report: dict[str, Any]) -> str:
             lines.append(_row("wire -> frame recv, same orders", wire.get("wire_to_frame_ns")))
         if wire and wire.get("wire_to_receive_ns"):
             lines.append(_row("wire -> recv, every frame", wire.get("wire_to_receive_ns")))
+            lines.append("  wire -> order, by segment (every frame; the last one per order):")
+            lines.append(_row(" sim stamp -> write returned", (sim or {}).get("stamp_to_write_returned_ns")))
+            lines.append(_row(" send -> feed's read returns", wire.get("send_to_read_ns")))
+            lines.append(_row(" read -> frame complete", wire.get("read_to_frame_ns")))
+            lines.append(_row(" frame -> published", wire.get("frame_to_published_ns")))
+            lines.append(_row(" = send -> published (feed path)", wire.get("send_to_published_ns")))
+            lines.append(_row(" published -> order (hop+strat)", wire.get("published_to_order_ns")))
+        floor = run.get("floor") or {}
+        if floor.get("error"):
+            lines.append(f"  floor: ERROR {floor['error']}")
+        elif floor:
+            lines.append(_row(f" floor: send -> plain read ({floor['mode']})", floor.get("send_to_read_ns")))
+            lines.append(_row(" floor: sim stamp -> write ret.", floor.get("sim_stamp_to_write_returned_ns")))
+            if run.get("feed_path_over_floor_plus_decode_p50"):
+                ratio = run["feed_path_over_floor_plus_decode_p50"]
+                lines.append(f"  feed path / (floor + decode) at p50: {ratio:.2f}x")
         rss = ", ".join(f"{n} {p.get('vm_rss_mib', '?')}/{p.get('vm_hwm_mib', '?')} MiB {p.get('cpu_share', 0):.2f} cpu"
                         for n, p in run.get("processes", {}).items())  # fmt: skip
         lines.append(f"  RSS/peak, CPU: {rss}")
@@ -1438,12 +1589,12 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append("")
     for key, value in report["ratios"].items():
         lines.append(f"  {key:<50}{value:8.1f}x")
-    lines += ["", "targets (frame -> order):"]
+    lines += ["", "targets:"]
     for where, checks in report["targets"].items():
         for name, v in checks.items():
             verdict = {True: "MET", False: "NOT MET", None: "n/a"}[v["met"]]
             value = v["value"]
-            shown = "-" if value is None else (f"{value / 1000:.1f} µs" if "us" in name else f"{value:.1f}x")
+            shown = "-" if value is None else (f"{value / 1000:.1f} µs" if "us" in name else f"{value:.2f}x")
             lines.append(f"  {where:<48}{name:<24}{verdict:>8}  ({shown})")
     if report["notes"]:
         lines += ["", "notes:"] + [f"  - {n}" for n in report["notes"]]
@@ -1473,10 +1624,15 @@ def run_benchmark(args: argparse.Namespace, log: Callable[[str], None]) -> dict[
     warmup = args.warmup if args.warmup is not None else (QUICK_WARMUP_S if args.quick else DEFAULT_WARMUP_S)
     chain_frames = args.chain_frames or (QUICK_CHAIN_FRAMES if args.quick else CHAIN_FRAMES)
     warm = min(QUICK_CHAIN_WARM if args.quick else CHAIN_WARM, chain_frames // 4)
+    chosen = args.placements or ("default" if args.quick else ",".join(PLACEMENTS))
+    placements = [p.strip() for p in chosen.split(",")]
+    unknown = [p for p in placements if p not in PLACEMENTS]
+    if unknown:
+        raise SystemExit(f"unknown placement(s) {unknown}: choose from {', '.join(PLACEMENTS)}")
     replay = None
     if args.source and args.source[0] == "replay":
         replay = Path(args.source[1]) if len(args.source) > 1 else DEFAULT_REPLAY
-    elif not args.source and not args.quick:
+    elif not args.source and not args.quick and not args.no_replay:
         replay = DEFAULT_REPLAY
     report: dict[str, Any] = {
         "benchmark": "tick_to_trade",
@@ -1484,6 +1640,7 @@ def run_benchmark(args: argparse.Namespace, log: Callable[[str], None]) -> dict[
         "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "config": {
             "rates": rates,
+            "placements": placements,
             "duration_s": duration,
             "warmup_s": warmup,
             "quick": args.quick,
@@ -1504,15 +1661,21 @@ def run_benchmark(args: argparse.Namespace, log: Callable[[str], None]) -> dict[
     with tempfile.TemporaryDirectory(prefix="tt_bench_") as tmp:
         workdir = Path(tmp)
         if not args.skip_pipeline:
-            for rate in rates:
-                label = f"sim {rate:,.0f} ev/s"
+            for placement, rate in ((p, r) for p in placements for r in rates):
+                label = f"sim {rate:,.0f} ev/s" + ("" if placement == "default" else f", {placement}")
                 log(f"pipeline: {label}, {duration:g} s after {warmup:g} s of warm-up")
                 try:
-                    run = run_pipeline(f"sim{int(rate)}", workdir, rate, None, duration, warmup,
-                                       not args.no_wire_clock, log)  # fmt: skip
+                    run = run_pipeline(f"sim{int(rate)}-{placement}", workdir, rate, None, duration, warmup,
+                                       not args.no_wire_clock, log, placement)  # fmt: skip
                     run["label"] = label
                 except Exception as exc:  # reported, the other runs go on
                     run = {"label": label, "source": "sim", "rate_events_per_s": rate, "error": str(exc)}
+                if not args.no_wire_clock and not args.no_floor:
+                    log(f"floor: plain-socket reader, {label}")
+                    try:
+                        run["floor"] = run_floor(workdir, rate, placement, duration, warmup)
+                    except Exception as exc:
+                        run["floor"] = {"error": str(exc)}
                 report["pipeline"].append(run)
             if replay is not None and replay.is_file():
                 log(f"pipeline: replay {replay.name} (lock step, as fast as possible)")
@@ -1567,6 +1730,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=None, help="seconds after the first tick before measuring")
     parser.add_argument("--source", nargs="*", default=None, metavar="replay [FILE]",
                         help="'replay [FILE]': the recording to replay (default: the shared BTCUSDT file)")
+    parser.add_argument("--no-replay", action="store_true", help="skip the recorded-file run")
+    parser.add_argument("--placements", default=None,
+                        help=f"comma-separated, of {', '.join(PLACEMENTS)} (default: all; --quick: default)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the plain-socket floor runs")
     parser.add_argument("--no-wire-clock", action="store_true", help="run without the simulator/feed wire clock")
     parser.add_argument("--chain-frames", type=int, default=None, help=f"frames per baseline chain ({CHAIN_FRAMES})")
     parser.add_argument("--chain-gap-us", type=float, default=CHAIN_GAP_US, help="sleep between chain frames (µs)")

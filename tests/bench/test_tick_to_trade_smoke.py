@@ -37,7 +37,10 @@ def test_stamped_frame_when_decoded_then_fast_path_takes_it_and_the_stamp_reads_
     assert wireclock.SEND_STAMP_KEY == server.SEND_STAMP_KEY  # the two sides agree on the key
     assert wireclock.SEND_STAMP_DIGITS == server.SEND_STAMP_DIGITS
     blank = server.stamp_slot(DEPTH)
-    (sent,) = server._stamp_chunks([b"\x81\x7e" + blank], b"%019d" % 123_456_789_012)
+    sent, slots = server.stamp_slots([b"\x81\x7e" + blank, b"\x81\x05hello"])
+    server.write_stamps(sent, slots, 123_456_789_012)
+    assert len(slots) == 1 and sent.endswith(b"\x81\x05hello")
+    sent = bytes(sent[: -7])
     frame = sent[2:]
     assert len(frame) == len(blank)
     assert wireclock.send_stamp(frame) == 123_456_789_012
@@ -66,8 +69,10 @@ def test_wire_clock_capture_when_wrapped_then_reads_after_publish_and_dumps_pair
     def publish(n: int, ts_recv: int, ts_decoded: int) -> None:
         calls.append(f"publish {capture.count}")  # nothing captured yet when the frame is published
 
-    on_frame_c, publish_c = capture.wrap(on_frame, publish)
-    frame = server._stamp_chunks([server.stamp_slot(DEPTH)], b"%019d" % 777)[0]
+    on_frame_c, publish_c = capture.wrap(on_frame, publish, lambda: 50)  # the socket read's return time
+    stamped, slots = server.stamp_slots([server.stamp_slot(DEPTH)])
+    server.write_stamps(stamped, slots, 777)
+    frame = bytes(stamped)
     for ts in range(100, 140):
         on_frame_c(frame, ts)
         publish_c(1, ts, ts + 1)
@@ -77,8 +82,9 @@ def test_wire_clock_capture_when_wrapped_then_reads_after_publish_and_dumps_pair
     path = capture.dump()
     assert path is not None and path.name == f"wireclock-{os.getpid()}.npy"
     pairs = wireclock.load_wire_clock(tmp_path)
-    assert pairs.shape == (40, 2)
-    assert pairs[0].tolist() == [100, 777] and pairs[-1].tolist() == [139, 777]
+    assert pairs.shape == (40, len(wireclock.COLUMNS))
+    assert pairs[0, :3].tolist() == [100, 777, 50] and pairs[-1, :3].tolist() == [139, 777, 50]
+    assert (pairs[:, 3] > 1000).all()  # published: stamped after publish returned, on CLOCK_MONOTONIC
 
 
 def test_tick_to_trade_bench_when_quick_then_json_has_every_section() -> None:
@@ -117,6 +123,14 @@ def test_tick_to_trade_bench_when_quick_then_json_has_every_section() -> None:
     assert wire["wire_to_receive_ns"]["count"] > 0 and wire["wire_to_receive_ns"]["min"] > 0
     if wire.get("orders_matched"):
         assert wire["wire_to_order_ns"]["p50"] >= wire["frame_to_order_ns"]["p50"]
+        assert wire["published_to_order_ns"]["count"] == wire["orders_matched"]
+    # the segments of wire -> order, every one measured, and the plain-socket floor beside them
+    for segment in ("send_to_read_ns", "read_to_frame_ns", "frame_to_published_ns", "send_to_published_ns"):
+        assert wire[segment]["count"] > 0 and wire[segment]["min"] >= 0, segment
+    assert wire["send_to_published_ns"]["p50"] >= wire["send_to_read_ns"]["p50"]
+    assert run["simulator"]["stamp_to_write_returned_ns"]["count"] > 0
+    assert run["floor"]["send_to_read_ns"]["count"] > 0 and run["floor"]["mode"] == "block"
+    assert run["feed_path_over_floor_plus_decode_p50"] > 0
     assert report["replay"] is not None  # run, or skipped with the reason
 
     for transport in ("ring", "faster_fifo", "mp_queue"):
