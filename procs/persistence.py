@@ -205,6 +205,10 @@ def resume_cursors(ctx: WorkerContext, store: StoreBase, rings: dict[str, tuple[
             ctx.log.warning("%s: resuming at committed cursor %d (released only up to %d before a crash)",
                             name, committed, tail)
             ring_release(ring.ctrl, consumer, committed)
+        elif committed < tail and isinstance(store, FailoverStore) and store.server_away:
+            # only committed records are released, so the server holds them; its cursor cannot be read now
+            ctx.log.warning("%s: resuming at the ring's cursor %d (the server holding the committed cursor is "
+                            "away; the spool goes on from here)", name, tail)
         elif committed < tail:
             ctx.log.error("%s: ring cursor %d is ahead of the committed %d: records %d..%d were released "
                           "uncommitted", name, tail, committed, committed, tail - 1)

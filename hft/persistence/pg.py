@@ -160,7 +160,7 @@ class PgTradeStore(StoreBase):
             with self.db.cursor() as cursor:
                 cursor.executemany(sql.replace("?", "%s"), rows)
 
-    def _fetchall(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def _fetch_rows(self, sql: str, params: tuple = ()) -> list[tuple]:
         rows = self.db.execute(sql.replace("?", "%s"), params).fetchall()
         self.db.commit()  # a read ends its implicit transaction: the next write starts a fresh one
         return rows

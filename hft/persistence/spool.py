@@ -224,7 +224,12 @@ class FailoverStore:
         return order_rows, fill_rows
 
     def cursor(self, ring: str) -> int:
-        return max(self.spool.cursor(ring), self.primary.cursor(ring) if self.primary is not None else 0)
+        return max(self.spool.cursor(ring), self._read("cursor", 0, ring))
+
+    @property
+    def server_away(self) -> bool:
+        """Whether the server is unreachable now (its committed cursors are then unknown)."""
+        return self.primary is None
 
     # ---------------------------------------------------------------- periodic rows (skipped while away)
 

@@ -264,7 +264,7 @@ LIQUIDITY_LABELS = {LIQUIDITY_TAKER: "TAKER", LIQUIDITY_MAKER: "MAKER"}
 class StoreBase:
     """What every store writes and reads, in SQL both SQLite and PostgreSQL take (``?`` placeholders; a
     PostgreSQL store swaps them for ``%s``). A subclass opens the connection and provides ``_execute``,
-    ``_executemany``, ``_fetchall``, ``_begin``, ``_commit``, ``_rollback`` and ``_error`` (its driver's error)."""
+    ``_executemany``, ``_fetch_rows``, ``_begin``, ``_commit``, ``_rollback`` and ``_error`` (its driver's error)."""
 
     run_id: int
     names: list[str]
@@ -276,6 +276,14 @@ class StoreBase:
         self.names = [name for name, _, _ in symbols]
         self.price_scale = np.array([10.0**-pd for _, pd, _ in symbols])
         self.size_scale = np.array([10.0**-sd for _, _, sd in symbols])
+
+    def _fetchall(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """A read; a driver error (a server that went away mid-run) is a ``StoreError`` like a failed write, so
+        the failover store counts it and spools instead of the process dying."""
+        try:
+            return self._fetch_rows(sql, params)
+        except self._error as exc:
+            raise StoreError(f"{self.where}: read failed: {exc}") from exc
 
     def _one(self, sql: str, params: tuple) -> tuple | None:
         rows = self._fetchall(sql, params)
@@ -597,7 +605,7 @@ class TradeStore(StoreBase):
     def _executemany(self, sql: str, rows: list[tuple]) -> None:
         self.db.executemany(sql, rows)
 
-    def _fetchall(self, sql: str, params: tuple = ()) -> list[tuple]:
+    def _fetch_rows(self, sql: str, params: tuple = ()) -> list[tuple]:
         return self.db.execute(sql, params).fetchall()
 
     def _begin(self) -> None:

@@ -59,6 +59,31 @@ def test_server_away_when_batches_arrive_then_spooled_and_replayed_in_order_once
     assert not spool_path(tmp_path, "main", 1).exists()  # an empty spool is removed
 
 
+def test_server_gone_when_a_periodic_read_runs_first_then_counted_failover_not_a_crash(
+    pg_server: PgServer, pg_database: str, tmp_path: Path
+) -> None:
+    # the metrics sample's reads can be the first statement after the server went away (CI: the persistence
+    # process died on psycopg's AdminShutdown there and was restarted)
+    store = failover(pg_database, tmp_path)
+    orders, reports = batch(6, start=1)
+    store.write_batch(orders, reports, cursors(6))
+    pg_server.stop()
+    try:
+        pnls, realized, fees = store.closing_pnls()
+        assert len(pnls) == 0 and realized == fees == 0.0  # the default: the sample is skipped
+        assert store.failovers == 1 and store.server_away
+        assert store.positions() == [] and store.cursor("broker.executions") == 0  # no new failover, no error
+        assert store.failovers == 1
+        orders, reports = batch(6, start=7)
+        assert store.write_batch(orders, reports, cursors(12)) == (0, 0) and store.spool.pending == 1
+    finally:
+        pg_server.start()
+    store.next_retry = 0.0
+    assert store.drain(budget_s=10.0) == (6, 4)
+    assert not store.server_away and count(pg_database, "orders") == 12
+    store.close()
+
+
 def test_batch_written_before_a_crash_when_replayed_then_skipped_not_twice(
     pg_database: str, tmp_path: Path
 ) -> None:
