@@ -4,8 +4,9 @@ it runs with the benches, after the session's background compile).
 One frame per event (``depth_interval_ms=0``) is the heaviest setting: ~75,000 frames/s on the six streams. The
 machine is shared, so the test does not judge wall-clock throughput (a busy neighbour would fail it); it reads the
 CPU time of the server's event-loop thread (``loop_cpu_ns``: model, fan-out and sends all run there) per virtual
-second, which must stay under 0.9 of a core for real time to be sustainable (about 0.55 when measured), and puts
-the wall-clock rates in the assertion messages.
+second, which must stay under one core with no virtual time skipped for real time to be sustainable, and puts the
+wall-clock rates in the assertion messages. Measured: about 0.55 on a 2-vCPU AMD EPYC guest, 0.93-0.97 on a
+2-vCPU Intel Xeon guest (the model's event generation is most of it): the margin is the machine's, not the test's.
 """
 
 from __future__ import annotations
@@ -41,4 +42,5 @@ def test_fifty_thousand_events_per_second_then_server_needs_under_one_core(child
     report = f"{events_per_s:.0f} events/s, {frames_per_s:.0f} frames/s read, {cpu_per_s:.2f} CPU s per second"
     assert 45_000 < events_per_s < 55_000, report
     assert result["frames"] > 0 and after["slow_disconnects"] == 0, report
-    assert cpu_per_s < 0.9, report
+    assert cpu_per_s < 1.0, report
+    assert after["virtual_slip_ns"] == before["virtual_slip_ns"], f"the producer fell behind real time: {report}"
