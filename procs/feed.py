@@ -65,16 +65,19 @@ def warm_up(symbols: list[SymbolSpec], md_slots: np.ndarray) -> None:
     engine.on_snapshot(name, b'{"lastUpdateId":10,"bids":[["1.00","1.0"]],"asks":[["2.00","1.0"]]}', 1)
     engine.on_frame(frames[0].encode(), 1)
     engine.on_disconnect(1)
-    rows = engine.snapshots.view(np.int64).reshape(len(engine.snapshots), SLOT_WORDS)
-    publish_frame(engine.events, 0, rows, np.zeros(len(rows), np.int64), np.zeros(rows.size, np.int64),
-                  np.zeros(RING_CONTROL.itemsize // 8, np.int64), md_slots[:1].copy(),
-                  np.zeros(PROCESS_BLOCK.itemsize // 8, np.int64), 0, 0)
     # the jitted drain of a live read (hft.feed.drain), with arguments of exactly the live types: a frame it
-    # takes, then one it leaves to the Python path (a ping); on scratch arrays and a private lossy ring
+    # takes, then one it leaves to the Python path (a ping); on scratch arrays and a private lossy ring. The
+    # engine has every symbol, as the live one: with one symbol its ``dirty`` view is contiguous, with more it is
+    # not, and numba compiles each layout on its own (a warm-up on the wrong one left a compile to the first
+    # read); likewise the Python path's publish_frame
+    engine = FeedEngine(symbols)
+    rows = engine.snapshots.view(np.int64).reshape(len(engine.snapshots), SLOT_WORDS)
     ring_ctrl = np.zeros(RING_CONTROL.itemsize // 8, np.int64)
     ring_ctrl[W_POLICY], ring_ctrl[W_CAPACITY] = POLICY_LOSSY, 64
     outlet = FeedOutlet(engine.events, rows, engine.dirty, np.zeros(rows.size + SLOT_WORDS, np.int64), ring_ctrl,
                         md_slots[:64].copy(), np.zeros(PROCESS_BLOCK.itemsize // 8, np.int64))
+    publish_frame(outlet.events, 0, outlet.snapshot_rows, outlet.dirty, outlet.snap_words, outlet.md_ctrl,
+                  outlet.md_slots, outlet.proc, 0, 0)  # the Python path's publication (snapshots, odd frames)
     received = bytearray(ABNF(1, 0, 0, 0, ABNF.OPCODE_TEXT, 0, frames[1].encode()).format()
                          + ABNF(1, 0, 0, 0, ABNF.OPCODE_PING, 0, b"").format())
     cursor = new_cursor(0, engine.max_frame_bytes)
