@@ -18,6 +18,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import monotonic_ns  # CLOCK_MONOTONIC, as shm_layout.atomics.monotonic_ns, without a call into numba
 
 import numpy as np
 import websocket
@@ -28,7 +29,6 @@ from hft.feed.publish import FeedOutlet
 from hft.feed.rest import SnapshotFetcher
 from hft.feed.wsreader import DROPPED, MESSAGE_OPCODES, OPCODE_CLOSE, OPCODE_PING, WsFrameReader, wait_idle
 from hft.venue import Venue
-from shm_layout.atomics import monotonic_ns
 
 RECV_TIMEOUT_S = 0.1  # a blocking wait returns at least this often, so the watchdog, snapshots and stop are checked
 CHORES_EVERY_NS = 1_000_000  # while frames stream or the loop spins: the chores (watchdog, snapshots) this often

@@ -25,11 +25,10 @@ from __future__ import annotations
 import os
 import select
 import ssl
+from time import monotonic_ns  # CLOCK_MONOTONIC, as shm_layout.atomics.monotonic_ns, without a call into numba
 
 import numpy as np
 import websocket
-
-from shm_layout.atomics import monotonic_ns
 
 OPCODE_CONT, OPCODE_TEXT, OPCODE_BINARY = 0x0, 0x1, 0x2
 OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG = 0x8, 0x9, 0xA

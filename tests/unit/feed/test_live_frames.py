@@ -5,7 +5,11 @@ arrives, never held, reported once), and frames no server may send are protocol 
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import tracemalloc
@@ -157,3 +161,55 @@ def test_server_closing_the_socket_when_received_then_connection_closed(pair) ->
     server.shutdown(socket.SHUT_WR)
     with pytest.raises(websocket.WebSocketConnectionClosedException):
         receive(reader, 1)
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A throwaway self-signed certificate (the openssl binary comes with the PostgreSQL server CI installs)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed: no certificate for the TLS test")
+    directory = tmp_path_factory.mktemp("tls")
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    return str(key), str(cert)
+
+
+def test_frames_over_tls_when_records_split_them_then_every_frame_read_without_stalling(tls_files) -> None:
+    # wss:// as Binance serves it: a read returns at most one TLS record (16 KiB), and bytes OpenSSL already
+    # decrypted are invisible to poll(); the reader must take them (SSLSocket.pending) instead of waiting
+    key, cert = tls_files
+    listener = socket.create_server(("127.0.0.1", 0))
+    frames = [b"a" * 10, b"b" * 70_000, *(b'{"n":%d}' % k for k in range(200)), b"c" * 40_000]
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert, key)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with server_side.wrap_socket(conn, server_side=True) as tls:
+            tls.recv(1)  # the client reads from here on
+            stream = b"".join(server_frame(f) for f in frames)
+            cut = len(stream) // 2  # inside a frame: the reader meets an empty socket mid-frame (SSL want-read)
+            tls.sendall(stream[:cut])  # many records in one burst
+            time.sleep(0.2)
+            tls.sendall(stream[cut:])
+            tls.settimeout(5)
+            with contextlib.suppress(OSError):
+                tls.recv(1)  # until the client closes
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client_side = ssl.create_default_context(cafile=cert)
+    client_side.check_hostname = False
+    with client_side.wrap_socket(socket.create_connection(listener.getsockname()), server_hostname="localhost") as tls:
+        tls.sendall(b"!")
+        reader = WsFrameReader(tls, CAP, capacity=4096)
+        started = time.monotonic()
+        got = receive(reader, len(frames))
+        elapsed = time.monotonic() - started
+    listener.close()
+    thread.join(5)
+    assert [payload for _, payload in got] == frames
+    assert elapsed < 1.0, f"{elapsed:.2f} s: the reader waited on bytes it already held"
+    assert reader.receives >= 4  # the burst came in many records and reads, across an empty socket
