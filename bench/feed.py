@@ -35,8 +35,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hft.feed.engine import STAT_NAMES, FeedEngine, SymbolSpec
+from hft.feed.publish import publish_frame
 from hft.recording.formats import FRAME, open_recording
-from procs.feed import publish_frame
 from shm_layout.atomics import monotonic_ns
 from shm_layout.layout import EXECUTIONS, MD_EVENTS, ORDERS, PROC_FEED, Pipeline
 from shm_layout.records import SYMBOL_INFO

@@ -48,6 +48,7 @@ warnings.simplefilter("ignore")  # numba: "first-class function type feature is 
 
 from hft.config import Config, StrategyConfig, SymbolConfig  # noqa: E402
 from hft.feed.engine import FeedEngine, SymbolSpec  # noqa: E402
+from hft.feed.publish import publish_frame  # noqa: E402
 from hft.risk.config import RiskConfig  # noqa: E402
 from hft.strategy.context import (  # noqa: E402
     CB_BBO,
@@ -62,7 +63,6 @@ from hft.strategy.engine import E_CLOCK, engine_on_event, engine_on_report, engi
 from hft.strategy.loader import load_strategy  # noqa: E402
 from hft.strategy.testing import StrategyHarness  # noqa: E402
 from hft.supervisor import symbol_table  # noqa: E402
-from procs.feed import publish_frame  # noqa: E402
 from shm_layout.atomics import cpu_relax, monotonic_ns  # noqa: E402
 from shm_layout.counters import C_ORDERS, PSTATE_RUNNING, W_COUNTERS, W_STATE, hist_row, hist_summary  # noqa: E402
 from shm_layout.layout import (  # noqa: E402

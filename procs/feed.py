@@ -16,7 +16,7 @@ from websocket._abnf import ABNF
 from hft.feed.drain import IO_END, IO_TRACED, new_cursor
 from hft.feed.engine import STAT_NAMES, FeedEngine, SymbolSpec
 from hft.feed.live import LiveFeed
-from hft.feed.publish import FeedOutlet, publish_frame
+from hft.feed.publish import FeedOutlet, publish_to
 from hft.feed.specs import symbol_specs
 from hft.feed.wireclock import COLUMNS, TRACE_ROWS, WireClockCapture, capture_from_env
 from hft.recording.formats import FRAME, RecordingError, open_recordings
@@ -69,15 +69,14 @@ def warm_up(symbols: list[SymbolSpec], md_slots: np.ndarray) -> None:
     # takes, then one it leaves to the Python path (a ping); on scratch arrays and a private lossy ring. The
     # engine has every symbol, as the live one: with one symbol its ``dirty`` view is contiguous, with more it is
     # not, and numba compiles each layout on its own (a warm-up on the wrong one left a compile to the first
-    # read); likewise the Python path's publish_frame
+    # read); likewise the Python path's publish_to
     engine = FeedEngine(symbols)
     rows = engine.snapshots.view(np.int64).reshape(len(engine.snapshots), SLOT_WORDS)
     ring_ctrl = np.zeros(RING_CONTROL.itemsize // 8, np.int64)
     ring_ctrl[W_POLICY], ring_ctrl[W_CAPACITY] = POLICY_LOSSY, 64
     outlet = FeedOutlet(engine.events, rows, engine.dirty, np.zeros(rows.size + SLOT_WORDS, np.int64), ring_ctrl,
                         md_slots[:64].copy(), np.zeros(PROCESS_BLOCK.itemsize // 8, np.int64))
-    publish_frame(outlet.events, 0, outlet.snapshot_rows, outlet.dirty, outlet.snap_words, outlet.md_ctrl,
-                  outlet.md_slots, outlet.proc, 0, 0)  # the Python path's publication (snapshots, odd frames)
+    publish_to(outlet, 0, 0, 0)  # the Python path's publication (snapshots, odd frames)
     received = bytearray(ABNF(1, 0, 0, 0, ABNF.OPCODE_TEXT, 0, frames[1].encode()).format()
                          + ABNF(1, 0, 0, 0, ABNF.OPCODE_PING, 0, b"").format())
     cursor = new_cursor(0, engine.max_frame_bytes)
@@ -156,8 +155,7 @@ class FeedRunner:
                                  self.md.ctrl, self.md.slots, self.proc)
 
     def publish(self, n_events: int, ts_recv: int, ts_decoded: int) -> None:
-        publish_frame(self.engine.events, n_events, self.snapshot_rows, self.engine.dirty, self.snap_words,
-                      self.md.ctrl, self.md.slots, self.proc, ts_recv, ts_decoded)
+        publish_to(self.outlet, n_events, ts_recv, ts_decoded)
 
     def housekeeping(self, force: bool = False) -> None:
         """Mirror reasons into shared counters (feed is their only writer); log each reason once per burst."""

@@ -23,6 +23,7 @@ from numba import njit
 
 from hft.feed.fastpath import frame_kernel
 from hft.feed.publish import FeedOutlet, publish_to
+from hft.feed.wireclock import send_stamp_at
 from shm_layout.atomics import monotonic_ns
 
 IO_START = 0  # in/out: first unparsed byte of the buffer
@@ -34,10 +35,6 @@ IO_TRACED = 5  # in/out: rows of the trace used (the wire clock, when the trace 
 IO_WORDS = 6
 
 _TEXT_FINAL = 0x81  # FIN and the text opcode, no reserved bit
-# the simulator's send stamp (hft.sim.server.SEND_STAMP_KEY) as bytes, for the opt-in trace
-_STAMP_KEY = np.frombuffer(b'"sim_send_ns":"', np.uint8).copy()
-_STAMP_DIGITS = 19
-_STAMP_TAIL = 64
 
 
 def new_cursor(wall_offset_ns: int, max_message_bytes: int) -> np.ndarray:
@@ -45,29 +42,6 @@ def new_cursor(wall_offset_ns: int, max_message_bytes: int) -> np.ndarray:
     cursor[IO_WALL_OFFSET] = wall_offset_ns
     cursor[IO_MAX_MESSAGE] = max_message_bytes
     return cursor
-
-
-@njit(cache=True, nogil=True)
-def send_stamp_at(buf: np.ndarray, start: int, stop: int) -> int:
-    """The simulator's send stamp in the frame ``buf[start:stop]`` (ns), or -1 (``hft.feed.wireclock``)."""
-    key = _STAMP_KEY
-    width = key.shape[0]
-    lo = max(start, stop - _STAMP_TAIL)
-    for at in range(stop - width - _STAMP_DIGITS, lo - 1, -1):
-        match = True
-        for k in range(width):
-            if buf[at + k] != key[k]:
-                match = False
-                break
-        if match:
-            value = 0
-            for k in range(at + width, at + width + _STAMP_DIGITS):
-                digit = buf[k] - 48
-                if digit < 0 or digit > 9:
-                    return -1
-                value = value * 10 + digit
-            return value if value > 0 else -1
-    return -1
 
 
 @njit(cache=True, nogil=True)
