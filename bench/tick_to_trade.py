@@ -77,7 +77,7 @@ three-process chain stands in for it and is run three times, changing only what 
   signal says: every frame is a sample), stamped ``ts_init`` = order handed to the hop;
 * broker side (core 1): takes each order and stamps its arrival (the acknowledgement): frame-to-broker.
 
-Hops: (a) ``ring``: the product's own shared memory, i.e. ``procs.feed.publish_frame`` (seqlock snapshots, then
+Hops: (a) ``ring``: the product's own shared memory, i.e. ``hft.feed.publish.publish_frame`` (seqlock snapshots, then
 the frame's events on md.events) and a jitted strategy loop reading md.events and the seqlock, publishing on
 strategy.orders, and a jitted broker loop reading it, all waiting like the product (``spin-yield``);
 (b) ``faster_fifo``: ``faster_fifo.Queue`` (``put`` / spinning ``get_nowait`` with ``sched_yield`` when empty);
@@ -516,18 +516,20 @@ def _wire_join(db_path: Path, wire_dir: Path, t0: int, t1: int) -> dict[str, Any
     return out
 
 
-def _pin_simulator(run_dir: Path, core: int | None) -> int | None:
-    """Pin the run's simulator (its pid is in the supervisor's log) to ``core``; return its pid."""
+def _simulator_of(run_dir: Path) -> tuple[int, int] | None:
+    """``(pid, port)`` of the run's simulator, from the supervisor's log line; None before it is written."""
     import re
 
-    match = re.search(r"exchange simulator \(pid (\d+)\)", _tail(run_dir, 1 << 20))
-    if match is None:
-        return None
-    pid = int(match.group(1))
-    if core is not None:
+    match = re.search(r"exchange simulator \(pid (\d+)\) listening on 127\.0\.0\.1:(\d+)", _tail(run_dir, 1 << 20))
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _pin_simulator(run_dir: Path, core: int | None) -> None:
+    """Pin the run's simulator to ``core`` (None: leave it where the kernel puts it)."""
+    simulator = _simulator_of(run_dir)
+    if simulator is not None and core is not None:
         with contextlib.suppress(OSError):
-            os.sched_setaffinity(pid, {core})
-    return pid
+            os.sched_setaffinity(simulator[0], {core})
 
 
 def run_floor(workdir: Path, rate: float, placement: str, seconds: float, warmup_s: float) -> dict[str, Any]:
@@ -791,14 +793,13 @@ def run_pipeline(
 
 def _sim_stats(run_dir: Path) -> dict[str, Any] | None:
     """``GET /sim/stats`` of the run's simulator (its port is in the supervisor's log); None if unavailable."""
-    import re
     import urllib.request
 
-    match = re.search(r"exchange simulator \(pid \d+\) listening on 127\.0\.0\.1:(\d+)", _tail(run_dir, 1 << 20))
-    if match is None:
+    simulator = _simulator_of(run_dir)
+    if simulator is None:
         return None
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/sim/stats", timeout=2.0) as answer:
+        with urllib.request.urlopen(f"http://127.0.0.1:{simulator[1]}/sim/stats", timeout=2.0) as answer:
             return json.loads(answer.read())
     except (OSError, ValueError):
         return None
@@ -1071,7 +1072,8 @@ def _chain_feed(transport: str, core: int | None, frames: list[bytes], snapshots
             engine.on_snapshot(name, body, time.monotonic_ns())
         mono = time.monotonic_ns
         if transport == "ring":
-            from procs.feed import publish_frame, warm_up
+            from hft.feed.publish import publish_frame
+            from procs.feed import warm_up
 
             pipeline = Pipeline.attach(instance)
             md = pipeline.rings[MD_EVENTS]

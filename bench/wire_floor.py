@@ -1,12 +1,13 @@
 """The floor under the feed's wire latency: a bench-only reader of the simulator's stamped frames over a plain
-socket, no WebSocket library, one receive per readable event (issue 14).
+socket, no WebSocket client library (a hand-made upgrade), one receive per readable event (issue 14).
 
 It connects to the same simulator as the feed (a second subscriber of the same streams: the simulator writes each
 batch to each connection and stamps each write on its own, ``hft.sim.server``), is pinned like the feed and waits
 like it (``block``: ``poll`` then one ``recv_into``; ``spin``: ``recv_into`` on a non-blocking socket in a loop),
 and notes for every stamped frame the simulator's send stamp and when the receive that completed the frame
 returned. send -> read is what the machine costs: the simulator's write, loopback and the reader's wake-up.
-Parsing happens after the read's stamp, so it is not in the figure.
+The frames are split by the feed's own reader (``hft.feed.wsreader``) after the read's stamp, so parsing is not in
+the figure.
 
 Usage (``bench/tick_to_trade.py`` starts it)::
 
@@ -21,26 +22,26 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import select
 import socket
 import sys
-import time
 from pathlib import Path
+from time import monotonic_ns
 from urllib.parse import urlsplit
 
 import numpy as np
+import websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hft.feed.wireclock import send_stamp
+from hft.feed.wsreader import OPCODE_PING, OPCODE_TEXT, WsFrameReader, wait_idle
 
-STAMP_TAIL = 64  # the send stamp ends within the last bytes of a frame (hft.feed.wireclock)
-BUFFER_BYTES = 1 << 20
+MAX_MESSAGE_BYTES = 1 << 24
 
 
-def connect(url: str, timeout_s: float = 10.0) -> tuple[socket.socket, bytes]:
-    """Open the socket and do the HTTP upgrade by hand; return the socket and any frame bytes read with the
-    response."""
+def connect(url: str, timeout_s: float = 10.0) -> socket.socket:
+    """Open the socket and do the HTTP upgrade by hand. The response is read a byte at a time, so every frame byte
+    is left in the socket for the frame reader."""
     parts = urlsplit(url)
     sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout_s)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -51,78 +52,44 @@ def connect(url: str, timeout_s: float = 10.0) -> tuple[socket.socket, bytes]:
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
     )
     response = b""
-    while b"\r\n\r\n" not in response:
-        chunk = sock.recv(4096)
-        if not chunk:
+    while not response.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
             raise ConnectionError("the simulator closed the connection during the upgrade")
-        response += chunk
-    head, _, rest = response.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError(f"upgrade refused: {head.splitlines()[0]!r}")
-    return sock, rest
+        response += byte
+    if not response.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(f"upgrade refused: {response.splitlines()[0]!r}")
+    return sock
 
 
-def read_frames(sock: socket.socket, first: bytes, mode: str, seconds: float) -> np.ndarray:
+def read_frames(sock: socket.socket, mode: str, seconds: float) -> np.ndarray:
     """Read for ``seconds``; return ``(send_ns, read_ns)`` of every stamped text frame."""
-    sock.setblocking(False)
-    buf = bytearray(BUFFER_BYTES)
-    view = memoryview(buf)
-    buf[: len(first)] = first
-    start, end = 0, len(first)
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLIN)
+    reader = WsFrameReader(sock, MAX_MESSAGE_BYTES)
     out = np.zeros((1 << 16, 2), np.int64)
     count = 0
-    read_ns = time.monotonic_ns()
-    deadline = read_ns + int(seconds * 1e9)
-    recv_into, monotonic_ns = sock.recv_into, time.monotonic_ns
+    deadline = monotonic_ns() + int(seconds * 1e9)
     while True:
-        if mode == "block" and not poller.poll(100):
-            if monotonic_ns() > deadline:
-                break
-            continue
         try:
-            n = recv_into(view[end:])
-        except BlockingIOError:
+            got = reader.receive()
+        except websocket.WebSocketConnectionClosedException:
+            break
+        if not got:
             if monotonic_ns() > deadline:
                 break
+            wait_idle(reader, mode, 0.1)  # block: poll; spin: straight back to the next receive
             continue
-        read_ns = monotonic_ns()  # the figure's end: before any parsing
-        if n == 0:
-            break
-        end += n
-        while end - start >= 2:  # every complete frame of the buffer
-            length, head = buf[start + 1] & 0x7F, 2
-            if length == 126:
-                if end - start < 4:
-                    break
-                length, head = int.from_bytes(view[start + 2 : start + 4], "big"), 4
-            elif length == 127:
-                if end - start < 10:
-                    break
-                length, head = int.from_bytes(view[start + 2 : start + 10], "big"), 10
-            if end - start < head + length:
-                break
-            stop = start + head + length
-            opcode = buf[start] & 0x0F
-            if opcode == 0x9:  # a ping: answered (masked, as a client must; a zero mask leaves the payload as is)
-                payload = bytes(view[start + head : stop])
+        read_ns = reader.read_ns  # the figure's end: stamped as the receive returned, before any parsing
+        while (frame := reader.next_frame()) is not None:
+            opcode, payload = frame
+            if opcode == OPCODE_PING:  # answered (masked, as a client must; a zero mask leaves the payload as is)
                 sock.setblocking(True)
                 sock.sendall(bytes((0x8A, 0x80 | len(payload))) + b"\0\0\0\0" + payload)
                 sock.setblocking(False)
-            elif opcode == 0x1:
-                sent = send_stamp(bytes(view[max(start + head, stop - STAMP_TAIL) : stop]))
-                if sent > 0:
-                    if count == len(out):
-                        out = np.concatenate((out, np.zeros_like(out)))
-                    out[count] = (sent, read_ns)
-                    count += 1
-            start = stop
-        if start == end:
-            start = end = 0
-        elif end > len(buf) - 65536:  # keep room: move the partial frame to the front
-            buf[: end - start] = view[start:end]
-            start, end = 0, end - start
+            elif opcode == OPCODE_TEXT and (sent := send_stamp(payload)) > 0:
+                if count == len(out):
+                    out = np.concatenate((out, np.zeros_like(out)))
+                out[count] = (sent, read_ns)
+                count += 1
         if read_ns > deadline:
             break
     return out[:count]
@@ -138,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.core >= 0:
         os.sched_setaffinity(0, {args.core})
-    sock, first = connect(args.url)
+    sock = connect(args.url)
     try:
-        pairs = read_frames(sock, first, args.mode, args.seconds)
+        pairs = read_frames(sock, args.mode, args.seconds)
     finally:
         sock.close()
     np.save(args.out, pairs)
